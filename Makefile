@@ -1,0 +1,58 @@
+# One entry point for people and CI. Everything runs inside .venv and offline after install.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+# No model or data is fetched at run time; no telemetry leaves the machine.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export TOKENIZERS_PARALLELISM := false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test test-fast lint format params bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torch first, from the CPU wheel: if another package pulled it in, pip would fetch CUDA builds.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/dvc repro
+	$(PY) -m pipeline summary
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+
+format: setup
+	$(BIN)/ruff format pipeline tests benchmarks
+	$(BIN)/ruff check --fix pipeline tests benchmarks
+
+# params.yaml is what `dvc exp run` would compose from conf/; regenerate it after editing conf/.
+params: setup
+	$(PY) -m pipeline.config --write params.yaml
+
+bench: setup
+	$(PY) benchmarks/dedup.py
+	$(PY) benchmarks/embed.py
+	$(PY) benchmarks/search.py
+	$(PY) benchmarks/train.py
+	$(PY) benchmarks/serve.py
+
+clean:
+	rm -rf data/dedup data/index data/cache models reports mlruns mlflow.db

@@ -1,0 +1,69 @@
+"""The `pipeline` command. Start-up stays fast: subcommands import their code when run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+# Each module defines `register(subparsers)`; registration must import nothing heavy.
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.commands.dedup",
+    "pipeline.commands.train",
+    "pipeline.commands.evaluate",
+    "pipeline.commands.index",
+    "pipeline.commands.serve",
+    "pipeline.commands.summary",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Curate, train on and search prompt/response records.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad input or config, 3 not found, "
+        "4 busy (another process holds the store), 5 not authorised.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    """Print `data` as JSON for scripts, or `text` for people."""
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif text is not None:
+        print(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

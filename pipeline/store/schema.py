@@ -1,0 +1,62 @@
+"""Table definitions of the dedup store (data/dedup/store.duckdb).
+
+Every input record ends in exactly one of `records`, `duplicates` or `rejected`.
+"""
+
+from __future__ import annotations
+
+_RECORD_COLUMNS = """
+    rid BIGINT NOT NULL,
+    id VARCHAR NOT NULL,
+    prompt VARCHAR NOT NULL,
+    response VARCHAR,
+    label VARCHAR,
+    user_id VARCHAR,
+    session_id VARCHAR,
+    parent_id VARCHAR,
+    turn INTEGER,
+    created_at TIMESTAMPTZ,
+    quality DOUBLE,
+    tags VARCHAR[],
+    origin VARCHAR NOT NULL,
+    source VARCHAR,
+    metadata VARCHAR,
+    file VARCHAR NOT NULL,
+    line BIGINT NOT NULL
+"""
+
+DDL: tuple[str, ...] = (
+    # Kept records: the deduplicated, redacted data every later stage reads.
+    f"CREATE TABLE IF NOT EXISTS records ({_RECORD_COLUMNS}, PRIMARY KEY (rid))",
+    # Removed duplicates, each pointing at the kept record it duplicates.
+    f"""CREATE TABLE IF NOT EXISTS duplicates ({_RECORD_COLUMNS},
+        duplicate_of VARCHAR NOT NULL,
+        duplicate_of_rid BIGINT NOT NULL,
+        method VARCHAR NOT NULL,        -- 'exact' or 'near'
+        similarity DOUBLE NOT NULL,     -- 1.0 for exact; true Jaccard for near
+        PRIMARY KEY (rid))""",
+    # Rows that could not become records, with where they came from and why.
+    """CREATE TABLE IF NOT EXISTS rejected (
+        file VARCHAR NOT NULL,
+        line BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,        -- short machine-readable code, e.g. 'invalid_json'
+        detail VARCHAR NOT NULL,        -- the human-readable message
+        record_id VARCHAR,              -- the row's id when it could be read
+        raw VARCHAR NOT NULL)""",
+    # Preference feedback found in the data (hh-rlhf chosen/rejected final replies).
+    """CREATE TABLE IF NOT EXISTS preferences (
+        record_id VARCHAR NOT NULL,     -- the turn record whose response is `chosen`
+        chosen VARCHAR NOT NULL,
+        rejected VARCHAR NOT NULL,
+        source VARCHAR)""",
+    # PII replaced in each record, by field and type (counts, never the values).
+    """CREATE TABLE IF NOT EXISTS pii_redactions (
+        record_id VARCHAR NOT NULL,
+        field VARCHAR NOT NULL,
+        pii_type VARCHAR NOT NULL,
+        count INTEGER NOT NULL)""",
+    # Facts about the run that produced this store: params, data hash, counts.
+    """CREATE TABLE IF NOT EXISTS meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL)""",
+)
