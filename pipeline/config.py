@@ -24,14 +24,15 @@ PARAMS_FILE = "params.yaml"
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
-    """Compose `conf/config.yaml` with Hydra overrides (`model=finetune`, `trainer.max_epochs=1`)."""
+    """Compose `conf/config.yaml` with Hydra overrides such as `model=finetune`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+        # version_base=None, as DVC composes it, so both give the same params.yaml.
+        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base=None):
             return hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserInputError(f"config: {exc}".splitlines()[0]) from exc
@@ -69,8 +70,10 @@ def require(cfg: DictConfig, key: str) -> Any:
 
 
 def to_yaml(cfg: DictConfig) -> str:
-    """Serialise a composed config exactly as `params.yaml` stores it."""
-    return yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False)
+    """Serialise a composed config byte for byte as `dvc exp run` writes `params.yaml`."""
+    cfg = cfg.copy()
+    OmegaConf.resolve(cfg)
+    return OmegaConf.to_yaml(cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
