@@ -1,0 +1,61 @@
+"""Logging an evaluation into the train stage's MLflow run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import NotFoundError
+
+
+def resolve_uri(uri: str, root: Path) -> str:
+    """Anchor a relative sqlite URI (`sqlite:///mlflow.db`) at the repository root."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested numeric metrics as flat `a.b` keys (MLflow metric names)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def log_evaluation(
+    tracking_uri: str,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    per_class: Mapping[str, Any],
+    mistakes: list[dict[str, Any]],
+    artifacts: list[Path],
+) -> None:
+    """Resume run `run_id` and log metrics, per-class report, plots and the mistakes table."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        mlflow.get_run(run_id)
+    except MlflowException as exc:
+        raise NotFoundError(
+            f"models/meta.json: mlflow_run_id {run_id} is not in {tracking_uri}; "
+            "re-run train (`dvc repro`) against this tracking store"
+        ) from exc
+    with mlflow.start_run(run_id=run_id):
+        # The train run becomes the record of both stages; `stage` says how far it got.
+        mlflow.set_tags({"stage": "evaluate", "evaluated": "true"})
+        mlflow.log_metrics({f"test.{k}": v for k, v in flatten(metrics).items()})
+        mlflow.log_dict(dict(per_class), "eval/per_class.json")
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path="eval")
+        columns = ["id", "actual", "predicted", "confidence", "actual_probability", "text"]
+        table = {c: [m[c] for m in mistakes] for c in columns}
+        mlflow.log_table(table, artifact_file="eval/most_confident_mistakes.json")
