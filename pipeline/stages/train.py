@@ -1,0 +1,119 @@
+"""The train stage: kept records -> leakage-free split -> Lightning fit -> models/ + MLflow.
+
+Reads data/dedup/records.parquet; publishes models/ (best.ckpt, meta.json, split.parquet)
+and reports/train.json atomically, only from the global-zero process under DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_params, require
+from pipeline.errors import UserInputError
+from pipeline.io.atomic import atomic_dir, write_json
+from pipeline.train.data import DataSettings, labelled, read_records
+from pipeline.train.split import SplitSettings, assign_splits, split_counts
+
+
+def run(cfg: Any, root: Path) -> dict[str, Any]:
+    """Split, train, publish; return the reports/train.json report ({} off rank 0)."""
+    from omegaconf import OmegaConf
+
+    from pipeline.train import tracking
+
+    started = time.perf_counter()
+    records_path = root / require(cfg, "paths.records")
+    data_settings = DataSettings(
+        label_field=str(require(cfg, "data.label_field")), text=str(cfg.embed.get("text", "prompt"))
+    )
+    split_settings = SplitSettings.from_cfg(
+        require(cfg, "split"),
+        seed=int(require(cfg, "seed")),
+        label_field=data_settings.label_field,
+        near_dup=OmegaConf.select(cfg, "dedup.near", default=None),
+        source=str(records_path),
+    )
+    records = read_records(records_path)
+    frame, unlabelled = labelled(records, data_settings, str(records_path))
+    if frame.empty:
+        raise UserInputError(f"{records_path}: no record has a {data_settings.label_field!r} value")
+    frame = assign_splits(frame, split_settings)  # every input error surfaces before training
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    data_hash = tracking.file_md5(records_path)
+    commit = tracking.git_commit(root)
+    lineage_run = tracking.pipeline_run_id(commit, data_hash, config)
+
+    from pipeline.train.fit import Lineage, train_model  # imports Lightning (~10 s)
+
+    lineage = Lineage(records_path, data_hash, commit, lineage_run)
+    with tempfile.TemporaryDirectory(prefix=".train-", dir=root) as work:
+        result = train_model(cfg, frame, root, Path(work), lineage)
+        if not result.is_global_zero:
+            return {}
+        meta = {
+            "model": str(cfg.model.name),
+            "labels": result.labels,
+            "label_field": data_settings.label_field,
+            "text": data_settings.text,
+            "mlflow_run_id": result.run_id,
+            "mlflow_experiment_id": result.experiment_id,
+            "pipeline_run": lineage_run,
+            "data_hash": data_hash,
+            "git_commit": commit,
+            "best_val_macro_f1": result.best.get("val_macro_f1"),
+            "config": config,
+        }
+        splits = frame[["id", "rid", "label", "split"]].sort_values("rid", kind="stable")
+        with atomic_dir(root / require(cfg, "paths.models")) as out:
+            shutil.copyfile(result.checkpoint, out / "best.ckpt")
+            write_json(out / "meta.json", meta)
+            splits.to_parquet(out / "split.parquet", index=False)
+    report = {
+        "model": meta["model"],
+        "best_val": result.best,
+        "epochs": result.epochs,
+        "history": result.history,
+        "fit_seconds": round(result.seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "train_samples_per_s": round(result.train_samples_per_s, 1),
+        "records": {"labelled": len(frame), "unlabelled": unlabelled, **split_counts(frame)},
+        "labels": len(result.labels),
+        "mlflow_run_id": result.run_id,
+        "pipeline_run": lineage_run,
+    }
+    write_json(root / require(cfg, "paths.reports") / "train.json", report)
+    return report
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One paragraph for people."""
+    if not report:
+        return "train: worker process finished"
+    counts = report["records"]
+    return (
+        f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
+        f"{counts['test']} test), {report['epochs']} epochs in {report['fit_seconds']:.1f} s "
+        f"({report['train_samples_per_s']:.0f} samples/s); best val macro-F1 "
+        f"{report['best_val'].get('val_macro_f1', 0.0):.3f}; MLflow run {report['mlflow_run_id']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipeline.stages.train [key=value ...]`: run from the repository root."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.train")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    print(summary(run(load_params(root / "params.yaml", args.overrides), root)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

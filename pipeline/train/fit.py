@@ -1,0 +1,224 @@
+"""Training one model on a split frame: features -> DataModule -> Lightning fit -> MLflow.
+
+Imports Lightning at module level: the stage imports this module inside `run`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import MLFlowLogger
+
+from pipeline.train import tracking
+from pipeline.train.module import (
+    ClassifierDataModule,
+    ClassifierModule,
+    RowsDataset,
+    balanced_class_weights,
+)
+
+MONITOR = "val_macro_f1"
+EPOCH_METRICS = ("train_loss", "train_acc", "train_macro_f1", "val_loss", "val_acc", "val_macro_f1")
+TRAINER_EXTRAS = ("patience",)  # keys of conf/trainer that are not Trainer arguments
+
+
+@dataclass
+class Lineage:
+    """What ties a run to its inputs: records file, its DVC hash, commit and execution id."""
+
+    records_path: Path
+    data_hash: str
+    git_commit: str
+    pipeline_run: str
+
+
+@dataclass
+class FitResult:
+    """The outcome of one fit; only the global-zero process has a checkpoint and a run."""
+
+    is_global_zero: bool
+    labels: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    best: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs: int = 0
+    seconds: float = 0.0
+    train_samples_per_s: float = 0.0
+    run_id: str | None = None
+    experiment_id: str | None = None
+
+
+class EpochHistory(Callback):
+    """Per-epoch metrics and the time spent in training batches (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking and self._start:
+            self.train_seconds += time.perf_counter() - self._start
+            self._start = 0.0
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._start:  # no validation this epoch
+            self.train_seconds += time.perf_counter() - self._start
+            self._start = 0.0
+        row = {"epoch": float(trainer.current_epoch)}
+        for key in EPOCH_METRICS:
+            if key in trainer.callback_metrics:
+                row[key] = float(trainer.callback_metrics[key])
+        self.history.append(row)
+
+
+def features_for(
+    input_kind: str, texts: list[str], cfg: DictConfig, root: Path
+) -> np.ndarray | list[np.ndarray]:
+    """Cached sentence embeddings or token ids for every text, as the network reads them."""
+    if input_kind == "embedding":
+        from pipeline.embed import EmbedSettings, embed_texts
+
+        settings = EmbedSettings.from_cfg(cfg.embed)
+        return embed_texts(texts, settings, cache_dir=root / cfg.paths.embed_cache, progress=False)
+    from pipeline.train.tokenize import encode
+
+    return encode(texts, max_length=int(cfg.model.get("max_length", 128)))
+
+
+def example_input(net: torch.nn.Module, features: Any, rows: int = 2) -> np.ndarray:
+    """A small model input for MLflow's signature: embeddings, or padded input_ids."""
+    if net.input_kind == "embedding":
+        return np.asarray(features[:rows], dtype=np.float32)
+    from pipeline.train.tokenize import pad_batch
+
+    ids, _ = pad_batch(list(features[:rows]))
+    return ids.numpy()
+
+
+def train_model(
+    cfg: DictConfig, frame: pd.DataFrame, root: Path, work_dir: Path, lineage: Lineage
+) -> FitResult:
+    """Fit `cfg.model` on the train rows of `frame` (label, text, split), validating on val."""
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
+    labels = sorted(frame["label"].unique().tolist())
+    y = frame["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    net = instantiate(cfg.model.net, num_labels=len(labels))
+    features = features_for(net.input_kind, frame["text"].tolist(), cfg, root)
+    masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "val")}
+    sets = {
+        name: RowsDataset(_take(features, np.flatnonzero(mask)), y[mask])
+        for name, mask in masks.items()
+    }
+    balance = str(cfg.model.get("balance", "class_weights"))
+    weights = balanced_class_weights(y[masks["train"]], len(labels))
+    data = ClassifierDataModule(
+        sets["train"],
+        sets["val"],
+        net.input_kind,
+        batch_size=int(cfg.model.get("batch_size", 64)),
+        balanced_sampler=balance == "sampler",
+        seed=int(cfg.seed),
+    )
+    scheduler = instantiate(cfg.scheduler) if cfg.scheduler.get("_target_") else None
+    module = ClassifierModule(
+        net,
+        len(labels),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        class_weights=weights if balance == "class_weights" else None,
+        lr=cfg.model.get("lr"),
+    )
+    settings = tracking.TrackingSettings.from_cfg(cfg.tracking)
+    logger = MLFlowLogger(
+        experiment_name=settings.experiment,
+        tracking_uri=settings.resolved_uri(root),
+        artifact_location=settings.artifact_location(root),
+        run_name=f"train-{cfg.model.name}",
+        tags={
+            "stage": "train",
+            "git_commit": lineage.git_commit,
+            "data_hash": lineage.data_hash,
+            "pipeline_run": lineage.pipeline_run,
+            "model": str(cfg.model.name),
+        },
+    )
+    history = EpochHistory()
+    checkpoint = ModelCheckpoint(
+        dirpath=work_dir,
+        filename="best",
+        monitor=MONITOR,
+        mode="max",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    stopping = EarlyStopping(monitor=MONITOR, mode="max", patience=int(cfg.trainer.patience))
+    trainer_cfg = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_EXTRAS}
+    trainer: pl.Trainer = instantiate(
+        OmegaConf.create(trainer_cfg),
+        callbacks=[history, checkpoint, stopping],
+        logger=logger,
+        default_root_dir=str(work_dir),
+    )
+    logger.log_hyperparams(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    seconds = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        return FitResult(is_global_zero=False)
+    best_path = Path(checkpoint.best_model_path)
+    best = max(history.history, key=lambda row: row.get(MONITOR, -1.0))
+    best_metrics = {f"best_{k}": v for k, v in best.items() if k.startswith("val_")}
+    epochs = len(history.history)
+    samples = epochs * len(sets["train"])
+    speed = samples / history.train_seconds if history.train_seconds else 0.0
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    net.load_state_dict(
+        {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    )
+    tracking.log_lineage(
+        run_id=logger.run_id,
+        uri=settings.resolved_uri(root),
+        records_path=lineage.records_path,
+        data_hash=lineage.data_hash,
+        rows=len(frame),
+        checkpoint=best_path,
+        model=net,
+        example=example_input(net, sets["train"].features),
+        metrics={**best_metrics, "train_samples_per_s": speed},
+    )
+    return FitResult(
+        is_global_zero=True,
+        labels=labels,
+        checkpoint=best_path,
+        best={k.removeprefix("best_"): v for k, v in best_metrics.items()},
+        history=history.history,
+        epochs=epochs,
+        seconds=seconds,
+        train_samples_per_s=speed,
+        run_id=logger.run_id,
+        experiment_id=logger.experiment_id,
+    )
+
+
+def _take(features: np.ndarray | list[np.ndarray], index: np.ndarray) -> Any:
+    if isinstance(features, np.ndarray):
+        return features[index]
+    return [features[i] for i in index]

@@ -1,0 +1,147 @@
+"""MLflow lineage for training runs: tags, flattened config, dataset input, model artifacts.
+
+Per-epoch curves go through Lightning's MLFlowLogger; what Lightning does not log (dataset
+lineage, checkpoint, the model with its signature) is added here on the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where runs go: the tracking URI (relative sqlite paths resolve against the repo root)."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "prompt-pipeline"
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingSettings:
+        """Build from the `tracking` config section."""
+        return cls(
+            uri=str(cfg.get("uri", cls.uri)), experiment=str(cfg.get("experiment", cls.experiment))
+        )
+
+    def resolved_uri(self, root: Path) -> str:
+        """The URI with a relative sqlite path made absolute against `root`."""
+        prefix = "sqlite:///"
+        if self.uri.startswith(prefix) and not self.uri[len(prefix) :].startswith("/"):
+            return prefix + str((root / self.uri[len(prefix) :]).resolve())
+        return self.uri
+
+    def artifact_location(self, root: Path) -> str | None:
+        """Artifacts beside a local sqlite store (root/mlruns); a server decides its own."""
+        if self.uri.startswith("sqlite:///"):
+            return (root / "mlruns").resolve().as_uri()
+        return None
+
+
+def file_md5(path: str | Path) -> str:
+    """md5 of a file's bytes: the hash DVC records for a file dependency."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit(root: Path) -> str:
+    """HEAD's commit hash, with `-dirty` when tracked files changed; `unknown` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def params_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of the composed config."""
+    text = yaml.safe_dump(dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pipeline_run_id(commit: str, data_hash: str, config: Mapping[str, Any]) -> str:
+    """One id per pipeline execution: $PIPELINE_RUN if set, else commit + data + params.
+
+    Every stage of one `dvc repro` sees the same commit, input data and params.yaml, so
+    their runs share this tag and can be searched together.
+    """
+    explicit = os.environ.get("PIPELINE_RUN")
+    if explicit:
+        return explicit
+    key = f"{commit}:{data_hash}:{params_hash(config)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> string values (MLflow params), lists kept as their YAML flow text."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True).strip()
+            out[name] = text.removesuffix("\n...").removesuffix("...").strip()[:500]
+    return out
+
+
+def log_lineage(
+    run_id: str,
+    uri: str,
+    records_path: Path,
+    data_hash: str,
+    rows: int,
+    checkpoint: Path,
+    model: Any,
+    example: Any,
+    metrics: Mapping[str, float],
+) -> None:
+    """Add the dataset input, best checkpoint, model (signature + example) and final metrics."""
+    import mlflow
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=run_id):
+        # The digest is DVC's md5, so a run and `dvc.lock` name the same data version.
+        source = LocalArtifactDatasetSource(str(records_path.resolve()))
+        dataset = MetaDataset(source=source, name=records_path.name, digest=data_hash)
+        mlflow.log_input(dataset, context="training", tags={"rows": str(rows)})
+        mlflow.log_metrics(dict(metrics))
+        mlflow.log_artifact(str(checkpoint), artifact_path="checkpoints")
+        model.eval()
+        with torch.no_grad():
+            logits = model(torch.as_tensor(example)).numpy()
+        signature = infer_signature(np.asarray(example), logits)
+        mlflow.pytorch.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=np.asarray(example),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
