@@ -1,0 +1,129 @@
+"""`pipeline index build|verify` and `pipeline search`. Registration imports nothing heavy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli import emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    index = sub.add_parser("index", help="build or verify the vector + keyword index")
+    inner = index.add_subparsers(dest="index_command", metavar="ACTION")
+    build = inner.add_parser("build", help="embed kept records (cached) and publish data/index")
+    build.add_argument("overrides", nargs="*", help="params overrides, e.g. index.factory=Flat")
+    build.add_argument("--root", default=".", help="project root (default: .)")
+    build.add_argument("--json", action="store_true", help="print the stage report as JSON")
+    build.set_defaults(func=run_build)
+    verify = inner.add_parser(
+        "verify", help="check every vector is a kept record and every kept record has one"
+    )
+    verify.add_argument("--root", default=".", help="project root (default: .)")
+    verify.add_argument("--json", action="store_true", help="print the findings as JSON")
+    verify.set_defaults(func=run_verify)
+    index.set_defaults(func=lambda args: index.print_help() or 2)
+
+    search = sub.add_parser(
+        "search",
+        help="search the kept records (vector, keyword or hybrid)",
+        description="Search the kept records. Filters: label, user_id, session_id, origin, "
+        "source, tags (contains) with = or !=; quality and created_at also with < <= > >=.",
+    )
+    search.add_argument("text", help="what to search for")
+    search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
+    search.add_argument(
+        "--mode", choices=("vector", "keyword", "hybrid"), default="hybrid", help="ranking"
+    )
+    search.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="F",
+        help="e.g. label=support, tags=billing, quality>=4, created_at<2024-06-01 (repeatable)",
+    )
+    search.add_argument("--session", action="store_true", help="show the other turns of each hit")
+    search.add_argument("--root", default=".", help="project root (default: .)")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+    search.set_defaults(func=run_search)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from pipeline.config import load_params
+    from pipeline.stages.index import run
+
+    root = Path(args.root)
+    report = run(load_params(root / "params.yaml", args.overrides), root)
+    text = (
+        f"indexed {report['records']} records with {report['factory']} "
+        f"(recall@10 {report['recall_at_10']}, build {report['build_seconds']} s, "
+        f"embed {report['embed_seconds']} s)"
+    )
+    emit(report, args.json, text)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from pipeline.config import load_params
+    from pipeline.index.verify import verify_index
+
+    root = Path(args.root)
+    paths = load_params(root / "params.yaml").paths
+    report = verify_index(root / paths.index_dir, root / paths.store)
+    if report["ok"]:
+        text = (
+            f"ok: {report['vectors']} vectors = {report['kept_records']} kept records "
+            f"= {report['keyword_docs']} keyword docs"
+        )
+    else:
+        text = "\n".join(f"problem: {p}" for p in report["problems"])
+    emit(report, args.json, text)
+    return 0 if report["ok"] else 1
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from pipeline.search.api import search
+
+    results = search(
+        args.text,
+        k=args.k,
+        mode=args.mode,
+        filters=args.filter,
+        with_session=args.session,
+        root=args.root,
+    )
+    emit([r.to_dict() for r in results], args.json, _human(results))
+    return 0
+
+
+def _human(results: list[Any]) -> str:
+    if not results:
+        return "no results"
+    lines = []
+    for rank, hit in enumerate(results, start=1):
+        scores = "  ".join(
+            f"{name} {value:.4f}" for name, value in hit.scores.items() if value is not None
+        )
+        meta = [
+            f"{name}={getattr(hit, name)}"
+            for name in ("label", "user_id", "session_id", "origin", "source", "quality")
+            if getattr(hit, name) is not None
+        ]
+        if hit.tags:
+            meta.append(f"tags={','.join(hit.tags)}")
+        if hit.created_at is not None:
+            meta.append(f"created_at={hit.created_at.isoformat()}")
+        lines.append(f"{rank:>2}. {hit.id}  [{scores}]")
+        lines.append(f"    prompt:   {hit.prompt}")
+        if hit.response:
+            lines.append(f"    response: {hit.response}")
+        if meta:
+            lines.append(f"    {'  '.join(meta)}")
+        if hit.metadata:
+            lines.append(f"    metadata: {hit.metadata}")
+        for turn in hit.session or []:
+            lines.append(
+                f"    turn {turn.get('turn')}: {turn.get('id')}  {turn.get('prompt')!r:.120}"
+            )
+    return "\n".join(lines)

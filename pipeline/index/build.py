@@ -1,0 +1,116 @@
+"""Build the index directory (FAISS + vectors + BM25 terms + manifest) and publish it atomically."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import BusyError, PipelineError
+from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
+from pipeline.index.keyword import build_terms, save_terms
+from pipeline.index.manifest import (
+    FAISS_FILE,
+    FORMAT_VERSION,
+    KEYWORD_DIR,
+    RIDS_FILE,
+    VECTORS_FILE,
+    content_hash,
+    write_manifest,
+)
+from pipeline.io.atomic import atomic_dir
+
+KEYWORD_ENGINE = "bm25-scipy-sparse"
+
+
+def write_index_dir(
+    directory: Path,
+    rids: np.ndarray,
+    vectors: np.ndarray,
+    texts: list[str],
+    settings: IndexSettings,
+    encoder: dict[str, Any],
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build every index file into `directory` (not yet published); returns the manifest."""
+    import faiss
+
+    rids = np.asarray(rids, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(rids) != len(vectors) or len(rids) != len(texts):
+        raise PipelineError(
+            f"index build: {len(rids)} rids, {len(vectors)} vectors, {len(texts)} texts differ"
+        )
+    order = np.argsort(rids, kind="stable")
+    rids, vectors = rids[order], vectors[order]
+    texts = [texts[i] for i in order]
+    if len(rids) > 1 and (np.diff(rids) == 0).any():
+        dup = int(rids[np.flatnonzero(np.diff(rids) == 0)[0]])
+        raise PipelineError(f"index build: rid {dup} appears twice in the kept records")
+    factory = resolve_factory(settings, len(rids))
+    start = time.perf_counter()
+    index = build_faiss(vectors, rids, factory, settings)
+    build_seconds = time.perf_counter() - start
+    recall = recall_at_k(index, vectors, rids, settings)
+    faiss.write_index(index, str(directory / FAISS_FILE))
+    np.save(directory / VECTORS_FILE, vectors)
+    np.save(directory / RIDS_FILE, rids)
+    terms = build_terms(texts, rids)
+    save_terms(terms, directory / KEYWORD_DIR)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "encoder": encoder,
+        "dim": int(vectors.shape[1]),
+        "metric": settings.metric,
+        "factory": factory,
+        "build_params": settings.to_dict(),
+        "records": len(rids),
+        "data_hash": content_hash(rids, vectors),
+        "source": source or {},
+        "build_seconds": round(build_seconds, 3),
+        "recall_at_10": recall["recall_at_10"],
+        "recall": recall,
+        "keyword": {"engine": KEYWORD_ENGINE, "terms": len(terms.vocab), "docs": terms.n_docs},
+        "erased": 0,
+    }
+    write_manifest(directory, manifest)
+    return manifest
+
+
+@contextmanager
+def writer_lock(index_dir: str | Path) -> Iterator[None]:
+    """One writer at a time (build or erase); readers never need the lock."""
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = index_dir.parent / f".{index_dir.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(
+                f"{index_dir}: another build or erasure is writing this index; try again"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def publish_index(
+    index_dir: str | Path,
+    rids: np.ndarray,
+    vectors: np.ndarray,
+    texts: list[str],
+    settings: IndexSettings,
+    encoder: dict[str, Any],
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build into a temporary sibling and swap it in: readers see the old or the new index."""
+    with writer_lock(index_dir), atomic_dir(index_dir) as tmp:
+        return write_index_dir(tmp, rids, vectors, texts, settings, encoder, source)

@@ -1,0 +1,331 @@
+"""Search the kept records: vector, keyword (BM25) or hybrid (RRF), with pre-filters.
+
+`Searcher` holds the loaded index snapshot, the query encoder and a read-only DuckDB
+connection; it is safe to share between threads. `search(...)` is the one-call
+convenience for scripts and `pipeline.search`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import UserInputError
+from pipeline.search.filters import Condition, as_conditions
+from pipeline.search.hybrid import reciprocal_rank_fusion
+from pipeline.search.results import SearchResult, snippet
+from pipeline.search.state import IndexState, signature
+
+MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    mode: str = "hybrid"
+    k: int = 10
+    rrf_k: int = 60  # RRF constant; 60 is the value of the original paper
+    candidates: int = 100  # hits of each ranking that hybrid fuses
+    exact_below: int = 20_000  # filters allowing fewer records are searched exactly
+    filtered_ef_max: int = 1024  # cap on the HNSW beam widened for selective filters
+    filter_cache: int = 64
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    snippet_chars: int = 160
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> SearchSettings:
+        known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg}
+        return cls(**known)
+
+
+class Searcher:
+    """A loaded index + store, answering searches; reload_if_changed swaps in a rebuild."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        store_path: Path,
+        settings: SearchSettings,
+        encode: Callable[[str], np.ndarray] | None,
+        expected_encoder: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.index_dir = Path(index_dir)
+        self.store_path = Path(store_path)
+        self.settings = settings
+        self._encode = encode
+        self._expected_encoder = dict(expected_encoder or {})
+        self._lock = threading.Lock()
+        self._state = self._load_state()
+        self._con, self._store_sig = self._open_store()
+        self._filters: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path,
+        store_path: str | Path,
+        search_settings: SearchSettings,
+        embed_settings: Any,
+        cache_dir: str | Path | None = None,
+    ) -> Searcher:
+        """Load the index and open the store read-only; the query encoder loads on first use."""
+        from pipeline.search.encoder import query_encoder
+
+        expected = {"model": embed_settings.model, "dim": embed_settings.dim}
+        return cls(
+            Path(index_dir),
+            Path(store_path),
+            search_settings,
+            query_encoder(embed_settings, cache_dir),
+            expected,
+        )
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_state(self) -> IndexState:
+        state = IndexState.load(self.index_dir, self.settings.bm25_k1, self.settings.bm25_b)
+        encoder = state.manifest.get("encoder", {})
+        for key, want in self._expected_encoder.items():
+            if encoder.get(key) != want:
+                raise UserInputError(
+                    f"{self.index_dir}: index built with encoder {key}={encoder.get(key)!r}, "
+                    f"but embed.{key}={want!r}; rebuild with `pipeline index build`"
+                )
+        return state
+
+    def _open_store(self) -> tuple[Any, tuple[int, int] | None]:
+        from pipeline.store.db import connect
+
+        con = connect(self.store_path, read_only=True)
+        st = self.store_path.stat()
+        return con, (st.st_ino, st.st_mtime_ns)
+
+    def reload_if_changed(self) -> bool:
+        """Swap in a republished index (or store); searches in flight finish on the old one."""
+        with self._lock:
+            changed = False
+            if signature(self.index_dir) not in (None, self._state.signature):
+                self._state = self._load_state()
+                changed = True
+            try:
+                st = self.store_path.stat()
+                store_changed = (st.st_ino, st.st_mtime_ns) != self._store_sig
+            except FileNotFoundError:
+                store_changed = False
+            if store_changed:
+                old = self._con
+                self._con, self._store_sig = self._open_store()
+                old.close()
+                changed = True
+            if changed:
+                self._filters.clear()
+            return changed
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._state.manifest
+
+    def close(self) -> None:
+        """Close the store connection."""
+        self._con.close()
+
+    # -- searching -------------------------------------------------------------------------
+    def search(
+        self,
+        text: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: Sequence[str | Condition] = (),
+        scope: Sequence[Condition] = (),
+        with_session: bool = False,
+    ) -> list[SearchResult]:
+        """The k best records for `text`, among those matching every filter and scope."""
+        text = (text or "").strip()
+        if not text:
+            raise UserInputError("empty query: give the text to search for")
+        _check(k, mode)
+        conditions = as_conditions(filters) + as_conditions(scope)
+        state = self._state
+        rows = self._allowed_rows(state, conditions)
+        if rows is not None and len(rows) == 0:
+            return []
+        query = None
+        if mode != "keyword":
+            if self._encode is None:
+                raise UserInputError("this searcher has no query encoder; use mode=keyword")
+            query = self._encode(text)
+        return self._rank(state, text, query, k, mode, rows, with_session)
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        filters: Sequence[str | Condition] = (),
+        scope: Sequence[Condition] = (),
+        with_session: bool = False,
+    ) -> list[SearchResult]:
+        """Vector search with an already-embedded query (benchmarks, callers with vectors)."""
+        _check(k, "vector")
+        state = self._state
+        rows = self._allowed_rows(state, as_conditions(filters) + as_conditions(scope))
+        if rows is not None and len(rows) == 0:
+            return []
+        return self._rank(
+            state, "", np.asarray(vector, np.float32), k, "vector", rows, with_session
+        )
+
+    def _allowed_rows(
+        self, state: IndexState, conditions: tuple[Condition, ...]
+    ) -> np.ndarray | None:
+        """Index rows of the records matching all conditions (None = no filter), cached."""
+        if not conditions:
+            return None
+        key = (id(state), *sorted(conditions, key=str))
+        with self._lock:
+            cached = self._filters.get(key)
+            if cached is not None:
+                self._filters.move_to_end(key)
+                return cached
+        from pipeline.store.search import matching_rids
+
+        cursor = self._con.cursor()
+        try:
+            rows = state.rows_of(matching_rids(cursor, conditions))
+        finally:
+            cursor.close()
+        with self._lock:
+            self._filters[key] = rows
+            while len(self._filters) > self.settings.filter_cache:
+                self._filters.popitem(last=False)
+        return rows
+
+    def _rank(
+        self,
+        state: IndexState,
+        text: str,
+        query: np.ndarray | None,
+        k: int,
+        mode: str,
+        rows: np.ndarray | None,
+        with_session: bool,
+    ) -> list[SearchResult]:
+        s = self.settings
+        depth = k if mode != "hybrid" else max(k, s.candidates)
+        vec_rows = kw_rows = np.zeros(0, np.int64)
+        if mode != "keyword":
+            vec_rows, _, _ = state.vector_top(query, depth, rows, s.exact_below, s.filtered_ef_max)
+        if mode != "vector":
+            kw_rows, _ = state.keyword_top(text, depth, rows)
+        if mode == "hybrid":
+            fused = reciprocal_rank_fusion([vec_rows, kw_rows], s.rrf_k)[:k]
+        else:
+            ranked = vec_rows if mode == "vector" else kw_rows
+            fused = [(int(r), 0.0) for r in ranked[:k]]
+        hit_rows = np.asarray([r for r, _ in fused], dtype=np.int64)
+        vec_scores = state.vector_scores(query, hit_rows) if query is not None else None
+        kw_scores = state.keyword_scores(text, hit_rows) if mode != "vector" else None
+        return self._results(state, fused, hit_rows, vec_scores, kw_scores, mode, with_session)
+
+    def _results(self, state, fused, hit_rows, vec_scores, kw_scores, mode, with_session):
+        from pipeline.store.search import fetch_records, session_turns
+
+        rids = state.rids[hit_rows]
+        cursor = self._con.cursor()
+        try:
+            records = fetch_records(cursor, rids)
+            sessions = (
+                session_turns(cursor, [r["session_id"] for r in records.values()])
+                if with_session
+                else {}
+            )
+        finally:
+            cursor.close()
+        out = []
+        for i, ((_, rrf), rid) in enumerate(zip(fused, rids, strict=True)):
+            record = records.get(int(rid))
+            if record is None:
+                continue  # in the index, no longer in the store: `pipeline index verify` reports it
+            v = float(vec_scores[i]) if vec_scores is not None else None
+            kw = float(kw_scores[i]) if kw_scores is not None else None
+            score = rrf if mode == "hybrid" else (v if mode == "vector" else kw)
+            out.append(self._result(record, score, v, kw, sessions, with_session))
+        return out
+
+    def _result(self, record, score, v, kw, sessions, with_session) -> SearchResult:
+        n = self.settings.snippet_chars
+        session = None
+        if with_session:
+            turns = sessions.get(record["session_id"], []) if record["session_id"] else []
+            session = [t for t in turns if t["rid"] != record["rid"]]
+        return SearchResult(
+            id=record["id"],
+            rid=int(record["rid"]),
+            score=float(score),
+            scores={"vector": v, "keyword": kw, "fused": float(score)},
+            prompt=snippet(record["prompt"], n),
+            response=snippet(record["response"], n),
+            label=record["label"],
+            user_id=record["user_id"],
+            session_id=record["session_id"],
+            origin=record["origin"],
+            source=record["source"],
+            tags=record["tags"],
+            quality=record["quality"],
+            created_at=record["created_at"],
+            metadata=record["metadata"],
+            session=session,
+        )
+
+
+def _check(k: int, mode: str) -> None:
+    if mode not in MODES:
+        raise UserInputError(f"search mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise UserInputError(f"k={k!r}: expected a whole number from 1 to {MAX_K}")
+
+
+_SEARCHERS: dict[Path, Searcher] = {}
+_SEARCHERS_LOCK = threading.Lock()
+
+
+def search(
+    text: str,
+    k: int = 10,
+    mode: str = "hybrid",
+    filters: Sequence[str | Condition] = (),
+    with_session: bool = False,
+    root: str | Path = ".",
+    params: Any = None,
+) -> list[SearchResult]:
+    """Search the index under `root` (params.yaml paths); the Searcher is reused per root."""
+    root = Path(root).resolve()
+    with _SEARCHERS_LOCK:
+        searcher = _SEARCHERS.get(root)
+        if searcher is None:
+            searcher = open_from_config(root, params)
+            _SEARCHERS[root] = searcher
+    searcher.reload_if_changed()
+    return searcher.search(text, k=k, mode=mode, filters=filters, with_session=with_session)
+
+
+def open_from_config(root: str | Path, params: Any = None) -> Searcher:
+    """A Searcher for the project at `root`, from `params` or its params.yaml."""
+    from pipeline.config import load_params, require
+    from pipeline.embed import EmbedSettings
+
+    root = Path(root)
+    cfg = params if params is not None else load_params(root / "params.yaml")
+    paths = require(cfg, "paths")
+    return Searcher.open(
+        root / paths.index_dir,
+        root / paths.store,
+        SearchSettings.from_cfg(require(cfg, "search")),
+        EmbedSettings.from_cfg(require(cfg, "embed")),
+        root / paths.embed_cache,
+    )

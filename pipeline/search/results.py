@@ -1,0 +1,53 @@
+"""A search hit as the CLI, the Python API and the HTTP service return it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class SearchResult:
+    """One record found by a search, with its scores, snippets and metadata."""
+
+    id: str
+    rid: int
+    score: float  # the score the results are ranked by (`scores.fused`)
+    scores: dict[str, float | None]  # vector (cosine), keyword (BM25), fused
+    prompt: str  # snippet
+    response: str | None  # snippet
+    label: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    origin: str | None = None
+    source: str | None = None
+    tags: list[str] = field(default_factory=list)
+    quality: float | None = None
+    created_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    session: list[dict[str, Any]] | None = None  # other turns, when asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO 8601 text; `session` only when requested."""
+        out = asdict(self)
+        out["created_at"] = _iso(self.created_at)
+        if self.session is None:
+            out.pop("session")
+        else:
+            out["session"] = [
+                {**turn, "created_at": _iso(turn.get("created_at"))} for turn in self.session
+            ]
+        return out
+
+
+def snippet(text: str | None, limit: int) -> str | None:
+    """The first `limit` characters on one line, with an ellipsis when cut."""
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 1)].rstrip() + "…"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

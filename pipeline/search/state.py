@@ -1,0 +1,184 @@
+"""One loaded, immutable snapshot of the index directory and its vector/keyword rankings.
+
+A Searcher swaps whole snapshots on reload; a search holds its own reference, so it
+finishes on the snapshot it started with. Rows are positions in the sorted rid array,
+which is also the FAISS inner index's id order (IDMap2 added in rid order).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.index.keyword import BM25, load_terms, top_rows
+from pipeline.index.manifest import (
+    FAISS_FILE,
+    KEYWORD_DIR,
+    MANIFEST,
+    RIDS_FILE,
+    VECTORS_FILE,
+    read_manifest,
+)
+
+
+def signature(index_dir: Path) -> tuple[int, int] | None:
+    """Identity of the published manifest: a republish renames a new file into place."""
+    try:
+        st = os.stat(index_dir / MANIFEST)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+@dataclass
+class IndexState:
+    """The loaded index directory: FAISS index, vectors, rids, BM25 (lazily), manifest."""
+
+    index_dir: Path
+    manifest: dict[str, Any]
+    signature: tuple[int, int] | None
+    index: Any  # faiss.IndexIDMap2
+    inner: Any  # the index inside it; its ids are rows
+    vectors: np.ndarray  # float32 (n, dim), memory-mapped
+    rids: np.ndarray  # int64 (n,), sorted
+    kind: str  # flat | hnsw | ivf | other: how a filtered search is tuned
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    _bm25: BM25 | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, index_dir: str | Path, bm25_k1: float = 1.2, bm25_b: float = 0.75) -> IndexState:
+        """Load a published index directory (read-only)."""
+        import faiss
+
+        index_dir = Path(index_dir)
+        for _ in range(3):  # atomic_dir has a rename-aside window with no directory: retry
+            sig = signature(index_dir)
+            manifest = read_manifest(index_dir)
+            try:
+                index = faiss.read_index(str(index_dir / FAISS_FILE))
+                vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
+                rids = np.load(index_dir / RIDS_FILE)
+            except (FileNotFoundError, RuntimeError):
+                continue
+            if signature(index_dir) == sig:
+                break
+        else:
+            raise PipelineError(f"{index_dir}: index files changed or vanished while loading")
+        inner = faiss.downcast_index(index.index)
+        return cls(
+            index_dir=index_dir,
+            manifest=manifest,
+            signature=sig,
+            index=index,
+            inner=inner,
+            vectors=vectors,
+            rids=rids,
+            kind=_kind(inner),
+            bm25_k1=bm25_k1,
+            bm25_b=bm25_b,
+        )
+
+    @property
+    def bm25(self) -> BM25:
+        """BM25 over the same rows, loaded on first keyword query (vector-only users skip it)."""
+        with self._lock:
+            if self._bm25 is None:
+                terms = load_terms(self.index_dir / KEYWORD_DIR)
+                if not np.array_equal(terms.rids, self.rids):
+                    raise PipelineError(
+                        f"{self.index_dir}: keyword index rows differ from the vector index; "
+                        "run `pipeline index verify`"
+                    )
+                self._bm25 = BM25(terms, self.bm25_k1, self.bm25_b)
+            return self._bm25
+
+    def rows_of(self, rids: np.ndarray) -> np.ndarray:
+        """Rows of these (sorted) rids; rids the index does not hold are dropped."""
+        rows = np.searchsorted(self.rids, rids)
+        inside = rows < len(self.rids)
+        rows, rids = rows[inside], rids[inside]
+        return rows[self.rids[rows] == rids]
+
+    def vector_top(
+        self, query: np.ndarray, n: int, rows: np.ndarray | None, exact_below: int, ef_max: int
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """Best n rows by inner product, among `rows` when given; also names the strategy."""
+        total = len(self.rids)
+        n = min(n, total if rows is None else len(rows))
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), "empty"
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if rows is None:
+            scores, found = self.inner.search(query, n)
+            keep = found[0] >= 0
+            return found[0][keep], scores[0][keep], "index"
+        if len(rows) <= exact_below:
+            # A small allowed set: scoring just those vectors is exact and cheaper than
+            # walking a graph or lists where most neighbours are filtered out.
+            scores = np.asarray(self.vectors[rows] @ query[0], dtype=np.float32)
+            order = np.argsort(-scores, kind="stable")[:n]
+            return rows[order], scores[order], "exact-subset"
+        params = self._filtered_params(rows, len(rows) / total, ef_max)
+        scores, found = self.inner.search(query, n, params=params)
+        keep = found[0] >= 0
+        return found[0][keep], scores[0][keep], "index-prefilter"
+
+    def _filtered_params(self, rows: np.ndarray, selectivity: float, ef_max: int) -> Any:
+        """FAISS search parameters restricted to `rows`, with a search widened by 1/selectivity."""
+        import faiss
+
+        mask = np.zeros(len(self.rids), dtype=bool)
+        mask[rows] = True
+        bitmap = np.packbits(mask, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        widen = 1.0 / max(selectivity, 1e-9)
+        if self.kind == "hnsw":
+            base = faiss.downcast_index(self.inner).hnsw.efSearch
+            ef = int(min(max(base, math.ceil(base * widen)), max(ef_max, base)))
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        elif self.kind == "ivf":
+            ivf = faiss.extract_index_ivf(self.inner)
+            nprobe = int(min(ivf.nlist, math.ceil(ivf.nprobe * math.sqrt(widen))))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        params._keep = (bitmap, selector)  # the selector reads this memory during the search
+        return params
+
+    def keyword_top(
+        self, text: str, n: int, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best n rows by BM25 (positive scores only), among `rows` when given."""
+        return self.bm25.top(text, n, rows)
+
+    def keyword_scores(self, text: str, rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of given rows (for showing both scores on every hybrid hit)."""
+        return self.bm25.scores(text)[rows]
+
+    def vector_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact inner products of given rows with the query."""
+        return np.asarray(self.vectors[rows] @ np.asarray(query, np.float32).ravel(), np.float32)
+
+
+def _kind(inner: Any) -> str:
+    import faiss
+
+    if hasattr(inner, "hnsw"):
+        return "hnsw"
+    try:
+        faiss.extract_index_ivf(inner)
+        return "ivf"
+    except RuntimeError:
+        return "flat" if isinstance(inner, faiss.IndexFlat) else "other"
+
+
+__all__ = ["IndexState", "signature", "top_rows"]

@@ -1,0 +1,89 @@
+"""The index stage: embed the kept records (cached) -> FAISS + BM25 index -> publish + report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import NotFoundError
+
+
+def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """rid, prompt and response of every kept record, from records.parquet."""
+    import pyarrow.parquet as pq
+
+    if not records_path.exists():
+        raise NotFoundError(f"{records_path}: no kept records yet; run `pipeline dedup` first")
+    table = pq.read_table(records_path, columns=["rid", "prompt", "response"])
+    return (
+        table.column("rid").to_numpy().astype(np.int64),
+        table.column("prompt").to_pylist(),
+        table.column("response").to_pylist(),
+    )
+
+
+def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
+    """Build and publish data/index from the kept records; returns the stage report."""
+    from pipeline.embed import EmbedSettings, embed_texts, text_of
+    from pipeline.index.build import publish_index
+    from pipeline.index.factory import IndexSettings
+    from pipeline.index.manifest import file_sha256
+    from pipeline.io.atomic import write_json
+
+    root = Path(root)
+    paths = cfg.paths
+    embed = EmbedSettings.from_cfg(cfg.embed)
+    settings = IndexSettings.from_cfg(cfg.index)
+    records_path = root / paths.records
+
+    rids, prompts, responses = load_kept(records_path)
+    texts = [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
+    start = time.perf_counter()
+    vectors = embed_texts(texts, embed, cache_dir=root / paths.embed_cache, progress=True)
+    embed_seconds = time.perf_counter() - start
+    encoder = {
+        "model": embed.model,
+        "backend": embed.backend,
+        "dim": embed.dim,
+        "text": embed.text,
+        "max_length": embed.max_length,
+    }
+    source = {"records_file": str(paths.records), "sha256": file_sha256(records_path)}
+    manifest = publish_index(
+        root / paths.index_dir, rids, vectors, texts, settings, encoder, source
+    )
+    report = {
+        "records": manifest["records"],
+        "factory": manifest["factory"],
+        "recall_at_10": manifest["recall_at_10"],
+        "build_seconds": manifest["build_seconds"],
+        "embed_seconds": round(embed_seconds, 3),
+        "dim": manifest["dim"],
+        "encoder": f"{embed.model} ({embed.backend})",
+        "keyword_terms": manifest["keyword"]["terms"],
+        "data_hash": manifest["data_hash"],
+    }
+    write_json(root / paths.reports / "index.json", report)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipeline.stages.index [key=value ...]`: run the stage from params.yaml."""
+    from pipeline.config import load_params
+
+    report = run(load_params(overrides=list(argv or ())))
+    print(
+        f"index: {report['records']} records, {report['factory']}, "
+        f"recall@10 {report['recall_at_10']}, built in {report['build_seconds']} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
