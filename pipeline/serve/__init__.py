@@ -1,0 +1,1 @@
+"""`pipeline serve`: the HTTP search API (FastAPI), with API keys, roles and scopes."""

@@ -1,0 +1,238 @@
+"""The HTTP API: `create_app(config)` builds a FastAPI app over the same search code as the CLI.
+
+Endpoint handlers are plain `def`: FastAPI runs them in its thread pool, and the searcher,
+the store reader and the key cache are thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from pipeline.errors import BusyError, NotFoundError, PipelineError, UserInputError
+from pipeline.serve.auth import Admin, Caller, Reader, Writer, forbid_out_of_scope
+from pipeline.serve.models import (
+    EraseRequest,
+    EraseResponse,
+    ErrorBody,
+    FeedbackRequest,
+    FeedbackResponse,
+    Health,
+    KeyCreateRequest,
+    KeyCreateResponse,
+    KeyInfo,
+    RecordResponse,
+    SearchRequest,
+    SearchResponse,
+)
+from pipeline.serve.state import ServiceConfig, ServiceState
+from pipeline.service import keys as key_admin
+from pipeline.service.erasure import erase_user
+from pipeline.service.feedback import add_feedback
+from pipeline.service.keys import Principal
+from pipeline.service.querylog import usage_report
+from pipeline.store import lookup
+
+_ERRORS = {401: "missing or invalid API key", 403: "role or scope does not allow this"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
+}
+
+
+def _status(exc: PipelineError) -> int:
+    if isinstance(exc, UserInputError):
+        return 400
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, BusyError):
+        return 503
+    return 500
+
+
+def _scope_conditions(principal: Principal) -> tuple:
+    from pipeline.search.filters import Condition
+
+    return tuple(Condition(f, "in", values) for f, values in sorted(principal.scope.items()))
+
+
+def create_app(config: ServiceConfig, state: ServiceState | None = None) -> FastAPI:
+    """The FastAPI app; `state` is injectable so tests can open it on files in tmp_path."""
+    service = state or ServiceState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="prompt-pipeline search",
+        version="0.1.0",
+        description="Search, read and give feedback on curated prompt/response records. "
+        "Send an API key as `Authorization: Bearer <key>` (created with `pipeline keys create`).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(PipelineError)
+    async def pipeline_error(request: Request, exc: PipelineError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if isinstance(exc, BusyError) else None
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc), headers=headers)
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Liveness and readiness; the only endpoint without a key."""
+        searcher = service.searcher()
+        store = config.paths.store.exists()
+        ok = searcher is not None and store
+        return Health(
+            status="ok" if ok else "degraded",
+            index=searcher is not None,
+            store=store,
+            detail=None if ok else (service.searcher_error or "no store yet"),
+        )
+
+    @app.post("/search", response_model=SearchResponse, responses=_RESPONSES, tags=["search"])
+    def search(body: SearchRequest, principal: Reader) -> SearchResponse:
+        """Vector, keyword or hybrid search, with filters, inside the key's scope."""
+        from pipeline.search.filters import parse_filter
+
+        started = time.perf_counter()
+        status, rids = 200, []
+        try:
+            conditions = tuple(parse_filter(f) for f in body.filters)
+            searcher = service.searcher()
+            if searcher is None:
+                raise HTTPException(503, f"index not available: {service.searcher_error}")
+            results = searcher.search(
+                body.text,
+                k=body.k,
+                mode=body.mode,
+                filters=conditions,
+                scope=_scope_conditions(principal),
+                with_session=body.with_session,
+            )
+            items = [r.to_dict() for r in results]
+            rids = [item["rid"] for item in items]
+        except PipelineError as exc:
+            status = _status(exc)
+            raise
+        except HTTPException as exc:
+            status = exc.status_code
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            took = (time.perf_counter() - started) * 1000
+            service.querylog.record(
+                principal.key_id, principal.name, body.text, body.filters, body.mode, body.k,
+                rids, took, status,
+            )  # fmt: skip
+        return SearchResponse(results=items, took_ms=took, mode=body.mode, k=body.k)
+
+    @app.get(
+        "/records/{record_id:path}",
+        response_model=RecordResponse,
+        responses={**_RESPONSES, 404: {"model": ErrorBody, "description": "no such record"}},
+        tags=["search"],
+    )
+    def read_record(record_id: str, principal: Reader) -> RecordResponse:
+        """One record by id (or rid), with its session's turns and its removed duplicates."""
+        with service.store.cursor() as cur:
+            record = lookup.get_record(cur, record_id)
+            if record is None:
+                raise NotFoundError(f"record {record_id!r} not found")
+            forbid_out_of_scope(principal, record)
+            session = (
+                lookup.session_turns(cur, record["session_id"], principal.scope)
+                if record.get("session_id")
+                else []
+            )
+            duplicates = lookup.duplicates_of(cur, record["rid"], principal.scope)
+        return RecordResponse(record=record, session=session, duplicates=duplicates)
+
+    @app.post(
+        "/feedback", response_model=FeedbackResponse, status_code=201, responses=_RESPONSES,
+        tags=["feedback"],
+    )  # fmt: skip
+    def feedback(body: FeedbackRequest, principal: Writer) -> FeedbackResponse:
+        """A 1-5 score or a thumb up/down on a record, stored with the key's identity."""
+        with service.store.cursor() as cur:
+            record = lookup.get_record(cur, body.record_id)
+        if record is None:
+            raise NotFoundError(f"record {body.record_id!r} not found")
+        forbid_out_of_scope(principal, record)
+        row = add_feedback(
+            config.paths.service_db, principal, record, body.kind, body.score, body.comment,
+            lock_timeout=config.serve.lock_timeout_seconds,
+        )  # fmt: skip
+        return FeedbackResponse(**{k: row[k] for k in FeedbackResponse.model_fields})
+
+    @app.get("/stats", responses=_RESPONSES, tags=["search"])
+    def stats(principal: Reader) -> dict[str, Any]:
+        """Record counts (by label, origin, source) inside the key's scope."""
+        with service.store.cursor() as cur:
+            counts = lookup.store_counts(cur, principal.scope)
+        counts["scoped"] = bool(principal.scope)
+        return counts
+
+    @app.get("/usage", responses=_RESPONSES, tags=["admin"])
+    def usage(_: Admin, top: int = 10) -> dict[str, Any]:
+        """Query log summary: per day, latency percentiles, zero-result, most returned."""
+        service.querylog.flush()
+        return json.loads(json.dumps(usage_report(config.paths.service_db, top), default=str))
+
+    @app.get("/keys", response_model=list[KeyInfo], responses=_RESPONSES, tags=["admin"])
+    def list_keys(_: Admin) -> list[dict[str, Any]]:
+        """Every key with its role and scope (never the key or its hash)."""
+        return key_admin.list_keys(config.paths.service_db)
+
+    @app.post(
+        "/keys", response_model=KeyCreateResponse, status_code=201, responses=_RESPONSES,
+        tags=["admin"],
+    )  # fmt: skip
+    def create_key(body: KeyCreateRequest, principal: Admin) -> dict[str, Any]:
+        """Create a key; the response is the only time the key is shown."""
+        scope = {f: v for f, v in body.scope.model_dump().items() if v}
+        key, row = key_admin.create_key(
+            config.paths.service_db, body.role, body.name, scope, f"key:{principal.key_id}"
+        )
+        return {**row, "key": key}
+
+    @app.delete("/keys/{key_id}", responses=_RESPONSES, tags=["admin"])
+    def revoke_key(key_id: str, _: Admin) -> dict[str, str]:
+        """Revoke a key; it stops working within `serve.key_cache_seconds`."""
+        key_admin.revoke_key(config.paths.service_db, key_id)
+        service.keys.reload()
+        return {"revoked": key_id}
+
+    @app.post("/erase", response_model=EraseResponse, responses=_RESPONSES, tags=["admin"])
+    def erase(body: EraseRequest, principal: Admin) -> Any:
+        """Erase a user's records everywhere; records who erased how many, never what."""
+        service.querylog.flush()  # buffered rows must be scrubbed of the erased ids too
+        row = erase_user(config.paths, body.user_id, f"key:{principal.key_id}")
+        service.refresh(force=True)
+        return row
+
+    @app.get("/whoami", tags=["service"])
+    def whoami(principal: Caller) -> dict[str, Any]:
+        """The calling key's id, name, role and scope."""
+        return {
+            "key_id": principal.key_id,
+            "name": principal.name,
+            "role": principal.role,
+            "scope": {k: list(v) for k, v in principal.scope.items()},
+            "pid": os.getpid(),
+        }
+
+    return app

@@ -1,0 +1,127 @@
+"""Request and response bodies of the HTTP API; pydantic validates them and documents them
+in the OpenAPI schema (`/openapi.json`, `/docs`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Mode = Literal["vector", "keyword", "hybrid"]
+
+
+class _Strict(BaseModel):
+    # An unknown field is a typo the caller wants to hear about, not silently ignore.
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Strict):
+    text: str = Field(min_length=1, max_length=2000, description="the query text")
+    k: int = Field(default=10, ge=1, le=100, description="how many results")
+    mode: Mode = "hybrid"
+    filters: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="as in the CLI: `label=support`, `quality>=4`, `created_at<2024-06-01`",
+        examples=[["label=support"]],
+    )
+    with_session: bool = Field(default=False, description="attach each result's session turns")
+
+    @model_validator(mode="after")
+    def _text_not_blank(self) -> SearchRequest:
+        if not self.text.strip():
+            raise ValueError("text must not be blank")
+        return self
+
+
+class SearchResponse(BaseModel):
+    results: list[dict[str, Any]]
+    took_ms: float
+    mode: Mode
+    k: int
+
+
+class RecordResponse(BaseModel):
+    record: dict[str, Any]
+    session: list[dict[str, Any]] = Field(description="the session's turns (in the key's scope)")
+    duplicates: list[dict[str, Any]] = Field(description="removed duplicates of this record")
+
+
+class FeedbackRequest(_Strict):
+    record_id: str = Field(min_length=1, max_length=1000)
+    score: float | None = Field(default=None, ge=1, le=5, description="1 (bad) to 5 (good)")
+    thumb: Literal["up", "down"] | None = None
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_signal(self) -> FeedbackRequest:
+        if (self.score is None) == (self.thumb is None):
+            raise ValueError("send exactly one of `score` (1-5) or `thumb` (up|down)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "score" if self.score is not None else str(self.thumb)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+    record_id: str
+    kind: str
+    score: float
+    created_at: str
+
+
+class KeyScope(_Strict):
+    user_id: list[str] | None = Field(default=None, min_length=1)
+    source: list[str] | None = Field(default=None, min_length=1)
+
+
+class KeyCreateRequest(_Strict):
+    role: Literal["reader", "writer", "admin"]
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    scope: KeyScope = Field(default_factory=KeyScope)
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    name: str
+    role: str
+    scope_user_ids: list[str] | None = None
+    scope_sources: list[str] | None = None
+    created_at: Any
+    created_by: str
+    revoked_at: Any = None
+
+
+class KeyCreateResponse(KeyInfo):
+    key: str = Field(description="the API key; shown only in this response")
+
+
+class EraseRequest(_Strict):
+    user_id: str = Field(min_length=1, max_length=1000)
+
+
+class EraseResponse(BaseModel):
+    erased_at: str
+    erased_by: str
+    user_hash: str
+    records: int
+    duplicates: int
+    preferences: int
+    pii_redactions: int
+    rejected: int
+    feedback: int
+    index_removed: int
+    parquet_rows: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    index: bool
+    store: bool
+    detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str

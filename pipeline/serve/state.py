@@ -1,0 +1,160 @@
+"""What a server process holds: the searcher, a store reader, the key cache and the query log,
+kept fresh by one background thread.
+
+A new index or store is opened beside the current one and swapped in with one assignment,
+so a request that started on the old searcher finishes on it and no request waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import PipelineError
+from pipeline.service.keys import KeyCache
+from pipeline.service.querylog import QueryLog
+from pipeline.service.settings import ServeSettings, ServicePaths
+from pipeline.store.lookup import StoreReader
+
+log = logging.getLogger("pipeline.serve")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The slices of the composed config a server needs."""
+
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    paths: ServicePaths = field(default_factory=ServicePaths)
+    search: Mapping[str, Any] = field(default_factory=dict)  # cfg.search, for the Searcher
+    embed: Mapping[str, Any] = field(default_factory=dict)  # cfg.embed
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> ServiceConfig:
+        def plain(key: str) -> dict:
+            node = OmegaConf.select(cfg, key, default=None)
+            return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+        return cls(
+            serve=ServeSettings.from_cfg(plain("serve")),
+            paths=ServicePaths.from_cfg(plain("paths")),
+            search=plain("search"),
+            embed=plain("embed"),
+        )
+
+
+def open_searcher(config: ServiceConfig) -> Any:
+    """Open the index and store with the search package (imported here: it loads FAISS)."""
+    from pipeline.embed import EmbedSettings
+    from pipeline.search.api import Searcher, SearchSettings
+
+    return Searcher.open(
+        config.paths.index_dir,
+        config.paths.store,
+        SearchSettings.from_cfg(config.search),
+        EmbedSettings.from_cfg(config.embed),
+        config.paths.embed_cache,
+    )
+
+
+def _stamp(path: os.PathLike) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+class ServiceState:
+    """Everything one server process shares between requests."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        searcher_factory: Callable[[ServiceConfig], Any] = open_searcher,
+    ) -> None:
+        self.config = config
+        paths, serve = config.paths, config.serve
+        self.keys = KeyCache(paths.service_db, ttl=serve.key_cache_seconds)
+        self.querylog = QueryLog(paths.service_db, lock_timeout=serve.lock_timeout_seconds)
+        self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
+        self._factory = searcher_factory
+        self._searcher: Any = None
+        self._searcher_store: tuple[int, int] | None = None
+        self.searcher_error: str | None = "the index has not been opened yet"
+        self._open_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the searcher -------------------------------------------------------------------
+
+    def _open_searcher(self) -> None:
+        with self._open_lock:
+            store_stamp = _stamp(self.config.paths.store)
+            try:
+                searcher = self._factory(self.config)
+            except (PipelineError, ImportError) as exc:
+                self.searcher_error = str(exc)
+                return
+            self._searcher, self._searcher_store = searcher, store_stamp
+            self.searcher_error = None
+
+    def searcher(self) -> Any:
+        """The current searcher, or None while no index can be opened (see searcher_error)."""
+        if self._searcher is None:
+            self._open_searcher()
+        return self._searcher
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up a republished index or a replaced store (erasure, `dvc repro`)."""
+        current = self._searcher
+        if current is None or force or _stamp(self.config.paths.store) != self._searcher_store:
+            # A new store means new rows behind the ids: open a fresh searcher beside the old.
+            self._open_searcher()
+        else:
+            try:
+                current.reload_if_changed()
+            except PipelineError as exc:  # a half-published index: keep serving the old one
+                log.warning("index reload failed, still serving the previous one: %s", exc)
+        try:
+            self.store.refresh(force=force)
+        except PipelineError as exc:
+            log.warning("store reload failed: %s", exc)
+
+    # --- background maintenance ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        serve = self.config.serve
+        next_reload = next_flush = time.monotonic()
+        while not self._stop.wait(min(serve.reload_seconds, serve.log_flush_seconds) / 2):
+            now = time.monotonic()
+            try:
+                if now >= next_reload:
+                    self.refresh()
+                    next_reload = now + serve.reload_seconds
+                if now >= next_flush:
+                    self.querylog.flush()
+                    next_flush = now + serve.log_flush_seconds
+            except Exception:  # the loop must outlive any one failure; the log says which
+                log.exception("service maintenance failed; retrying")
+
+    def start(self) -> None:
+        """Open what can be opened and start the maintenance thread."""
+        self.searcher()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="serve-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and write the remaining query log."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.querylog.flush()
+        self.store.close()

@@ -1,0 +1,53 @@
+"""Typed settings of the search service, read from `cfg.serve` and `cfg.paths`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """conf/serve/default.yaml."""
+
+    host: str = "127.0.0.1"  # loopback: exposing the API is a deliberate act
+    port: int = 8000
+    workers: int = 1
+    reload_seconds: float = 1.0  # index/store change check interval
+    key_cache_seconds: float = 2.0  # a revoked key stops working within this
+    log_flush_seconds: float = 1.0
+    lock_timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: cfg[k] for k in names if k in cfg})
+
+
+@dataclass(frozen=True)
+class ServicePaths:
+    """The files the service reads and writes (`cfg.paths`)."""
+
+    store: Path = Path("data/dedup/store.duckdb")
+    records: Path = Path("data/dedup/records.parquet")
+    erasures: Path = Path("data/erasures.txt")
+    index_dir: Path = Path("data/index")
+    service_db: Path = Path("data/service.duckdb")
+    embed_cache: Path = Path("data/cache/embeddings")
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> ServicePaths:
+        return cls(
+            store=Path(cfg["store"]),
+            records=Path(cfg["records"]),
+            erasures=Path(cfg["erasures"]),
+            index_dir=Path(cfg["index_dir"]),
+            service_db=Path(cfg["service_db"]),
+            embed_cache=Path(cfg["embed_cache"]),
+        )
+
+    def under(self, root: Path) -> ServicePaths:
+        """The same layout below `root` (tests, or a server started elsewhere)."""
+        return ServicePaths(*(root / getattr(self, f.name) for f in fields(self)))

@@ -1,0 +1,286 @@
+"""All SQL of the service database (data/service.duckdb): API keys, feedback, query log, erasures.
+
+The server and the CLI (`pipeline keys`, `pipeline feedback`, `pipeline erase`) are separate
+processes and DuckDB lets one process write a file at a time, so every operation opens the
+file, does its work and closes it, retrying while another process holds the lock. The hot
+path of the server never opens the file: keys are cached and the query log is written in
+batches (pipeline/service/querylog.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import BusyError
+from pipeline.store.db import connect
+
+DDL: tuple[str, ...] = (
+    # Only the sha256 of a key is stored; `key_id` is the public part shown in listings.
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        key_hash VARCHAR NOT NULL,
+        scope_user_ids VARCHAR[],       -- NULL: not restricted by user_id
+        scope_sources VARCHAR[],        -- NULL: not restricted by source
+        created_at TIMESTAMPTZ NOT NULL,
+        created_by VARCHAR NOT NULL,
+        revoked_at TIMESTAMPTZ)""",
+    """CREATE SEQUENCE IF NOT EXISTS feedback_seq START 1""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        feedback_id BIGINT PRIMARY KEY DEFAULT nextval('feedback_seq'),
+        record_id VARCHAR NOT NULL,
+        rid BIGINT NOT NULL,
+        key_id VARCHAR NOT NULL,
+        key_name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,          -- 'score' | 'up' | 'down'
+        score DOUBLE NOT NULL,          -- normalised to [0, 1]: (s - 1) / 4, up = 1, down = 0
+        raw_score DOUBLE,               -- the 1..5 score as sent, for kind = 'score'
+        comment VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS query_log (
+        ts TIMESTAMPTZ NOT NULL,
+        key_id VARCHAR NOT NULL,
+        key_name VARCHAR NOT NULL,
+        text VARCHAR NOT NULL,
+        filters VARCHAR[] NOT NULL,
+        mode VARCHAR NOT NULL,
+        k INTEGER NOT NULL,
+        result_rids BIGINT[] NOT NULL,
+        latency_ms DOUBLE NOT NULL,
+        status INTEGER NOT NULL)""",
+    # Who erased how much, when: never the user id or any erased content.
+    """CREATE TABLE IF NOT EXISTS erasures (
+        erased_at TIMESTAMPTZ NOT NULL,
+        erased_by VARCHAR NOT NULL,
+        user_hash VARCHAR NOT NULL,     -- sha256 of the user id, as in data/erasures.txt
+        records BIGINT NOT NULL,
+        duplicates BIGINT NOT NULL,
+        preferences BIGINT NOT NULL,
+        pii_redactions BIGINT NOT NULL,
+        rejected BIGINT NOT NULL,
+        feedback BIGINT NOT NULL,
+        index_removed BIGINT NOT NULL)""",
+)
+
+
+# Timestamps are set by DuckDB (`now()`) and read back as ISO text: binding or fetching an
+# aware Python datetime would need pytz, and JSON wants text anyway.
+def _iso(column: str) -> str:
+    return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%f+00:00') AS {column}"
+
+
+QUERY_LOG_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("key_id", pa.string()),
+        ("key_name", pa.string()),
+        ("text", pa.string()),
+        ("filters", pa.list_(pa.string())),
+        ("mode", pa.string()),
+        ("k", pa.int32()),
+        ("result_rids", pa.list_(pa.int64())),
+        ("latency_ms", pa.float64()),
+        ("status", pa.int32()),
+    ]
+)
+
+
+@contextmanager
+def open_service_db(
+    path: str | Path, read_only: bool = False, lock_timeout: float = 10.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the service DB (creating its tables), retrying while another process writes it."""
+    path = Path(path)
+    if read_only and not path.exists():
+        read_only = False  # first use: create the file and its tables rather than fail
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.01
+    while True:
+        try:
+            con = connect(path, read_only=read_only)
+            break
+        except BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    try:
+        if not read_only:
+            for statement in DDL:
+                con.execute(statement)
+        yield con
+    finally:
+        con.close()
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def insert_key(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> str:
+    """Store a new key (its hash, never the key); returns its creation time."""
+    return con.execute(
+        f"""INSERT INTO api_keys (key_id, name, role, key_hash, scope_user_ids, scope_sources,
+                                  created_at, created_by)
+            VALUES ($key_id, $name, $role, $key_hash, $scope_user_ids, $scope_sources,
+                    now(), $created_by)
+            RETURNING {_iso("created_at")}""",
+        row,
+    ).fetchone()[0]
+
+
+def revoke_key(con: duckdb.DuckDBPyConnection, key_id: str) -> bool:
+    """Mark a key revoked; False when no active key has that id."""
+    found = con.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = ? AND revoked_at IS NULL "
+        "RETURNING key_id",
+        [key_id],
+    ).fetchall()
+    return bool(found)
+
+
+def list_keys(con: duckdb.DuckDBPyConnection, include_revoked: bool = True) -> list[dict[str, Any]]:
+    """All keys with their role and scope, without the hashes, oldest first."""
+    where = "" if include_revoked else "WHERE revoked_at IS NULL"
+    return _dicts(
+        con.execute(
+            f"""SELECT key_id, name, role, scope_user_ids, scope_sources, {_iso("created_at")},
+                       created_by, {_iso("revoked_at")}
+                FROM api_keys {where} ORDER BY api_keys.created_at, key_id"""
+        )
+    )
+
+
+def active_key_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Active keys with their hashes: what the server's key cache authenticates against."""
+    return _dicts(
+        con.execute(
+            """SELECT key_id, name, role, key_hash, scope_user_ids, scope_sources
+               FROM api_keys WHERE revoked_at IS NULL"""
+        )
+    )
+
+
+# --- feedback ---------------------------------------------------------------------------
+
+
+def insert_feedback(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> tuple[int, str]:
+    """Store one feedback event; returns its id and time."""
+    return con.execute(
+        f"""INSERT INTO feedback (record_id, rid, key_id, key_name, kind, score, raw_score,
+                                  comment, created_at)
+            VALUES ($record_id, $rid, $key_id, $key_name, $kind, $score, $raw_score, $comment,
+                    now())
+            RETURNING feedback_id, {_iso("created_at")}""",
+        row,
+    ).fetchone()
+
+
+def feedback_aggregates(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, float, int]]:
+    """(record_id, rid, mean normalised score, count) per record, sorted by record id."""
+    return con.execute(
+        """SELECT record_id, any_value(rid), avg(score), count(*)
+           FROM feedback GROUP BY record_id ORDER BY record_id"""
+    ).fetchall()
+
+
+def delete_feedback(con: duckdb.DuckDBPyConnection, rids: Sequence[int]) -> int:
+    """Delete feedback on the given records; returns how many rows went."""
+    rows = con.execute(
+        "DELETE FROM feedback WHERE list_contains(?::BIGINT[], rid) RETURNING feedback_id",
+        [list(rids)],
+    ).fetchall()
+    return len(rows)
+
+
+# --- query log --------------------------------------------------------------------------
+
+
+def append_queries(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Bulk-append logged queries (an Arrow table of QUERY_LOG_SCHEMA)."""
+    con.register("_queries", table)
+    try:
+        con.execute("INSERT INTO query_log SELECT * FROM _queries")
+    finally:
+        con.unregister("_queries")
+
+
+def scrub_query_results(con: duckdb.DuckDBPyConnection, rids: Sequence[int]) -> None:
+    """Remove erased record ids from logged result lists (the log keeps no erased ids)."""
+    con.execute(
+        """UPDATE query_log
+           SET result_rids = list_filter(result_rids, r -> NOT list_contains($rids, r))
+           WHERE len(list_intersect(result_rids, $rids)) > 0""",
+        {"rids": list(rids)},
+    )
+
+
+def usage_summary(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
+    """Queries per day, latency percentiles, zero-result queries, most-returned records."""
+    totals = con.execute(
+        """SELECT count(*),
+                  quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95),
+                  quantile_cont(latency_ms, 0.99),
+                  count(*) FILTER (WHERE len(result_rids) = 0 AND status = 200),
+                  count(*) FILTER (WHERE status <> 200)
+           FROM query_log"""
+    ).fetchone()
+    per_day = con.execute(
+        """SELECT strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') AS day, count(*)
+           FROM query_log GROUP BY day ORDER BY day"""
+    ).fetchall()
+    zero = con.execute(
+        """SELECT text, count(*) AS n FROM query_log
+           WHERE len(result_rids) = 0 AND status = 200
+           GROUP BY text ORDER BY n DESC, text LIMIT ?""",
+        [top],
+    ).fetchall()
+    returned = con.execute(
+        """SELECT rid, count(*) AS n FROM (SELECT unnest(result_rids) AS rid FROM query_log)
+           GROUP BY rid ORDER BY n DESC, rid LIMIT ?""",
+        [top],
+    ).fetchall()
+    return {
+        "queries": totals[0],
+        "latency_ms": {"p50": totals[1], "p95": totals[2], "p99": totals[3]},
+        "zero_result_queries": totals[4],
+        "failed_queries": totals[5],
+        "per_day": [{"day": d, "queries": n} for d, n in per_day],
+        "top_zero_result": [{"text": t, "count": n} for t, n in zero],
+        "most_returned": [{"rid": r, "count": n} for r, n in returned],
+    }
+
+
+# --- erasures ---------------------------------------------------------------------------
+
+
+def insert_erasure(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> str:
+    """Record that an erasure happened: who, when, how many rows; never what."""
+    return con.execute(
+        f"""INSERT INTO erasures VALUES (now(), $erased_by, $user_hash, $records,
+               $duplicates, $preferences, $pii_redactions, $rejected, $feedback, $index_removed)
+            RETURNING {_iso("erased_at")}""",
+        row,
+    ).fetchone()[0]
+
+
+def list_erasures(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every recorded erasure, oldest first."""
+    return _dicts(
+        con.execute(
+            f"SELECT {_iso('erased_at')}, * EXCLUDE (erased_at) FROM erasures "
+            "ORDER BY erasures.erased_at"
+        )
+    )
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,127 @@
+"""Shared helpers of the service tests: a small real dedup store, records.parquet and params
+in tmp_path (no tests here)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.record import RECORD_SCHEMA
+from pipeline.serve.state import ServiceConfig
+from pipeline.service.settings import ServeSettings, ServicePaths
+from pipeline.store.db import connect
+from pipeline.store.schema import DDL
+
+# (id, prompt, response, label, user_id, session_id, turn, source)
+ROWS = [
+    (
+        "a1",
+        "how do I reset my password",
+        "click forgot password",
+        "support",
+        "alice",
+        "sa",
+        1,
+        "app",
+    ),
+    ("a2", "it still does not work", "clear your cookies", "support", "alice", "sa", 2, "app"),
+    ("b1", "refund for a damaged parcel", "we will refund you", "billing", "bob", "sb", 1, "web"),
+    ("b2", "what is the capital of france", "paris", "trivia", "bob", None, None, "web"),
+    (
+        "c1",
+        "write a haiku about autumn leaves",
+        "red leaves fall softly",
+        "creative",
+        "carol",
+        None,
+        None,
+        "app",
+    ),
+    (
+        "n1",
+        "translate good morning to german",
+        "guten morgen",
+        "translate",
+        None,
+        None,
+        None,
+        "import",
+    ),
+]
+
+
+def _rid(record_id: str) -> int:
+    return 1000 + sum(ord(c) * 31**i for i, c in enumerate(record_id)) % 100000
+
+
+def record_rows() -> list[dict]:
+    out = []
+    for line, (rid_s, prompt, response, label, user, session, turn, source) in enumerate(ROWS, 1):
+        out.append(
+            {
+                "rid": _rid(rid_s), "id": rid_s, "prompt": prompt, "response": response,
+                "label": label, "user_id": user, "session_id": session, "parent_id": None,
+                "turn": turn, "created_at": datetime(2024, 5, line, tzinfo=UTC), "quality": None,
+                "tags": ["t"], "origin": "real", "source": source,
+                "metadata": json.dumps({"n": line}), "file": "raw.jsonl", "line": line,
+            }
+        )  # fmt: skip
+    return out
+
+
+def build_store(root: Path) -> ServiceConfig:
+    """Write store.duckdb and records.parquet under root; return a config pointing at them."""
+    paths = ServicePaths().under(root)
+    rows = record_rows()
+    table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+    dup = dict(rows[0], rid=_rid("a1-dup"), id="a1-dup", line=99)
+    other_dup = dict(rows[5], rid=_rid("n1-dup"), id="n1-dup", line=98)
+    dups = pa.Table.from_pylist([dup, other_dup], schema=RECORD_SCHEMA)
+    dups = dups.append_column("duplicate_of", pa.array(["a1", "n1"]))
+    dups = dups.append_column("duplicate_of_rid", pa.array([_rid("a1"), _rid("n1")], pa.int64()))
+    dups = dups.append_column("method", pa.array(["exact", "exact"]))
+    dups = dups.append_column("similarity", pa.array([1.0, 1.0]))
+    paths.store.parent.mkdir(parents=True, exist_ok=True)
+    con = connect(paths.store, read_only=False)
+    for statement in DDL:
+        con.execute(statement)
+    con.register("t", table)
+    con.execute("INSERT INTO records SELECT * FROM t")
+    con.register("d", dups)
+    con.execute("INSERT INTO duplicates SELECT * FROM d")
+    con.execute(
+        "INSERT INTO preferences VALUES ('a1', 'good', 'bad', 'app'), ('n1', 'x', 'y', 'i')"
+    )
+    con.execute("INSERT INTO pii_redactions VALUES ('a2', 'prompt', 'email', 1)")
+    con.execute(
+        """INSERT INTO rejected VALUES
+           ('raw.jsonl', 50, 'empty_prompt', 'prompt is empty', 'z',
+            '{"user_id": "alice", "prompt": ""}'),
+           ('raw.jsonl', 51, 'invalid_json', 'bad json', NULL, '{oops')"""
+    )
+    con.close()
+    pq.write_table(table, paths.records)
+    return ServiceConfig(
+        serve=ServeSettings(reload_seconds=0.2, key_cache_seconds=0.2), paths=paths
+    )
+
+
+def write_params(config: ServiceConfig, root: Path) -> Path:
+    """A params.yaml with the sections the service commands read, pointing into root."""
+    import yaml
+
+    paths = {
+        "store": str(config.paths.store),
+        "records": str(config.paths.records),
+        "erasures": str(config.paths.erasures),
+        "index_dir": str(config.paths.index_dir),
+        "service_db": str(config.paths.service_db),
+        "embed_cache": str(config.paths.embed_cache),
+    }
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump({"paths": paths, "serve": {"port": 0}}), encoding="utf-8")
+    return path
