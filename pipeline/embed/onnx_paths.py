@@ -1,0 +1,22 @@
+"""Names of the ONNX export's files (shared by the exporter and the torch-free query path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.embed.models import slug
+
+FLOAT_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "meta.json"
+
+
+def onnx_dir(model: str, cache_dir: str | Path) -> Path:
+    """Where the ONNX export of `model` lives under `cache_dir` (whether or not it exists)."""
+    return Path(cache_dir) / "onnx" / slug(model)
+
+
+def is_exported(directory: Path) -> bool:
+    """True when `directory` holds a complete export (meta.json is written last)."""
+    return (directory / META_FILE).is_file()
