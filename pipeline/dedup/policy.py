@@ -1,0 +1,55 @@
+"""The keep policy: which member of a duplicate cluster survives.
+
+`priority(records, policy)` ranks every record once; the survivor of any cluster is the
+member with the lowest rank. Exact and near duplicates use the same ranks, so one policy
+decides both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.errors import UserInputError
+from pipeline.record import Record
+
+KEEP_KEYS: tuple[str, ...] = ("quality_desc", "origin_real_first", "created_at_asc", "input_order")
+
+
+def check_policy(policy: Sequence[str]) -> tuple[str, ...]:
+    """Validate `dedup.keep_policy`; unknown keys fail with the list of known ones."""
+    unknown = [key for key in policy if key not in KEEP_KEYS]
+    if unknown:
+        raise UserInputError(
+            f"dedup.keep_policy: unknown key(s) {unknown}; expected some of {list(KEEP_KEYS)}"
+        )
+    return tuple(policy)
+
+
+def _key(records: Sequence[Record], name: str) -> np.ndarray:
+    n = len(records)
+    if name == "quality_desc":
+        # Missing quality ranks after every score.
+        return np.array(
+            [-r.quality if r.quality is not None else np.inf for r in records], dtype=np.float64
+        )
+    if name == "origin_real_first":
+        return np.array([0 if r.origin == "real" else 1 for r in records], dtype=np.int8)
+    if name == "created_at_asc":
+        return np.array(
+            [r.created_at.timestamp() if r.created_at is not None else np.inf for r in records],
+            dtype=np.float64,
+        )
+    return np.arange(n, dtype=np.int64)  # input_order
+
+
+def priority(records: Sequence[Record], policy: Sequence[str]) -> np.ndarray:
+    """Rank of each record under the policy (0 = best); input order breaks remaining ties."""
+    keys = [_key(records, name) for name in check_policy(policy)]
+    keys.append(np.arange(len(records), dtype=np.int64))
+    # np.lexsort sorts by its last key first, so the policy's first key goes last.
+    order = np.lexsort(keys[::-1])
+    ranks = np.empty(len(records), dtype=np.int64)
+    ranks[order] = np.arange(len(records), dtype=np.int64)
+    return ranks

@@ -1,0 +1,125 @@
+"""The stage report (reports/dedup.json) and the same figures as an MLflow run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """`tracking` of the config; a relative sqlite path resolves against the stage's root."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "prompt-pipeline"
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingSettings:
+        return cls(str(cfg["uri"]), str(cfg["experiment"]))
+
+    def resolved(self, root: Path) -> tuple[str, str | None]:
+        """(tracking uri, artifact location) with local paths made absolute against `root`."""
+        prefix = "sqlite:///"
+        if self.uri.startswith(prefix):
+            db = self.uri[len(prefix) :]
+            db_path = Path(db) if db.startswith("/") else (root / db).resolve()
+            return prefix + str(db_path), (db_path.parent / "mlruns").as_uri()
+        return self.uri, None
+
+
+def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
+    """input_records = kept + duplicates + rejected + erased, stated with its figures."""
+    removed = report["exact_duplicates"] + report["near_duplicates"]
+    total = report["kept"] + removed + report["rejected"]["total"] + report["erased"]
+    return {
+        "equation": "input_records = kept + exact_duplicates + near_duplicates + rejected + erased",
+        "input_records": report["input_records"],
+        "sum": total,
+        "holds": total == report["input_records"],
+    }
+
+
+def by_reason(reasons: list[str]) -> dict[str, Any]:
+    """Rejected counts: total and by reason code."""
+    counts = Counter(reasons)
+    return {"total": len(reasons), "by_reason": dict(sorted(counts.items()))}
+
+
+def git_commit(root: Path) -> str:
+    """HEAD's commit (with -dirty when tracked files changed), or 'unknown' outside git."""
+    try:
+        run = {"cwd": root, "capture_output": True, "text": True, "check": True}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], **run).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def pipeline_run(commit: str, data_hash: str, params_json: str) -> str:
+    """$PIPELINE_RUN if set (one id for every stage of a run), else commit + data + params."""
+    explicit = os.environ.get("PIPELINE_RUN")
+    if explicit:
+        return explicit
+    key = f"{commit}:{data_hash}:{hashlib.sha256(params_json.encode()).hexdigest()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_numbers(value, f"{name}."))
+        elif isinstance(value, int | float):  # bools too
+            out[name] = float(value)
+    return out
+
+
+def _params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_params(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value)[:500]
+    return out
+
+
+def log_mlflow(
+    report: Mapping[str, Any],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    tracking: TrackingSettings,
+    root: Path,
+) -> str:
+    """Log the report's figures, the stage's params and lineage tags; return the run id."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    uri, artifacts = tracking.resolved(root)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(tracking.experiment, artifact_location=artifacts)
+    )
+    run = client.create_run(experiment_id, run_name="dedup", tags=dict(tags))
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, v, now, 0) for k, v in sorted(_numbers(report).items())]
+    param_list = [Param(k, v) for k, v in sorted(_params(params).items())]
+    client.log_batch(run_id, metrics=metrics, params=param_list, tags=[RunTag("stage", "dedup")])
+    client.log_dict(run_id, dict(report), "dedup.json")
+    client.set_terminated(run_id)
+    return run_id

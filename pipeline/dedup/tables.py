@@ -1,0 +1,131 @@
+"""Arrow tables of the stage's outcome, sorted so the same inputs give the same bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.record import RECORD_SCHEMA, Record
+
+DUPLICATE_SCHEMA = RECORD_SCHEMA.append(pa.field("duplicate_of", pa.string())).append(
+    pa.field("duplicate_of_rid", pa.int64())
+)
+DUPLICATE_SCHEMA = DUPLICATE_SCHEMA.append(pa.field("method", pa.string())).append(
+    pa.field("similarity", pa.float64())
+)
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("record_id", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+PREFERENCE_SCHEMA = pa.schema(
+    [("record_id", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()),
+     ("source", pa.string())]
+)  # fmt: skip
+PII_SCHEMA = pa.schema(
+    [("record_id", pa.string()), ("field", pa.string()), ("pii_type", pa.string()),
+     ("count", pa.int32())]
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A row that did not become a record: where it was, why, and its raw text."""
+
+    file: str
+    line: int
+    reason: str
+    detail: str
+    record_id: str | None
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A removed record and the record it duplicates."""
+
+    index: int  # into the stage's record list
+    of: int
+    method: str  # 'exact' | 'near'
+    similarity: float
+
+
+def metadata_json(metadata: dict[str, Any]) -> str | None:
+    """Metadata as canonical JSON text (sorted keys), or None when empty."""
+    if not metadata:
+        return None
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
+    return {
+        "rid": [r.rid for r in records],
+        "id": [r.id for r in records],
+        "prompt": [r.prompt for r in records],
+        "response": [r.response for r in records],
+        "label": [r.label for r in records],
+        "user_id": [r.user_id for r in records],
+        "session_id": [r.session_id for r in records],
+        "parent_id": [r.parent_id for r in records],
+        "turn": [r.turn for r in records],
+        "created_at": [r.created_at for r in records],
+        "quality": [r.quality for r in records],
+        "tags": [r.tags for r in records],
+        "origin": [r.origin for r in records],
+        "source": [r.source for r in records],
+        "metadata": [metadata_json(r.metadata) for r in records],
+        "file": [r.file for r in records],
+        "line": [r.line for r in records],
+    }
+
+
+def records_table(records: Sequence[Record]) -> pa.Table:
+    """Kept records in RECORD_SCHEMA, sorted by rid."""
+    ordered = sorted(records, key=lambda r: r.rid)
+    return pa.Table.from_pydict(_record_columns(ordered), schema=RECORD_SCHEMA)
+
+
+def duplicates_table(records: Sequence[Record], duplicates: Sequence[Duplicate]) -> pa.Table:
+    """Removed records with what they duplicate, sorted by rid."""
+    ordered = sorted(duplicates, key=lambda d: records[d.index].rid)
+    columns = _record_columns([records[d.index] for d in ordered])
+    columns["duplicate_of"] = [records[d.of].id for d in ordered]
+    columns["duplicate_of_rid"] = [records[d.of].rid for d in ordered]
+    columns["method"] = [d.method for d in ordered]
+    columns["similarity"] = [d.similarity for d in ordered]
+    return pa.Table.from_pydict(columns, schema=DUPLICATE_SCHEMA)
+
+
+def rejected_table(rejections: Sequence[Rejection]) -> pa.Table:
+    """Rejected rows sorted by file and line."""
+    ordered = sorted(rejections, key=lambda r: (r.file, r.line, r.reason, r.record_id or ""))
+    names = REJECTED_SCHEMA.names
+    return pa.Table.from_pydict(
+        {name: [getattr(r, name) for r in ordered] for name in names}, schema=REJECTED_SCHEMA
+    )
+
+
+def preferences_table(rows: Sequence[tuple[str, str, str, str | None]]) -> pa.Table:
+    """(record_id, chosen, rejected, source) rows sorted by record id."""
+    ordered = sorted(rows)
+    return pa.Table.from_pylist(
+        [dict(zip(PREFERENCE_SCHEMA.names, row, strict=True)) for row in ordered],
+        schema=PREFERENCE_SCHEMA,
+    )
+
+
+def pii_table(rows: Sequence[tuple[str, str, str, int]]) -> pa.Table:
+    """(record_id, field, pii_type, count) rows sorted."""
+    ordered = sorted(rows)
+    return pa.Table.from_pylist(
+        [dict(zip(PII_SCHEMA.names, row, strict=True)) for row in ordered], schema=PII_SCHEMA
+    )

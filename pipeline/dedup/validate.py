@@ -1,0 +1,247 @@
+"""Turn one parsed row into a `Record`, or say precisely why it cannot be one."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.dedup.ids import default_id, rid_of
+from pipeline.errors import UserInputError
+from pipeline.record import ORIGINS, USER_FIELDS, Record
+
+_TEXT_FIELDS = ("response", "label", "user_id", "session_id", "parent_id", "source")
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+class Invalid(Exception):
+    """A row that cannot become a record: a short reason code and a detail for people."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    """Limits from `dedup.validate`."""
+
+    max_field_chars: int = 100_000  # longer text fields are rejected as oversize
+    max_line_bytes: int = 2_000_000  # longer raw lines are rejected before parsing
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> ValidateSettings:
+        return cls(int(cfg["max_field_chars"]), int(cfg["max_line_bytes"]))
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Columns of a dataset's files -> record fields (`conf/data/*.yaml` `fields`)."""
+
+    column_to_field: dict[str, str] = field(default_factory=dict)
+    default_origin: str = "real"
+    default_source: str | None = None
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> FieldMap:
+        """Build from a `data` config; unknown record fields fail naming the key."""
+        fields = dict(cfg.get("fields") or {})
+        for name in fields:
+            if name not in USER_FIELDS:
+                raise UserInputError(
+                    f"data.fields.{name}: not a record field; expected one of {list(USER_FIELDS)}"
+                )
+        mapped_columns = set(fields.values())
+        column_to_field = {str(col): name for name, col in fields.items()}
+        # A column named like a field maps to it unless a mapping already claims that field.
+        for name in USER_FIELDS:
+            if name not in fields and name not in mapped_columns:
+                column_to_field[name] = name
+        defaults = cfg.get("record_defaults") or {}
+        origin = str(defaults.get("origin", "real"))
+        if origin not in ORIGINS:
+            raise UserInputError(
+                f"data.record_defaults.origin: {origin!r} is not one of {list(ORIGINS)}"
+            )
+        return cls(column_to_field, origin, cfg.get("name"))
+
+
+def _text(name: str, value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Invalid(
+            "wrong_type", f"field {name!r}: expected a string, got {type(value).__name__}"
+        )
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise Invalid("oversize_field", f"field {name!r}: {len(text)} characters > {limit}")
+    return text
+
+
+def _turn(value: Any, from_text: bool) -> int | None:
+    if value is None or (from_text and value == ""):
+        return None
+    if from_text and isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise Invalid("wrong_type", f"field 'turn': {value[:40]!r} is not an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(
+            "wrong_type", f"field 'turn': expected an integer, got {type(value).__name__}"
+        )
+    if not _INT32[0] <= value <= _INT32[1]:
+        raise Invalid("wrong_type", "field 'turn': out of the 32-bit range")
+    return value
+
+
+def _quality(value: Any, from_text: bool) -> float | None:
+    if value is None or (from_text and value == ""):
+        return None
+    if from_text and isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise Invalid(
+                "wrong_type", f"field 'quality': {value[:40]!r} is not a number"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(
+            "wrong_type", f"field 'quality': expected a number, got {type(value).__name__}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        raise Invalid("wrong_type", "field 'quality': number out of range") from None
+    if not math.isfinite(number):
+        raise Invalid("wrong_type", "field 'quality': not a finite number")
+    return number
+
+
+def _timestamp(value: Any, from_text: bool) -> datetime | None:
+    if value is None or (from_text and value == ""):
+        return None
+    try:
+        if isinstance(value, datetime):
+            stamp = value
+        elif isinstance(value, str):
+            stamp = datetime.fromisoformat(value.strip())
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            stamp = datetime.fromtimestamp(value, tz=UTC)  # a number is Unix seconds
+        else:
+            raise Invalid(
+                "bad_timestamp",
+                f"field 'created_at': expected ISO 8601, got {type(value).__name__}",
+            )
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)  # naive times are taken as UTC
+        return stamp.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        raise Invalid("bad_timestamp", f"field 'created_at': {str(value)[:60]!r}") from None
+
+
+def _tags(value: Any, from_text: bool) -> list[str]:
+    if value is None or (from_text and value == ""):
+        return []
+    if from_text and isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise Invalid("wrong_type", "field 'tags': invalid JSON list") from None
+        else:
+            value = [tag.strip() for tag in text.split(",") if tag.strip()]
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise Invalid("wrong_type", "field 'tags': expected a list of strings")
+    return value
+
+
+def _check_tags_size(tags: list[str], limit: int) -> list[str]:
+    size = sum(len(tag) for tag in tags)
+    if size > limit:
+        raise Invalid("oversize_field", f"field 'tags': {size} characters > {limit}")
+    return tags
+
+
+def _metadata(value: Any, from_text: bool) -> dict[str, Any]:
+    if value is None or (from_text and value == ""):
+        return {}
+    if from_text and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise Invalid("wrong_type", "field 'metadata': invalid JSON object") from None
+    if not isinstance(value, dict):
+        raise Invalid("wrong_type", "field 'metadata': expected an object")
+    return value
+
+
+def to_record(
+    row: Mapping[str, Any],
+    file: str,
+    line: int,
+    fields: FieldMap,
+    settings: ValidateSettings,
+    from_text: bool = False,
+) -> Record:
+    """Map, type-check and coerce one row (`from_text`: CSV, every value a string)."""
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for column, value in row.items():
+        name = fields.column_to_field.get(column)
+        if name is None:
+            extra[str(column)] = value  # unknown columns are kept, not dropped
+        else:
+            values[name] = value
+    limit = settings.max_field_chars
+
+    raw_id = values.get("id")
+    record_id = _text("id", raw_id, limit) if raw_id != "" else None
+    record_id = record_id or default_id(file, line)
+
+    prompt = values.get("prompt")
+    if prompt is None:
+        raise Invalid("missing_prompt", "no 'prompt' field")
+    prompt = _text("prompt", prompt, limit)
+    if not prompt or not prompt.strip():
+        raise Invalid("empty_prompt", "'prompt' is empty")
+    texts = {name: _text(name, values.get(name), limit) for name in _TEXT_FIELDS}
+
+    origin = values.get("origin")
+    if origin is None or origin == "":
+        origin = fields.default_origin
+    elif origin not in ORIGINS:
+        raise Invalid("bad_origin", f"field 'origin': {str(origin)[:40]!r} is not real|synthetic")
+
+    metadata = _metadata(values.get("metadata"), from_text)
+    metadata.update(extra)
+    if metadata:
+        size = len(json.dumps(metadata, ensure_ascii=False))
+        if size > limit:
+            raise Invalid("oversize_field", f"metadata: {size} characters > {limit}")
+
+    return Record(
+        rid=rid_of(record_id),
+        id=record_id,
+        prompt=prompt,
+        response=texts["response"],
+        label=texts["label"],
+        user_id=texts["user_id"],
+        session_id=texts["session_id"],
+        parent_id=texts["parent_id"],
+        turn=_turn(values.get("turn"), from_text),
+        created_at=_timestamp(values.get("created_at"), from_text),
+        quality=_quality(values.get("quality"), from_text),
+        tags=_check_tags_size(_tags(values.get("tags"), from_text), limit),
+        origin=origin,
+        source=texts["source"] or fields.default_source,
+        metadata=metadata,
+        file=file,
+        line=line,
+    )

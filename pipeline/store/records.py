@@ -1,0 +1,135 @@
+"""SQL of the dedup store: bulk-load the stage's tables, and read records back for the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import NotFoundError
+from pipeline.store.db import connect
+from pipeline.store.schema import DDL
+
+TABLES: tuple[str, ...] = ("records", "duplicates", "rejected", "preferences", "pii_redactions")
+
+
+def write_store(path: Path, tables: Mapping[str, pa.Table], meta: Mapping[str, str]) -> None:
+    """Create a new store file at `path` and bulk-load each table from Arrow (sorted by caller)."""
+    con = connect(path, read_only=False)
+    try:
+        for statement in DDL:
+            con.execute(statement)
+        for name in TABLES:
+            table = tables.get(name)
+            if table is None or table.num_rows == 0:
+                continue
+            con.register("incoming", table)
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")
+            con.unregister("incoming")
+        rows = sorted(meta.items())
+        meta_table = pa.table({"key": [k for k, _ in rows], "value": [v for _, v in rows]})
+        con.register("incoming", meta_table)
+        con.execute("INSERT INTO meta BY NAME SELECT * FROM incoming")
+        con.unregister("incoming")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        if isinstance(row.get("metadata"), str):
+            row["metadata"] = json.loads(row["metadata"])
+    return rows
+
+
+def stats(path: Path) -> dict[str, Any]:
+    """Counts of the store: per table, rejected by reason, duplicates by method, kept by origin."""
+    con = connect(path, read_only=True)
+    try:
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        by = {
+            "rejected_by_reason": "SELECT reason, count(*) FROM rejected GROUP BY 1 ORDER BY 1",
+            "duplicates_by_method": "SELECT method, count(*) FROM duplicates GROUP BY 1 ORDER BY 1",
+            "kept_by_origin": "SELECT origin, count(*) FROM records GROUP BY 1 ORDER BY 1",
+            "kept_by_label": "SELECT coalesce(label, '(none)'), count(*) FROM records "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 50",
+            "pii_by_type": "SELECT pii_type, sum(count)::BIGINT FROM pii_redactions "
+            "GROUP BY 1 ORDER BY 1",
+        }
+        out: dict[str, Any] = {"tables": counts}
+        for key, sql in by.items():
+            out[key] = {str(k): int(v) for k, v in con.execute(sql).fetchall()}
+        out["sessions"] = con.execute(
+            "SELECT count(DISTINCT session_id) FROM records WHERE session_id IS NOT NULL"
+        ).fetchone()[0]
+        out["meta"] = dict(con.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
+        return out
+    finally:
+        con.close()
+
+
+def show(path: Path, key: str) -> dict[str, Any]:
+    """A record by id (or rid): itself or its duplicate/rejected entry, its duplicates, its
+    session's turns, its PII counts and preferences, and its rejection reason if any."""
+    con = connect(path, read_only=True)
+    try:
+        rid = int(key) if key.lstrip("-").isdigit() else None
+        where = "id = ? OR rid = ?"
+        params: list[Any] = [key, rid]
+        kept = _decode(_rows(con, f"SELECT * FROM records WHERE {where}", params))
+        dup = _decode(_rows(con, f"SELECT * FROM duplicates WHERE {where}", params))
+        rejected = _rows(
+            con, "SELECT * FROM rejected WHERE record_id = ? ORDER BY file, line", [key]
+        )
+        if not kept and not dup and not rejected:
+            raise NotFoundError(f"record {key!r}: not in the store ({path})")
+        record = (kept or dup or [None])[0]
+        out: dict[str, Any] = {
+            "status": "kept" if kept else "duplicate" if dup else "rejected",
+            "record": record,
+            "rejected": rejected,
+        }
+        if record is None:
+            return out
+        record_id = record["id"]
+        out["duplicates"] = _decode(
+            _rows(
+                con,
+                "SELECT id, rid, method, similarity, file, line FROM duplicates "
+                "WHERE duplicate_of = ? ORDER BY rid",
+                [record_id],
+            )
+        )
+        out["session"] = []
+        if record["session_id"] is not None:
+            out["session"] = _rows(
+                con,
+                "SELECT id, turn, parent_id, 'kept' AS status, prompt, response FROM records "
+                "WHERE session_id = ? UNION ALL "
+                "SELECT id, turn, parent_id, 'duplicate', prompt, response FROM duplicates "
+                "WHERE session_id = ? ORDER BY turn, id",
+                [record["session_id"], record["session_id"]],
+            )
+        out["pii"] = _rows(
+            con,
+            "SELECT field, pii_type, count FROM pii_redactions WHERE record_id = ? "
+            "ORDER BY field, pii_type",
+            [record_id],
+        )
+        out["preferences"] = _rows(
+            con, "SELECT chosen, rejected, source FROM preferences WHERE record_id = ?", [record_id]
+        )
+        return out
+    finally:
+        con.close()
