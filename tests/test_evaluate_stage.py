@@ -1,0 +1,149 @@
+"""The evaluate stage end to end on tiny data: real train stage, real MLflow sqlite store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import NotFoundError, UserInputError
+
+pytestmark = pytest.mark.slow
+
+VOCAB = {
+    "refund": "refund parcel money back order",
+    "translate": "translate french sentence language words",
+    "code": "python function bug compile error",
+}
+OVERRIDES = [
+    "model=textcnn",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "model.net.embed_dim=16",
+    "model.net.channels=8",
+    "split.val_fraction=0.2",
+    "split.test_fraction=0.25",
+]
+
+
+def _write_records(root: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import xxhash
+
+    from pipeline.record import RECORD_SCHEMA
+
+    rows = []
+    for label, words in VOCAB.items():
+        w = words.split()
+        for i in range(40):
+            rows.append(
+                {
+                    "rid": xxhash.xxh64_intdigest(f"{label}:{i}".encode()) & (2**63 - 1),
+                    "id": f"{label}:{i}",
+                    "prompt": f"please {w[i % 5]} {w[(i * 3) % 5]} now {i}",
+                    "response": "ok",
+                    "label": label,
+                    "tags": [],
+                    "origin": "real",
+                    "metadata": "{}",
+                    "file": "tiny.jsonl",
+                    "line": i + 1,
+                }
+            )
+    (root / "data" / "dedup").mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), root / "data/dedup/records.parquet"
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """A repository root with records, a trained tiny TextCNN in models/ and its MLflow run."""
+    from pipeline.config import compose
+    from pipeline.stages import train
+
+    root = tmp_path_factory.mktemp("repo")
+    _write_records(root)
+    cfg = compose(OVERRIDES)
+    train.run(cfg, root)
+    return root, cfg
+
+
+def _without_timing(path: Path) -> dict:
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report.pop("timing")
+    return report
+
+
+def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.stages import evaluate
+
+    root, cfg = trained
+    result = evaluate.run(cfg, root)
+    meta = json.loads((root / "models/meta.json").read_text())
+
+    report = json.loads((root / "reports/metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "baseline_macro_f1", "onnx"):
+        assert key in report
+    assert report["timing"]["inference_samples_per_s"] > 0
+    assert report["onnx"]["max_abs_diff"] < 1e-4
+    assert 0.0 <= report["macro_f1"] <= 1.0
+    assert report["baseline_macro_f1"] > 0.9  # the words separate the labels exactly
+
+    with (root / "reports/eval/confusion.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == report["n_test"]
+    assert {r["actual"] for r in rows} <= set(VOCAB)
+    with (root / "reports/eval/calibration.csv").open() as fh:
+        bins = list(csv.DictReader(fh))
+    assert sum(int(b["count"]) for b in bins) == report["n_test"]
+    for name in ("confusion.png", "calibration.png", "model.onnx", "per_class.json"):
+        assert (root / "reports/eval" / name).stat().st_size > 0
+
+    uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.data.tags["stage"] == "evaluate"
+    assert run.data.metrics["test.macro_f1"] == pytest.approx(report["macro_f1"])
+    assert "val_macro_f1" in run.data.metrics  # the train stage's curves are in the same run
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
+    assert "eval/most_confident_mistakes.json" in artifacts
+    assert "eval/confusion.png" in artifacts
+
+    assert result["registry"]["promoted"] is True
+    champion = client.get_model_version_by_alias("prompt-classifier", "champion")
+    assert str(champion.version) == result["registry"]["version"]
+
+    # Same inputs, same outputs (timing aside); an equal score does not move the champion.
+    first = _without_timing(root / "reports/metrics.json")
+    again = evaluate.run(cfg, root)
+    assert _without_timing(root / "reports/metrics.json") == first
+    assert again["registry"]["promoted"] is False
+    assert again["registry"]["champion_version"] == result["registry"]["version"]
+
+
+def test_missing_model_is_a_clear_error(trained, tmp_path: Path) -> None:
+    from pipeline.stages import evaluate
+
+    root, cfg = trained
+    shutil.copytree(root / "data", tmp_path / "data")
+    with pytest.raises(NotFoundError, match=r"models/meta\.json"):
+        evaluate.run(cfg, tmp_path)
+
+
+def test_unknown_evaluate_key_is_rejected(trained) -> None:
+    from omegaconf import OmegaConf
+
+    from pipeline.stages import evaluate
+
+    root, cfg = trained
+    bad = OmegaConf.create(OmegaConf.to_container(cfg))  # a plain copy, open to new keys
+    bad.evaluate = {"n_bins": 3}
+    with pytest.raises(UserInputError, match=r"evaluate\.n_bins"):
+        evaluate.run(bad, root)
