@@ -76,9 +76,11 @@ def _national_id(rng: random.Random) -> str:
         area = rng.choice([a for a in range(1, 900) if a != 666])
         return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
     # UK National Insurance number: two prefix letters (D, F, I, Q, U, V never used), 6 digits.
-    letters = "ABCEGHJKLMNPRSTWXYZ"
+    letters = "ABCEGHJKLMNPRSTWXYZ"  # D, F, I, Q, U, V are never used; O never second
     n = rng.randint
-    prefix = rng.choice(letters) + rng.choice(letters)
+    prefix = "GB"
+    while prefix in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):  # never issued
+        prefix = rng.choice(letters) + rng.choice(letters)
     return f"{prefix} {n(10, 99)} {n(10, 99)} {n(10, 99)} {rng.choice('ABCD')}"
 
 
