@@ -161,12 +161,29 @@ def _near_dup_edges(frame: pd.DataFrame, settings: SplitSettings) -> tuple[np.nd
     from pipeline.dedup.minhash import NearDupSettings, near_duplicates
 
     texts = frame["text"].tolist() if "text" in frame.columns else frame["prompt"].tolist()
-    near = NearDupSettings.from_cfg({**settings.near_dup, "threshold": settings.near_dup_threshold})
-    pairs = near_duplicates(texts, near, list(range(len(texts))))
+    threshold = float(settings.near_dup_threshold)
+    num_perm = int(settings.near_dup.get("num_perm", 128))
+    near = NearDupSettings.from_cfg(
+        {**settings.near_dup, "threshold": threshold, "bands": lsh_bands(threshold, num_perm)}
+    )
+    pairs = near_duplicates(texts, near)
     if not pairs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     a, b, _ = zip(*pairs, strict=True)
     return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+
+
+def lsh_bands(threshold: float, num_perm: int, recall: float = 0.99) -> int:
+    """Fewest LSH bands (most rows per band) that still find a pair at `threshold`.
+
+    Dedup's banding is tuned for Jaccard 0.8; at the split's lower thresholds (e.g. 0.5) it
+    would find few pairs, so the split picks its own: P(candidate) = 1 - (1 - t^r)^b.
+    """
+    for bands in sorted(b for b in range(1, num_perm + 1) if num_perm % b == 0):
+        rows = num_perm // bands
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands
+    return num_perm
 
 
 def _deal(

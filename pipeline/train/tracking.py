@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,14 +123,18 @@ def log_lineage(
     import mlflow.pytorch
     import numpy as np
     import torch
-    from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
 
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):
         # The digest is DVC's md5, so a run and `dvc.lock` name the same data version.
-        source = LocalArtifactDatasetSource(str(records_path.resolve()))
+        with warnings.catch_warnings():
+            # Two registered local-file source types match a path; both mean the same.
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(records_path.resolve()))
         dataset = MetaDataset(source=source, name=records_path.name, digest=data_hash)
         mlflow.log_input(dataset, context="training", tags={"rows": str(rows)})
         mlflow.log_metrics(dict(metrics))
@@ -137,11 +142,17 @@ def log_lineage(
         model.eval()
         with torch.no_grad():
             logits = model(torch.as_tensor(example)).numpy()
-        signature = infer_signature(np.asarray(example), logits)
+        # Token ids vary in length: the signature leaves the sequence axis free.
+        example = np.asarray(example)
+        shape = (-1, -1) if example.dtype.kind == "i" else (-1, *example.shape[1:])
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(example.dtype, shape)]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, logits.shape[1]))]),
+        )
         mlflow.pytorch.log_model(
             model,
             name="model",
             signature=signature,
-            input_example=np.asarray(example),
+            input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )

@@ -36,6 +36,8 @@ class FinetunedEncoder(nn.Module):
             attention_probs_dropout_prob=dropout,
             add_pooling_layer=False,
         )
+        # from_pretrained returns eval mode and Lightning keeps each module's mode: dropout on.
+        self.encoder.train()
         self.layer_lr_decay = layer_lr_decay
         layers = self.encoder.encoder.layer
         self.trainable_layers = list(layers)[len(layers) - unfreeze_layers :]
