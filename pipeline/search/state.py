@@ -121,16 +121,28 @@ class IndexState:
             scores, found = self.inner.search(query, n)
             keep = found[0] >= 0
             return found[0][keep], scores[0][keep], "index"
-        if len(rows) <= exact_below:
-            # A small allowed set: scoring just those vectors is exact and cheaper than
-            # walking a graph or lists where most neighbours are filtered out.
-            scores = np.asarray(self.vectors[rows] @ query[0], dtype=np.float32)
-            order = np.argsort(-scores, kind="stable")[:n]
-            return rows[order], scores[order], "exact-subset"
-        params = self._filtered_params(rows, len(rows) / total, ef_max)
-        scores, found = self.inner.search(query, n, params=params)
-        keep = found[0] >= 0
-        return found[0][keep], scores[0][keep], "index-prefilter"
+        if len(rows) > exact_below:
+            params = self._filtered_params(rows, len(rows) / total, ef_max)
+            scores, found = self.inner.search(query, n, params=params)
+            keep = found[0] >= 0
+            if keep.sum() == n:
+                return found[0][keep], scores[0][keep], "index-prefilter"
+            # The graph or the probed lists ran out of allowed neighbours: fall through to
+            # the exact search so a filter never returns fewer than k when k records match.
+        # A small allowed set: scoring just those vectors is exact and cheaper than walking
+        # a graph or lists where most neighbours are filtered out.
+        scores = self._subset_scores(query[0], rows)
+        chosen, chosen_scores = top_rows(scores, np.arange(len(rows)), n)
+        return rows[chosen], chosen_scores, "exact-subset"
+
+    def _subset_scores(
+        self, query: np.ndarray, rows: np.ndarray, chunk: int = 65_536
+    ) -> np.ndarray:
+        """Inner products of `rows` with the query, gathered in chunks to bound memory."""
+        out = np.empty(len(rows), dtype=np.float32)
+        for lo in range(0, len(rows), chunk):
+            out[lo : lo + chunk] = self.vectors[rows[lo : lo + chunk]] @ query
+        return out
 
     def _filtered_params(self, rows: np.ndarray, selectivity: float, ef_max: int) -> Any:
         """FAISS search parameters restricted to `rows`, with a search widened by 1/selectivity."""
