@@ -1,0 +1,223 @@
+"""Near-duplicate detection: MinHash + LSH banding, verified by true Jaccard, clustered.
+
+`near_duplicates` reads as the algorithm:
+
+1. shingle each text and compute its MinHash signature and LSH band keys (chunked, so
+   memory holds band keys, not signatures or shingles, for the whole input);
+2. candidate pairs = documents sharing a band key (one sort per band);
+3. verify each candidate pair by the true Jaccard of its shingle sets (recomputed for the
+   candidate documents only), keep pairs >= threshold;
+4. clusters = connected components of the verified pairs (union-find);
+5. survivor of each cluster = lowest priority, ties to the lowest index; every other member
+   is reported with its true Jaccard to the survivor.
+
+The compiled kernels live in `shingles.py` and `lsh.py`; numba is imported only when
+`near_duplicates` runs, so importing the settings stays cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import UserInputError
+
+# Documents per pass-1 batch: large enough to amortise kernel calls, small enough that a
+# batch's shingles and signatures (~ 200 shingles x 8 B + 128 x 4 B per text) stay ~50 MB.
+CHUNK = 25_000
+# Shingle hashes kept from pass 1 for verification (8 B each; t0-prompts has ~10M). Beyond
+# this, pass 2 recomputes them for candidate documents only, trading ~10% time for memory.
+KEEP_SHINGLES = 32_000_000
+
+
+@dataclass(frozen=True)
+class NearDupSettings:
+    """`dedup.near` of the config."""
+
+    enabled: bool = True
+    fields: tuple[str, ...] = ("prompt", "response")  # joined by the caller with "\n"
+    shingle: str = "word"  # word n-grams (whitespace tokens) or char n-grams
+    ngram: int = 5  # tokens per shingle; shorter texts are one whole-text shingle
+    num_perm: int = 128  # MinHash permutations = bands x rows
+    bands: int = 16  # 16 x 8 rows: a pair at Jaccard 0.8 becomes a candidate with p > 0.99
+    threshold: float = 0.8  # verified true Jaccard needed to call a pair a near-duplicate
+    seed: int = 1  # hash seeds: same seed and input, same output
+    workers: int = 2  # threads for the compiled kernels
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> NearDupSettings:
+        """Build from the `dedup.near` mapping, failing on unknown or invalid keys."""
+        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserInputError(f"config dedup.near: unknown key(s) {', '.join(unknown)}")
+        values = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg}
+        if "fields" in values:
+            fields = values["fields"]
+            values["fields"] = (fields,) if isinstance(fields, str) else tuple(fields)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise UserInputError naming the first invalid `dedup.near` key."""
+        problems = [
+            ("shingle", self.shingle not in ("word", "char"), "must be 'word' or 'char'"),
+            ("ngram", not (isinstance(self.ngram, int) and self.ngram >= 1), "must be >= 1"),
+            ("num_perm", not (isinstance(self.num_perm, int) and self.num_perm >= 1), ">= 1"),
+            ("bands", not (isinstance(self.bands, int) and self.bands >= 1), "must be >= 1"),
+            ("threshold", not (0.0 < float(self.threshold) <= 1.0), "must be in (0, 1]"),
+            ("workers", not (isinstance(self.workers, int) and self.workers >= 1), ">= 1"),
+            ("fields", not self.fields, "must name at least one field"),
+        ]
+        for key, bad, why in problems:
+            if bad:
+                raise UserInputError(f"config dedup.near.{key}={getattr(self, key)!r}: {why}")
+        if self.num_perm % self.bands:
+            raise UserInputError(
+                f"config dedup.near.bands={self.bands}: must divide num_perm={self.num_perm}"
+            )
+
+
+@contextmanager
+def _threads(workers: int) -> Iterator[None]:
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _batches(n: int, progress: bool, desc: str) -> Iterator[tuple[int, int]]:
+    starts = range(0, n, CHUNK)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch", file=sys.stderr, leave=False)
+    for start in starts:
+        yield start, min(start + CHUNK, n)
+
+
+def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = [np.diff(offsets) for _, offsets in parts]
+    offsets = np.zeros(sum(len(x) for x in lengths) + 1, np.int64)
+    if not parts:
+        return np.zeros(0, np.uint64), offsets
+    np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    return np.concatenate([values for values, _ in parts]), offsets
+
+
+def lsh_band_keys(
+    texts: Sequence[str], settings: NearDupSettings, progress: bool = False
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Band keys (n, bands) uint64 of every text, and its shingle CSR if it fit in KEEP_SHINGLES."""
+    from pipeline.dedup.lsh import band_keys, permutation_params, signatures
+    from pipeline.dedup.shingles import shingle_sets
+
+    a, b = permutation_params(settings.num_perm, settings.seed)
+    keys = np.empty((len(texts), settings.bands), np.uint64)
+    kept: list[tuple[np.ndarray, np.ndarray]] | None = []
+    kept_values = 0
+    for start, stop in _batches(len(texts), progress, "near-dup: minhash"):
+        values, offsets = shingle_sets(
+            texts[start:stop], settings.shingle, settings.ngram, settings.seed
+        )
+        keys[start:stop] = band_keys(signatures(values, offsets, a, b), settings.bands)
+        kept_values += len(values)
+        if kept is not None and kept_values <= KEEP_SHINGLES:
+            kept.append((values, offsets))
+        else:
+            kept = None  # too big to hold: recompute for candidate documents only
+    return keys, (None if kept is None else _concat_csr(kept))
+
+
+def _subset_shingles(
+    texts: Sequence[str], docs: np.ndarray, settings: NearDupSettings, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """CSR shingle sets of texts[docs] (row k is document docs[k])."""
+    from pipeline.dedup.shingles import shingle_sets
+
+    parts = []
+    for start, stop in _batches(len(docs), progress, "near-dup: verify"):
+        subset = [texts[i] for i in docs[start:stop]]
+        parts.append(shingle_sets(subset, settings.shingle, settings.ngram, settings.seed))
+    return _concat_csr(parts)
+
+
+def _clusters(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Component label of every document under the verified pairs (union-find)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _verified_pairs(
+    texts: Sequence[str], settings: NearDupSettings, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-3: verified pairs (left, right, jaccard) and the shingle CSR of `docs`."""
+    from pipeline.dedup.lsh import candidate_pairs, jaccard_pairs, sorted_unique
+
+    keys, shingles = lsh_band_keys(texts, settings, progress)
+    left, right = candidate_pairs(keys)
+    del keys
+    if shingles is None:
+        docs = sorted_unique(np.concatenate([left, right]))
+        values, offsets = _subset_shingles(texts, docs, settings, progress)
+    else:
+        docs = np.arange(len(texts))
+        values, offsets = shingles
+    sims = jaccard_pairs(values, offsets, np.searchsorted(docs, left), np.searchsorted(docs, right))
+    similar = sims >= settings.threshold
+    return left[similar], right[similar], sims[similar], docs, values, offsets
+
+
+def similar_pairs(
+    texts: Sequence[str], settings: NearDupSettings, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Verified near-duplicate pairs (left < right, true Jaccard >= threshold), sorted."""
+    if len(texts) < 2:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0)
+    with _threads(settings.workers):
+        return _verified_pairs(texts, settings, progress)[:3]
+
+
+def near_duplicates(
+    texts: Sequence[str],
+    settings: NearDupSettings,
+    priority: np.ndarray | None = None,
+    progress: bool = False,
+) -> list[tuple[int, int, float]]:
+    """(removed_index, survivor_index, true_jaccard_to_survivor) sorted by removed_index."""
+    n = len(texts)
+    if priority is not None and len(priority) != n:
+        raise ValueError(f"priority has {len(priority)} entries for {n} texts")
+    if n < 2:
+        return []
+    from pipeline.dedup.lsh import jaccard_pairs
+
+    with _threads(settings.workers):
+        left, right, _, docs, values, offsets = _verified_pairs(texts, settings, progress)
+        labels = _clusters(n, left, right)
+        rank = np.zeros(n) if priority is None else np.asarray(priority)
+        order = np.lexsort((np.arange(n), rank, labels))  # by cluster, then priority, index
+        first = np.ones(n, bool)
+        first[1:] = labels[order][1:] != labels[order][:-1]
+        survivor_of = np.empty(n, np.int64)
+        survivor_of[labels[order][first]] = order[first]
+        removed = np.sort(order[~first])
+        survivors = survivor_of[labels[removed]]
+        # A chain a~b~c clusters a with c: report c's own Jaccard to the survivor, not b's.
+        sims = jaccard_pairs(
+            values, offsets, np.searchsorted(docs, removed), np.searchsorted(docs, survivors)
+        )
+    return [(int(r), int(s), float(j)) for r, s, j in zip(removed, survivors, sims, strict=True)]
