@@ -16,6 +16,7 @@ from pipeline.errors import UserInputError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 TEXT_MODES = ("prompt", "prompt_response")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class EmbedSettings:
         """Fail with one line naming the config key that is wrong."""
         if self.backend not in BACKENDS:
             raise UserInputError(f"embed.backend {self.backend!r}: expected one of {BACKENDS}")
+        if self.precision not in PRECISIONS:
+            raise UserInputError(
+                f"embed.precision {self.precision!r}: expected one of {PRECISIONS}"
+            )
         if self.text not in TEXT_MODES:
             raise UserInputError(f"embed.text {self.text!r}: expected one of {TEXT_MODES}")
         for key in ("dim", "batch_size", "max_length", "flush_every"):
