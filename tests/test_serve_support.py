@@ -125,3 +125,31 @@ def write_params(config: ServiceConfig, root: Path) -> Path:
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump({"paths": paths, "serve": {"port": 0}}), encoding="utf-8")
     return path
+
+
+def build_index(config: ServiceConfig, real_encoder: bool = False) -> dict:
+    """Publish data/index over records.parquet: real FAISS and BM25 files.
+
+    Fast tests use seeded unit vectors (keyword search needs no encoder); slow tests embed
+    with the real model so vector and hybrid search mean something.
+    """
+    import numpy as np
+
+    from pipeline.embed import EmbedSettings, embed_texts
+    from pipeline.index.build import publish_index
+    from pipeline.index.factory import IndexSettings
+
+    table = pq.read_table(config.paths.records, columns=["rid", "prompt"])
+    rids = table["rid"].to_numpy().astype(np.int64)
+    texts = table["prompt"].to_pylist()
+    embed = EmbedSettings()
+    if real_encoder:
+        vectors = embed_texts(texts, embed)
+    else:
+        rng = np.random.default_rng(7)
+        vectors = rng.standard_normal((len(texts), embed.dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    encoder = {"model": embed.model, "dim": embed.dim, "backend": embed.backend}
+    return publish_index(
+        config.paths.index_dir, rids, vectors, texts, IndexSettings(factory="Flat"), encoder
+    )

@@ -207,6 +207,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         key, row = key_admin.create_key(
             config.paths.service_db, body.role, body.name, scope, f"key:{principal.key_id}"
         )
+        service.keys.reload()
         return {**row, "key": key}
 
     @app.delete("/keys/{key_id}", responses=_RESPONSES, tags=["admin"])

@@ -97,15 +97,19 @@ QUERY_LOG_SCHEMA = pa.schema(
 def open_service_db(
     path: str | Path, read_only: bool = False, lock_timeout: float = 10.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the service DB (creating its tables), retrying while another process writes it."""
+    """Open the service DB (creating its tables), retrying while another process writes it.
+
+    `read_only` documents intent only: the file is always opened read-write, because DuckDB
+    refuses, within one process, a read-only and a read-write connection to the same file
+    (the server's threads read keys while they append the query log).
+    """
+    del read_only
     path = Path(path)
-    if read_only and not path.exists():
-        read_only = False  # first use: create the file and its tables rather than fail
     deadline = time.monotonic() + lock_timeout
     delay = 0.01
     while True:
         try:
-            con = connect(path, read_only=read_only)
+            con = connect(path, read_only=False)
             break
         except BusyError:
             if time.monotonic() >= deadline:
@@ -113,9 +117,8 @@ def open_service_db(
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
     try:
-        if not read_only:
-            for statement in DDL:
-                con.execute(statement)
+        for statement in DDL:
+            con.execute(statement)
         yield con
     finally:
         con.close()
