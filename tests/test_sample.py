@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.sample import write_sample, write_truth
 from pipeline.sample.__main__ import main
+from pipeline.sample.read import raw_objects, valid_by_id
 from pipeline.sample.similarity import joined, shingles, words
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,34 +56,9 @@ def test_sample_is_small_and_has_every_format() -> None:
     assert gzip.decompress((RAW / "synthetic.jsonl.gz").read_bytes())  # a valid gzip stream
 
 
-def _rows() -> tuple[list[dict], dict[tuple[str, int], bytes]]:
-    """Every parseable object, and every raw JSON Lines line by (file, 1-based line)."""
-    objs: list[dict] = []
-    lines: dict[tuple[str, int], bytes] = {}
-    for path in sorted(RAW.iterdir()):
-        if path.suffix == ".parquet":
-            objs += pq.read_table(path).to_pylist()
-        elif path.suffix == ".csv":
-            objs += list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-        elif path.suffix == ".json":
-            objs += json.loads(path.read_text(encoding="utf-8"))
-        else:
-            data = path.read_bytes()
-            data = gzip.decompress(data) if path.suffix == ".gz" else data
-            for n, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
-                lines[(path.name, n)] = raw
-                try:
-                    obj = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(obj, dict):
-                    objs.append(obj)
-    return objs, lines
-
-
 def test_truth_counts_and_malformed_positions() -> None:
     truth = json.loads(TRUTH.read_text())
-    objs, lines = _rows()
+    objs, lines = raw_objects(RAW)
     counts = truth["counts"]
     bad_lines = [r for r in truth["rejected"] if "line" in r]
     assert len(objs) + sum(r["reason"] in ("invalid_json", "invalid_utf8") for r in bad_lines) == (
@@ -118,10 +91,7 @@ def test_truth_counts_and_malformed_positions() -> None:
 
 
 def _valid_by_id() -> dict[str, dict]:
-    truth = json.loads(TRUTH.read_text())
-    rejected_ids = {r.get("id") for r in truth["rejected"]}
-    objs, _ = _rows()
-    return {o["id"]: o for o in objs if o.get("id") and o["id"] not in rejected_ids}
+    return valid_by_id(RAW, json.loads(TRUTH.read_text()))
 
 
 def test_planted_duplicates_are_what_the_truth_says() -> None:

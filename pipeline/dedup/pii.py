@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +75,13 @@ _ISBN_BEFORE = re.compile(r"ISBN(?:-1[03])?:?\s*$", re.IGNORECASE)
 
 # ---- national ids ----------------------------------------------------------------------
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
-_SSN_BARE = re.compile(
-    r"(?i:\b(?:ssn|social security(?: number| no\.?)?)(?: is)?[\s:#]{0,3})"
-    r"(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}(?!\d)"
+# Unseparated or space-separated SSNs only after a word that says what they are.
+_ID_WORDS = (
+    r"(?i:\b(?:ssn|social security(?: number| no\.?)?|national insurance(?: number| no\.?)?"
+    r"|ni (?:number|no\.?)|tax id|tin|id(?: number)?)(?: is)?[\s:#]{0,3})"
+)
+_SSN_CONTEXT = re.compile(
+    _ID_WORDS + r"(?P<pii>(?!000|666|9\d\d)\d{3}([ ]?)(?!00)\d{2}\2(?!0000)\d{4})(?![\d-])"
 )
 # UK National Insurance number: prefixes never issued (D, F, I, Q, U, V; BG, GB, NK, KN, TN,
 # NT, ZZ) are excluded; upper case only, which keeps ordinary words out.
@@ -94,7 +98,12 @@ _PHONE_NANP = re.compile(
     r"(?<![\w+.-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}([ .-]))[2-9]\d{2}"
     r"(?(1)\1|[ .-])\d{4}(?![\w-]|[.,]\d)"
 )
-_PHONE_UK = re.compile(r"(?<![\w+.-])0\d{2,4} \d{3,4} \d{3,4}(?![\w-]|[.,]\d)")
+_PHONE_UK = re.compile(r"(?<![\w+.-])0[1-9](?:\d{1,3} \d{3,4} \d{4}|\d{3} \d{6})(?![\w-]|[.,]\d)")
+# Local 7-digit and bare 10-digit numbers only after a word that says they are phones.
+_PHONE_CONTEXT = re.compile(
+    r"(?i:\b(?:phone(?: number)?|call(?:ed)?(?: me)?|tel|mobile|cell|landline|text|fax)\b"
+    r"(?: is| at| on| from|:)?\s{0,3})(?P<pii>\d{3}-\d{4}|\d{10})(?![\w-]|[.,]\d)"
+)
 
 _DIGIT = re.compile(r"\d")
 
@@ -165,36 +174,92 @@ _RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool], str],
     ("ip", _IPV4, _ok_ipv4, "."),
     ("card", _CARD, _ok_card, ""),
     ("national_id", _SSN, _always, "-"),
-    ("national_id", _SSN_BARE, _always, ""),
+    ("national_id", _SSN_CONTEXT, _always, ""),
     ("national_id", _NINO, _always, ""),
     ("phone", _PHONE_INTL, _ok_phone_intl, "+"),
     ("phone", _PHONE_NANP, _always, ""),
     ("phone", _PHONE_UK, _always, " "),
+    ("phone", _PHONE_CONTEXT, _always, ""),
 )
 
 
-def redact(text: str, settings: PiiSettings) -> tuple[str, dict[str, int]]:
-    """Replace PII in `text` by typed placeholders; return the text and counts by type
-    (only types found appear)."""
-    counts: dict[str, int] = {}
+def find_pii(text: str, settings: PiiSettings) -> list[tuple[int, int, str]]:
+    """PII spans in `text` as sorted (start, end, type), the spans `redact` replaces."""
+    spans: list[tuple[int, int, str]] = []
     if not settings.enabled or not text:
-        return text, counts
+        return spans
     has_digit = _DIGIT.search(text) is not None
     for kind, pattern, ok, needle in _RULES:
         if kind not in settings.types or (needle and needle not in text):
             continue
         if kind != "email" and not has_digit:
             continue  # every type but e-mail needs a digit: most prose stops here
-        found = 0
 
-        def replace(m: re.Match[str], ok=ok, kind=kind) -> str:
-            nonlocal found
-            if ok(m):
-                found += 1
-                return PLACEHOLDERS[kind]
-            return m.group()
+        def mask(m: re.Match[str], ok=ok, kind=kind) -> str:
+            if not ok(m):
+                return m.group()
+            # Context rules match "SSN: 123..." but only the `pii` group is the value.
+            start, end = m.span("pii") if "pii" in m.re.groupindex else m.span()
+            spans.append((start, end, kind))
+            # Same length keeps offsets valid; "<" and ">" give later rules the boundaries a
+            # placeholder gives them, and the letters inside can match no rule.
+            masked = "<" + "X" * (end - start - 2) + ">"
+            return m.string[m.start() : start] + masked + m.string[end : m.end()]
 
-        text = pattern.sub(replace, text)
-        if found:
-            counts[kind] = counts.get(kind, 0) + found
-    return text, counts
+        text = pattern.sub(mask, text)
+    return sorted(spans)
+
+
+def redact(text: str, settings: PiiSettings) -> tuple[str, dict[str, int]]:
+    """Replace PII in `text` by typed placeholders; return the text and counts by type
+    (only types found appear)."""
+    spans = find_pii(text, settings)
+    if not spans:
+        return text, {}
+    counts: dict[str, int] = {}
+    parts: list[str] = []
+    pos = 0
+    for start, end, kind in spans:
+        parts += (text[pos:start], PLACEHOLDERS[kind])
+        counts[kind] = counts.get(kind, 0) + 1
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts), counts
+
+
+def evaluate(
+    examples: Iterable[Mapping[str, Any]], settings: PiiSettings | None = None
+) -> dict[str, dict[str, float]]:
+    """Per-type precision and recall of `find_pii` on labelled examples ({text, spans: [{start,
+    end, type}]}); a prediction counts when it overlaps an unmatched labelled span of its type."""
+    settings = settings or PiiSettings()
+    tally = {t: {"tp": 0, "fp": 0, "fn": 0} for t in PII_TYPES}
+    for ex in examples:
+        gold = [(s["start"], s["end"], s["type"]) for s in ex["spans"]]
+        matched: set[int] = set()
+        for start, end, kind in find_pii(ex["text"], settings):
+            hit = next(
+                (
+                    i
+                    for i, (gs, ge, gk) in enumerate(gold)
+                    if gk == kind and i not in matched and start < ge and gs < end
+                ),
+                None,
+            )
+            if hit is None:
+                tally[kind]["fp"] += 1
+            else:
+                matched.add(hit)
+                tally[kind]["tp"] += 1
+        for i, (_, _, kind) in enumerate(gold):
+            if i not in matched:
+                tally[kind]["fn"] += 1
+    out: dict[str, dict[str, float]] = {}
+    for kind, c in tally.items():
+        found, actual = c["tp"] + c["fp"], c["tp"] + c["fn"]
+        out[kind] = {
+            **c,
+            "precision": c["tp"] / found if found else 1.0,
+            "recall": c["tp"] / actual if actual else 1.0,
+        }
+    return out
