@@ -40,5 +40,6 @@ def _run(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     report = run(load_params(root / args.params, [*args.overrides, *args.sets]), root)
-    emit(report, args.json, summary(report))
+    if report:  # DDP worker processes (rank > 0) return {} and stay silent
+        emit(report, args.json, summary(report))
     return 0

@@ -94,8 +94,6 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
 
 def summary(report: dict[str, Any]) -> str:
     """One paragraph for people."""
-    if not report:
-        return "train: worker process finished"
     counts = report["records"]
     return (
         f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
@@ -111,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     root = Path.cwd()
-    print(summary(run(load_params(root / "params.yaml", args.overrides), root)))
+    report = run(load_params(root / "params.yaml", args.overrides), root)
+    if report:
+        print(summary(report))
     return 0
 
 
