@@ -70,10 +70,15 @@ class FieldMap:
         return cls(column_to_field, origin, cfg.get("name"))
 
 
+# Identifier-like fields may be integers in a user's file; texts must be strings.
+_INT_OK = frozenset({"id", "label", "user_id", "session_id", "parent_id"})
+
+
 def _text(name: str, value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    allowed = str | int if name in _INT_OK else str
+    if isinstance(value, bool) or not isinstance(value, allowed):
         raise Invalid(
             "wrong_type", f"field {name!r}: expected a string, got {type(value).__name__}"
         )

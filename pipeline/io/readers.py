@@ -1,8 +1,9 @@
 """Streaming readers for the input formats: .jsonl[.gz], .json[.gz] (array), .csv[.gz], .parquet.
 
-Each reader yields one `RawRow` per input row with its file and 1-based line (the element
-or row number for JSON arrays, CSV and Parquet). A row that cannot be parsed carries a
-reason code instead of a value; reading goes on with the next row. Nothing is held beyond
+Each reader yields one `RawRow` per input row with its file and 1-based position: the
+physical line for JSON Lines, the data row (header excluded) for CSV, JSON arrays and
+Parquet. A row that cannot be parsed carries a reason code instead of a value; reading
+goes on with the next row. Nothing is held beyond
 the current row (or Parquet batch), so a file larger than memory is fine.
 """
 
@@ -36,6 +37,7 @@ _RAW_KEEP = 100_000  # characters of a rejected row's raw text that are stored
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _READ_ERRORS = (OSError, EOFError, zlib.error)
+_CHUNK_CHARS = 1 << 20  # JSON-array read size; an element may span any number of chunks
 
 
 @dataclass(slots=True)
@@ -201,7 +203,7 @@ def _read_json_array(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> I
 
     def fill() -> bool:
         nonlocal buf, pos, eof
-        chunk = text.read(1 << 20)
+        chunk = text.read(_CHUNK_CHARS)
         buf, pos = buf[pos:] + chunk, 0
         eof = not chunk
         return bool(chunk)
@@ -220,7 +222,10 @@ def _read_json_array(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> I
         return RawRow(rel, index + 1, rest, reason="invalid_json", detail=detail)
 
     try:
-        if skip_ws() != "[":
+        first = skip_ws()
+        if first == "":  # an empty file holds no rows
+            return
+        if first != "[":
             yield fail("invalid JSON: a .json file must hold an array of objects")
             return
         pos += 1
@@ -278,13 +283,15 @@ def _read_csv(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> Iterator
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
     header: list[str] | None = None
+    row_no = 0  # data rows, header excluded: a quoted field may span several lines
     while True:
-        start = reader.line_num + 1
+        start = row_no + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
+            row_no += 1
             stats.lines += 1
             reason = "oversize_line" if "field larger" in str(exc) else "invalid_csv"
             yield RawRow(rel, start, "", reason=reason, detail=f"CSV: {exc}")
@@ -296,6 +303,7 @@ def _read_csv(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> Iterator
         if header is None:
             header = row
             continue
+        row_no += 1
         stats.lines += 1
         if not any(cell.strip() for cell in row):
             stats.blank += 1

@@ -1,0 +1,119 @@
+"""`pipeline dedup` (the stage) and `pipeline records stats|show`; registration stays light."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli import emit
+
+DEFAULT_STORE = "data/dedup/store.duckdb"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dedup = sub.add_parser(
+        "dedup",
+        help="validate, redact and deduplicate data/raw into the store (the first stage)",
+        description="Read the dataset of params.yaml (`data`), validate, redact PII, drop "
+        "exact and near duplicates, and publish data/dedup/ and reports/dedup.json.",
+    )
+    dedup.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params.yaml key, e.g. --set dedup.near.threshold=0.9 (repeatable)",
+    )
+    dedup.add_argument("--root", default=".", help="project root (default: .)")
+    dedup.add_argument("--json", action="store_true", help="print the stage report as JSON")
+    dedup.set_defaults(func=run_dedup)
+
+    records = sub.add_parser("records", help="inspect the dedup store")
+    inner = records.add_subparsers(dest="records_command", metavar="ACTION")
+    stats = inner.add_parser("stats", help="counts: kept, duplicates, rejected by reason, PII")
+    show = inner.add_parser(
+        "show", help="one record with its duplicates, session turns and rejection reason"
+    )
+    show.add_argument("id", help="record id (or rid), e.g. r00042 or chat.jsonl:17")
+    for parser in (stats, show):
+        parser.add_argument("--root", default=".", help="project root (default: .)")
+        parser.add_argument("--store", help=f"store file (default: paths.store, {DEFAULT_STORE})")
+        parser.add_argument("--json", action="store_true", help="print as JSON")
+    stats.set_defaults(func=run_stats)
+    show.set_defaults(func=run_show)
+    records.set_defaults(func=lambda args: records.print_help() or 2)
+
+
+def run_dedup(args: argparse.Namespace) -> int:
+    from pipeline.config import load_params
+    from pipeline.stages.dedup import run
+
+    root = Path(args.root)
+    report = run(load_params(root / "params.yaml", args.overrides), root)
+    check = report["accounting"]
+    text = (
+        f"{report['input_records']} records in: {report['kept']} kept, "
+        f"{report['exact_duplicates']} exact + {report['near_duplicates']} near duplicates, "
+        f"{report['rejected']['total']} rejected, {report['erased']} erased "
+        f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
+        f"{report['seconds']['total']:.1f} s -> reports/dedup.json"
+    )
+    emit(report, args.json, text)
+    return 0 if check["holds"] else 1
+
+
+def _store(args: argparse.Namespace) -> Path:
+    root = Path(args.root)
+    if args.store:
+        return Path(args.store)
+    params = root / "params.yaml"
+    if params.exists():
+        from pipeline.config import load_params
+
+        return root / str(load_params(params).paths.store)
+    return root / DEFAULT_STORE
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from pipeline.store.records import stats
+
+    data = stats(_store(args))
+    lines = [f"{name:<15} {count:>9}" for name, count in data["tables"].items()]
+    for key in ("rejected_by_reason", "duplicates_by_method", "kept_by_origin", "pii_by_type"):
+        if data[key]:
+            lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in data[key].items()))
+    lines.append(f"sessions: {data['sessions']}; data_hash: {data['meta'].get('data_hash')}")
+    emit(data, args.json, "\n".join(lines))
+    return 0
+
+
+def _short(text: Any, width: int = 100) -> str:
+    text = "" if text is None else str(text).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from pipeline.store.records import show
+
+    data = show(_store(args), args.id)
+    record = data["record"]
+    lines = [f"status: {data['status']}"]
+    if record is not None:
+        for key, value in record.items():
+            if key == "metadata":
+                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+            lines.append(f"  {key}: {_short(value)}")
+        for dup in data["duplicates"]:
+            lines.append(f"duplicate: {dup['id']} ({dup['method']}, {dup['similarity']:.3f})")
+        for turn in data["session"]:
+            lines.append(f"turn {turn['turn']}: {turn['id']} [{turn['status']}] "
+                         f"{_short(turn['prompt'], 70)}")  # fmt: skip
+        for pii in data["pii"]:
+            lines.append(f"pii: {pii['field']} {pii['pii_type']} x{pii['count']}")
+    for rej in data["rejected"]:
+        lines.append(f"rejected: {rej['file']}:{rej['line']} {rej['reason']}: {rej['detail']}")
+    emit(data, args.json, "\n".join(lines))
+    return 0

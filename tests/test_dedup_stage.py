@@ -1,0 +1,215 @@
+"""The dedup stage end to end on real DuckDB, Parquet and MLflow (sqlite) in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from omegaconf import DictConfig
+
+from pipeline.cli import main as cli_main
+from pipeline.config import compose, to_yaml
+from pipeline.errors import BusyError, NotFoundError
+from pipeline.io.lock import exclusive
+from pipeline.stages.dedup import run
+from pipeline.store.records import TABLES, show
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def make_cfg(root: Path, data: str | Path, mlflow_uri: str, *overrides: str) -> DictConfig:
+    """The project's real config, pointed at `data` and a tmp MLflow store."""
+    cfg = compose([f"tracking.uri={mlflow_uri}", *overrides])
+    cfg.data.path = str(data)
+    (root / "params.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    return cfg
+
+
+def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TINY = [
+    {"id": "a", "prompt": "How do I reset my password?", "response": "Use the link.",
+     "quality": 2, "user_id": "u1"},
+    {"id": "b", "prompt": "how do I  RESET my password?", "response": "use the link.",
+     "quality": 5, "user_id": "u2"},  # exact duplicate of a after normalisation; better quality
+    {"id": "c", "prompt": "Mail me at jo@example.com", "response": "ok", "user_id": "gone"},
+    "{broken",
+    {"id": "d", "prompt": "", "response": "x"},
+    {"id": "e", "prompt": "The quick brown fox jumps over the lazy dog near the river bank "
+     "today and tomorrow and the day after", "response": "fine"},
+    {"id": "f", "prompt": "The quick brown fox jumps over the lazy dog near the river bank "
+     "today and tomorrow and the day after that", "response": "fine"},
+]  # fmt: skip
+
+
+def store_contents(path: Path) -> dict[str, list]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in (*TABLES, "meta")
+        }
+    finally:
+        con.close()
+
+
+def test_tiny_dataset_accounting_duplicates_erasure_and_pii(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    (tmp_path / "data").mkdir()
+    erased = hashlib.sha256(b"gone").hexdigest()
+    (tmp_path / "data" / "erasures.txt").write_text(f"# erased\n{erased}\n")
+    cfg = make_cfg(tmp_path, tmp_path / "raw", mlflow_uri, "dedup.near.threshold=0.7")
+    report = run(cfg, tmp_path)
+
+    assert report["input_records"] == 7
+    assert report["rejected"] == {"total": 2, "by_reason": {"empty_prompt": 1, "invalid_json": 1}}
+    assert (report["exact_duplicates"], report["near_duplicates"], report["erased"]) == (1, 1, 1)
+    assert report["kept"] == 2 and report["accounting"]["holds"]
+    assert json.loads((tmp_path / "reports" / "dedup.json").read_text()) == report
+
+    store = tmp_path / "data" / "dedup" / "store.duckdb"
+    a = show(store, "a")
+    assert a["status"] == "duplicate" and a["record"]["duplicate_of"] == "b"  # quality wins
+    assert a["record"]["method"] == "exact" and a["record"]["similarity"] == 1.0
+    b = show(store, "b")
+    assert b["status"] == "kept" and [d["id"] for d in b["duplicates"]] == ["a"]
+    assert show(store, "f")["record"]["method"] == "near"  # e came first and ties otherwise
+    assert show(store, "a.jsonl:4")["rejected"][0]["reason"] == "invalid_json"
+    with pytest.raises(NotFoundError):
+        show(store, "c")  # erased: in no table
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 2
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    con.close()
+    assert meta["data_hash"] == report["data_hash"]
+
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(mlflow_uri).search_runs(
+        [MlflowClient(mlflow_uri).get_experiment_by_name("prompt-pipeline").experiment_id],
+        filter_string=f"tags.data_hash = '{report['data_hash']}'",
+    )
+    assert runs and runs[0].data.metrics["kept"] == 2
+    assert {"git_commit", "pipeline_run", "stage"} <= set(runs[0].data.tags)
+
+
+def test_pii_is_redacted_in_records_and_counted(tmp_path: Path, mlflow_uri: str) -> None:
+    write_jsonl(
+        tmp_path / "raw" / "a.jsonl",
+        [{"id": "p", "prompt": "write to jo@example.com please", "response": "ok"}, "{jo@x.org"],
+    )
+    report = run(make_cfg(tmp_path, tmp_path / "raw", mlflow_uri), tmp_path)
+    assert report["pii"]["by_type"] == {"email": 1}
+    store = tmp_path / "data" / "dedup" / "store.duckdb"
+    shown = show(store, "p")
+    assert "jo@example.com" not in shown["record"]["prompt"]
+    assert shown["pii"] == [{"field": "prompt", "pii_type": "email", "count": 1}]
+    assert "jo@x.org" not in show(store, "a.jsonl:2")["rejected"][0]["raw"]
+
+
+def test_rerun_is_byte_identical(tmp_path: Path, mlflow_uri: str) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    cfg = make_cfg(tmp_path, tmp_path / "raw", mlflow_uri)
+    out = tmp_path / "data" / "dedup"
+    run(cfg, tmp_path)
+    first = ((out / "records.parquet").read_bytes(), store_contents(out / "store.duckdb"))
+    run(cfg, tmp_path)
+    second = ((out / "records.parquet").read_bytes(), store_contents(out / "store.duckdb"))
+    assert first == second
+    assert not list((tmp_path / "data").glob(".dedup.*.tmp"))  # no temporary left behind
+
+
+def test_second_writer_gets_busy_error(tmp_path: Path, mlflow_uri: str) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    cfg = make_cfg(tmp_path, tmp_path / "raw", mlflow_uri)
+    with exclusive(tmp_path / "data" / ".dedup.lock", "test"):
+        with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
+            run(cfg, tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", "dedup", "--root", str(tmp_path)],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    assert proc.returncode == 4
+    assert proc.stderr.startswith("error: ") and f"pid {os.getpid()}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_dedup_stats_and_show(
+    tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    make_cfg(tmp_path, tmp_path / "raw", mlflow_uri)
+    assert cli_main(["records", "stats", "--root", str(tmp_path)]) == 3  # no store yet
+    assert "no store yet" in capsys.readouterr().err
+    args = ["dedup", "--root", str(tmp_path), "--set", "dedup.near.enabled=false", "--json"]
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["near_duplicates"] == 0
+    assert cli_main(["records", "stats", "--root", str(tmp_path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["tables"]["records"] == 4 and stats["rejected_by_reason"]["invalid_json"] == 1
+    assert cli_main(["records", "show", "a", "--root", str(tmp_path)]) == 0
+    assert "status: duplicate" in capsys.readouterr().out
+    assert cli_main(["records", "show", "zzz", "--root", str(tmp_path)]) == 3
+    assert "record 'zzz'" in capsys.readouterr().err
+    assert cli_main(["dedup", "--root", str(tmp_path), "--set", "dedup.nope=1"]) == 2
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from omegaconf import OmegaConf
+from pipeline.stages.dedup import run
+run(OmegaConf.load(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_mid_stage_keeps_previous_outputs(tmp_path: Path, mlflow_uri: str) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    cfg = make_cfg(tmp_path, tmp_path / "raw", mlflow_uri, "dedup.near.enabled=false")
+    out = tmp_path / "data" / "dedup"
+    run(cfg, tmp_path)
+    before = ((out / "records.parquet").read_bytes(), store_contents(out / "store.duckdb"))
+
+    # A bigger input, so the second run is still writing when it is killed.
+    write_jsonl(
+        tmp_path / "raw" / "b.jsonl",
+        [{"prompt": f"question {i} " + "word " * 40, "response": str(i)} for i in range(60_000)],
+    )
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "params.yaml"), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "data").glob(".dedup.*.tmp")):  # the write step began
+        assert proc.poll() is None and time.monotonic() < deadline, "stage ended before the kill"
+        time.sleep(0.01)
+    # A reader meanwhile sees the previous store.
+    assert store_contents(out / "store.duckdb") == before[1]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ((out / "records.parquet").read_bytes(), store_contents(out / "store.duckdb")) == before
+    report = run(cfg, tmp_path)
+    assert report["kept"] == 60_004 and report["accounting"]["holds"]
+    assert not list((tmp_path / "data").glob(".dedup.*.tmp"))
