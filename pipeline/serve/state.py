@@ -86,6 +86,7 @@ class ServiceState:
         self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
         self._factory = searcher_factory
         self._searcher: Any = None
+        self._retired: Any = None
         self._searcher_store: tuple[int, int] | None = None
         self.searcher_error: str | None = "the index has not been opened yet"
         self._open_lock = threading.Lock()
@@ -102,6 +103,11 @@ class ServiceState:
             except (PipelineError, ImportError) as exc:
                 self.searcher_error = str(exc)
                 return
+            # The searcher replaced last time is closed now, a generation later, so requests
+            # that started on it have finished; the one just replaced may still be in use.
+            if self._retired is not None:
+                self._retired.close()
+            self._retired = self._searcher
             self._searcher, self._searcher_store = searcher, store_stamp
             self.searcher_error = None
 
@@ -158,3 +164,7 @@ class ServiceState:
             self._thread.join(timeout=10)
         self.querylog.flush()
         self.store.close()
+        for searcher in (self._retired, self._searcher):
+            if searcher is not None:
+                searcher.close()
+        self._retired = self._searcher = None

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_path
+from pipeline.io.files import read_erasures
 from pipeline.service.settings import ServicePaths
 from pipeline.store import service as db
 from pipeline.store.erasure import StoreErasure, copy_without_user, user_rids
@@ -26,23 +27,10 @@ def user_hash(user_id: str) -> str:
     return hashlib.sha256(user_id.encode("utf-8")).hexdigest()
 
 
-def read_erasure_list(path: str | Path) -> set[str]:
-    """The user hashes in an erasure list (`#` starts a comment)."""
-    path = Path(path)
-    if not path.exists():
-        return set()
-    hashes = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        entry = line.split("#", 1)[0].strip().lower()
-        if entry:
-            hashes.add(entry)
-    return hashes
-
-
 def add_to_erasure_list(path: str | Path, digest: str) -> bool:
     """Append a hash to the erasure list (atomically); False when it is already there."""
     path = Path(path)
-    if digest in read_erasure_list(path):
+    if digest in read_erasures(path):  # the dedup stage's reader: one format, one parser
         return False
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):

@@ -9,6 +9,7 @@ batches (pipeline/service/querylog.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -107,21 +108,27 @@ def open_service_db(
     path = Path(path)
     deadline = time.monotonic() + lock_timeout
     delay = 0.01
-    while True:
+    # One user of the file at a time within a process: the operations are short, and DuckDB
+    # misbehaved when one thread closed its connection while another registered an Arrow scan.
+    with _PROCESS_LOCK:
+        while True:
+            try:
+                con = connect(path, read_only=False)
+                break
+            except BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
         try:
-            con = connect(path, read_only=False)
-            break
-        except BusyError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-    try:
-        for statement in DDL:
-            con.execute(statement)
-        yield con
-    finally:
-        con.close()
+            for statement in DDL:
+                con.execute(statement)
+            yield con
+        finally:
+            con.close()
+
+
+_PROCESS_LOCK = threading.RLock()
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -219,8 +226,9 @@ def scrub_query_results(con: duckdb.DuckDBPyConnection, rids: Sequence[int]) -> 
     """Remove erased record ids from logged result lists (the log keeps no erased ids)."""
     con.execute(
         """UPDATE query_log
-           SET result_rids = list_filter(result_rids, r -> NOT list_contains($rids, r))
-           WHERE len(list_intersect(result_rids, $rids)) > 0""",
+           SET result_rids = list_filter(
+               result_rids, lambda r: NOT list_contains($rids::BIGINT[], r))
+           WHERE len(list_intersect(result_rids, $rids::BIGINT[])) > 0""",
         {"rids": list(rids)},
     )
 
