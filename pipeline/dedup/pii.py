@@ -284,16 +284,20 @@ def redact(text: str, settings: PiiSettings) -> tuple[str, dict[str, int]]:
 
 
 def evaluate(
-    examples: Iterable[Mapping[str, Any]], settings: PiiSettings | None = None
+    examples: Iterable[Mapping[str, Any]],
+    settings: PiiSettings | None = None,
+    finder: Callable[[str], list[tuple[int, int, str]]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per-type precision and recall of `find_pii` on labelled examples ({text, spans: [{start,
-    end, type}]}); a prediction counts when it overlaps an unmatched labelled span of its type."""
+    """Per-type precision and recall on labelled examples ({text, spans: [{start, end, type}]})
+    of `find_pii` or of another `finder` (a peer library); a prediction counts when it
+    overlaps an unmatched labelled span of its type."""
     settings = settings or PiiSettings()
+    finder = finder or (lambda text: find_pii(text, settings))
     tally = {t: {"tp": 0, "fp": 0, "fn": 0} for t in PII_TYPES}
     for ex in examples:
         gold = [(s["start"], s["end"], s["type"]) for s in ex["spans"]]
         matched: set[int] = set()
-        for start, end, kind in find_pii(ex["text"], settings):
+        for start, end, kind in finder(ex["text"]):
             hit = next(
                 (
                     i
