@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "usage", help="queries per day, latency percentiles, zero-result queries, top records"
     )
     _common(u)
-    u.add_argument("--top", type=int, default=10, help="rows in each top list (default 10)")
+    u.add_argument("--top", type=_positive, default=10, help="rows in each top list (default 10)")
     u.add_argument("--json", action="store_true", help="print JSON")
     u.set_defaults(func=_usage)
 
@@ -100,6 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--user-id", required=True, help="the user id to erase")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=_erase)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,9 +11,9 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.errors import BusyError, NotFoundError, PipelineError, UserInputError
@@ -187,7 +187,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         return counts
 
     @app.get("/usage", responses=_RESPONSES, tags=["admin"])
-    def usage(_: Admin, top: int = 10) -> dict[str, Any]:
+    def usage(_: Admin, top: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict[str, Any]:
         """Query log summary: per day, latency percentiles, zero-result, most returned."""
         service.querylog.flush()
         return json.loads(json.dumps(usage_report(config.paths.service_db, top), default=str))
