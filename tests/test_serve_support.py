@@ -144,7 +144,10 @@ def build_index(config: ServiceConfig, real_encoder: bool = False) -> dict:
     texts = table["prompt"].to_pylist()
     embed = EmbedSettings()
     if real_encoder:
-        vectors = embed_texts(texts, embed)
+        from pipeline.embed.query import ensure_query_model
+
+        vectors = embed_texts(texts, embed, cache_dir=config.paths.embed_cache)
+        ensure_query_model(embed, config.paths.embed_cache)
     else:
         rng = np.random.default_rng(7)
         vectors = rng.standard_normal((len(texts), embed.dim)).astype(np.float32)

@@ -113,14 +113,17 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
             searcher = service.searcher()
             if searcher is None:
                 raise HTTPException(503, f"index not available: {service.searcher_error}")
-            results = searcher.search(
-                body.text,
-                k=body.k,
-                mode=body.mode,
-                filters=conditions,
-                scope=_scope_conditions(principal),
-                with_session=body.with_session,
-            )
+            try:
+                results = searcher.search(
+                    body.text,
+                    k=body.k,
+                    mode=body.mode,
+                    filters=conditions,
+                    scope=_scope_conditions(principal),
+                    with_session=body.with_session,
+                )
+            except NotFoundError as exc:  # e.g. no query encoder exported yet: not the caller's
+                raise HTTPException(503, f"search not available: {exc}") from exc
             items = [r.to_dict() for r in results]
             rids = [item["rid"] for item in items]
         except PipelineError as exc:
