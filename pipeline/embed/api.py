@@ -73,7 +73,10 @@ def encoder_id(settings: EmbedSettings) -> str:
 
         flavour = resolve_precision(settings.precision)
     else:
-        flavour = "int8" if settings.backend == "onnx-int8" else "float32"
+        from pipeline.embed.onnx_paths import EXPORT_VERSION
+
+        quant = "int8" if settings.backend == "onnx-int8" else "float32"
+        flavour = f"{quant}-v{EXPORT_VERSION}"
     return slug(settings.model, settings.backend.split("-")[0], flavour, f"L{settings.max_length}")
 
 
