@@ -1,0 +1,512 @@
+"""Benchmark: every model in conf/model/ and a TF-IDF baseline on t0-prompts, two splits;
+then Lightning's overhead against a plain PyTorch loop on the same model and data.
+
+    .venv/bin/python benchmarks/train.py            # bounded: < 40 min on 2 cores
+    .venv/bin/python benchmarks/train.py --quick    # a few minutes: smaller samples, 1-2 epochs
+
+Data: ../shared/data/t0-prompts through the real dedup stage (`data=t0_prompts`, label =
+task), cached in --workdir. Splits (the train stage's `assign_splits`):
+  dataset   one source dataset per task held out for test (`split.holdout_groups` on
+            metadata.source_dataset): does the model generalise to an unseen source?
+  template  ~20% of the prompt templates held out for test (metadata.template).
+Training rows are subsampled per label and epochs/time are capped (2 cores); the table
+says how many rows each model saw. Appends a section to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+T0 = ROOT.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
+# The goal-bearing model first, then the default; the rest share what time is left.
+FIRST = ["finetune", "linear_probe", "textcnn", "transformer"]
+MODELS = sorted(
+    (p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")),
+    key=lambda m: (FIRST.index(m) if m in FIRST else len(FIRST), m),
+)
+SEED = 42
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Rows per label and per-model caps; `full` fits 40 min on 2 cores, `quick` a few."""
+
+    train_per_label: int
+    val_per_label: int
+    test_per_label: int
+    epochs: dict[str, int]
+    minutes: dict[str, float]  # Lightning `max_time` per fit
+
+
+# Sized for 2 cores shared with other jobs (load ~6 per core while measured): each fit is
+# capped in time, so the finetune may see less than one epoch; the table says so.
+FULL = Budget(
+    train_per_label=200,
+    val_per_label=20,
+    test_per_label=60,
+    epochs={"linear_probe": 30, "finetune": 3, "textcnn": 8, "bigru": 4, "transformer": 8},
+    minutes={
+        "linear_probe": 1.0,
+        "finetune": 5.0,
+        "textcnn": 1.0,
+        "bigru": 1.0,
+        "transformer": 1.0,
+    },
+)
+QUICK = Budget(
+    train_per_label=40,
+    val_per_label=10,
+    test_per_label=20,
+    epochs={"linear_probe": 5, "finetune": 1, "textcnn": 2, "bigru": 1, "transformer": 2},
+    minutes={m: 0.5 for m in FULL.epochs},
+)
+TOTAL_MINUTES = {"full": 38.0, "quick": 12.0}  # a fit that would start past this is skipped
+RESERVE_S = 150  # kept for the overhead run and the report
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def records_parquet(workdir: Path) -> Path:
+    """data/dedup/records.parquet for t0-prompts, made once by the real dedup stage."""
+    from pipeline.config import compose
+    from pipeline.stages import dedup
+
+    path = workdir / "data" / "dedup" / "records.parquet"
+    if not path.exists():
+        log("dedup stage on t0-prompts (once; cached in the workdir)")
+        cfg = compose(["data=t0_prompts", f"data.path={T0}", "tracking.uri=sqlite:///mlflow.db"])
+        dedup.run(cfg, workdir)
+    return path
+
+
+def labelled_frame(path: Path) -> Any:
+    """Kept records with `label` (the task) and `text` (the prompt), as the train stage reads."""
+    from pipeline.train.data import DataSettings, labelled, read_records
+
+    frame, _ = labelled(read_records(path), DataSettings("label", "prompt"), str(path))
+    return frame
+
+
+def holdout(frame: Any, kind: str, seed: int) -> tuple[str, list[str]]:
+    """The column and the values whose records form the test split."""
+    from pipeline.train.data import column_values
+
+    rng = np.random.default_rng(seed)
+    if kind == "dataset":
+        sources = column_values(frame, "metadata.source_dataset")
+        pairs = sorted(set(zip(frame["label"], sources, strict=True)))
+        chosen = []
+        for label in sorted(frame["label"].unique()):
+            candidates = [s for lab, s in pairs if lab == label]
+            chosen.append(str(rng.choice(candidates)))
+        return "metadata.source_dataset", sorted(chosen)
+    sources = column_values(frame, "metadata.source_dataset")
+    templates = column_values(frame, "metadata.template")
+    chosen = set()
+    for source in sorted(sources.unique()):
+        names = sorted(templates[sources == source].unique())
+        if len(names) >= 2:  # a single-template source keeps its only template for training
+            k = max(1, round(0.2 * len(names)))
+            chosen.update(str(t) for t in rng.choice(names, size=k, replace=False))
+    return "metadata.template", sorted(chosen)
+
+
+def split_and_subsample(frame: Any, kind: str, budget: Budget, seed: int) -> tuple[Any, dict]:
+    """assign_splits with the holdout, then a seeded per-label subsample of each side."""
+    import pandas as pd
+
+    from pipeline.train.split import SplitSettings, assign_splits
+
+    column, values = holdout(frame, kind, seed)
+    settings = SplitSettings.from_cfg(
+        {"val_fraction": 0.1, "holdout_groups": {"column": column, "values": values}}, seed=seed
+    )
+    split = assign_splits(frame, settings)
+    caps = {
+        "train": budget.train_per_label,
+        "val": budget.val_per_label,
+        "test": budget.test_per_label,
+    }
+    parts = []
+    for name, cap in caps.items():
+        side = split[split["split"] == name]
+        # A seeded shuffle, then the first `cap` rows of each label.
+        parts.append(side.sample(frac=1.0, random_state=seed).groupby("label").head(cap))
+    sub = pd.concat(parts).sort_values("rid", kind="stable").reset_index(drop=True)
+    full_counts = split["split"].value_counts().to_dict()
+    info = {
+        "column": column,
+        "held_out": values,
+        "full": {k: int(full_counts.get(k, 0)) for k in caps},
+        "used": {k: int((sub["split"] == k).sum()) for k in caps},
+        "test_labels": sorted(sub.loc[sub["split"] == "test", "label"].unique().tolist()),
+    }
+    return (split, sub), info
+
+
+def baseline_f1(train: Any, test: Any, labels: list[str]) -> tuple[float, float]:
+    """TF-IDF + LR macro-F1 on `test` and the seconds taken."""
+    from pipeline.evaluate.baseline import BaselineSettings, fit_baseline, predict_proba
+    from pipeline.evaluate.metrics import macro_f1
+
+    index = {label: i for i, label in enumerate(labels)}
+    started = time.perf_counter()
+    model = fit_baseline(
+        train["text"].tolist(), train["label"].map(index).to_numpy(), BaselineSettings(), SEED
+    )
+    pred = predict_proba(model, test["text"].tolist(), len(labels)).argmax(axis=1)
+    f1 = macro_f1(test["label"].map(index).to_numpy(), pred, labels)
+    return f1, time.perf_counter() - started
+
+
+def train_and_score(
+    model: str, sub: Any, kind: str, budget: Budget, workdir: Path, records: Path, left_s: float
+) -> dict[str, Any]:
+    """Fit `model` through the train stage's `train_model`, score macro-F1 on the test rows."""
+    from omegaconf import OmegaConf, open_dict
+
+    from pipeline.config import compose
+    from pipeline.evaluate.metrics import macro_f1
+    from pipeline.train.fit import Lineage, train_model
+    from pipeline.train.inference import load_classifier
+
+    cfg = compose(
+        [
+            f"model={model}",
+            "data=t0_prompts",
+            f"seed={SEED}",
+            f"trainer.max_epochs={budget.epochs[model]}",
+            "trainer.enable_progress_bar=false",
+            "trainer.log_every_n_steps=50",
+            "tracking.uri=sqlite:///mlflow.db",
+            "tracking.experiment=bench-train",
+        ]
+    )
+    minutes = budget.minutes[model]
+    total = max(30, int(min(minutes * 60, left_s)))
+    with open_dict(cfg):
+        # Lightning's "DD:HH:MM:SS" form: a dict would arrive as a DictConfig it rejects.
+        cfg.trainer.max_time = f"00:00:{total // 60:02d}:{total % 60:02d}"
+    lineage = Lineage(records, "bench", "bench", f"bench-{kind}")
+    work = workdir / "work" / f"{kind}-{model}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started = time.perf_counter()
+    result = train_model(cfg, sub, workdir, work, lineage)
+    fit_s = time.perf_counter() - started
+    models_dir = workdir / "models" / f"{kind}-{model}"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result.checkpoint, models_dir / "best.ckpt")
+    meta = {"labels": result.labels, "config": OmegaConf.to_container(cfg, resolve=True)}
+    (models_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    classifier = load_classifier(models_dir, cache_dir=workdir / cfg.paths.embed_cache)
+    test = sub[sub["split"] == "test"]
+    started = time.perf_counter()
+    probs = classifier.predict_proba(test["text"].tolist(), batch_size=64)
+    predict_s = time.perf_counter() - started
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    f1 = macro_f1(test["label"].map(index).to_numpy(), probs.argmax(axis=1), classifier.labels)
+    return {
+        "macro_f1": f1,
+        "epochs": result.epochs,
+        "best_val_macro_f1": result.best.get("val_macro_f1"),
+        "fit_seconds": fit_s,
+        "train_samples_per_s": result.train_samples_per_s,
+        "predict_seconds": predict_s,
+        "time_capped": fit_s >= total * 0.95,
+    }
+
+
+def overhead(sub: Any, quick: bool) -> dict[str, float]:
+    """Samples/s of one TextCNN trained by a plain loop and by Lightning, interleaved."""
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+    from torch.utils.data import DataLoader
+
+    from pipeline.config import compose
+    from pipeline.train.module import RowsDataset, collate_tokens
+    from pipeline.train.tokenize import encode
+
+    cfg = compose(["model=textcnn", "data=t0_prompts"])
+    train = sub[sub["split"] == "train"]
+    n = 256 if quick else 512
+    tokens = encode(train["text"].tolist()[:n], max_length=128)
+    labels_index = {label: i for i, label in enumerate(sorted(train["label"].unique()))}
+    y = train["label"].map(labels_index).to_numpy()[:n]
+    dataset = RowsDataset(tokens, y)
+    epochs, repeats = (1, 2) if quick else (1, 3)
+
+    def loader() -> DataLoader:
+        generator = torch.Generator().manual_seed(SEED)
+        return DataLoader(dataset, 64, shuffle=True, generator=generator, collate_fn=collate_tokens)
+
+    def fresh_net() -> torch.nn.Module:
+        torch.manual_seed(SEED)
+        return instantiate(cfg.model.net, num_labels=len(labels_index))
+
+    def plain() -> float:
+        net = fresh_net().train()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        started = time.perf_counter()
+        for _ in range(epochs):
+            for ids, mask, target in loader():
+                optimizer.zero_grad()
+                loss = loss_fn(net(ids, mask), target)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                optimizer.step()
+        return epochs * n / (time.perf_counter() - started)
+
+    class Minimal(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = fresh_net()
+            self.loss_fn = torch.nn.CrossEntropyLoss()
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            ids, mask, target = batch
+            return self.loss_fn(self.net(ids, mask), target)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+    def lightning() -> float:
+        module = Minimal()
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=epochs,
+            gradient_clip_val=1.0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        started = time.perf_counter()  # fit() included whole: its setup is overhead too
+        trainer.fit(module, train_dataloaders=loader())
+        return epochs * n / (time.perf_counter() - started)
+
+    plain_runs, lightning_runs = [], []
+    for _ in range(repeats):  # interleaved, so load from other processes hits both alike
+        plain_runs.append(plain())
+        lightning_runs.append(lightning())
+    p, lt = float(np.median(plain_runs)), float(np.median(lightning_runs))
+    return {
+        "samples": n,
+        "epochs": epochs,
+        "repeats": repeats,
+        "plain_samples_per_s": p,
+        "lightning_samples_per_s": lt,
+        "overhead": 1.0 - lt / p,
+        "plain_runs": plain_runs,
+        "lightning_runs": lightning_runs,
+    }
+
+
+def goal(value: float | None, target: str, ok: bool | None) -> str:
+    if value is None:
+        return f"not measured (goal {target})"
+    return f"{value:.3f} (goal {target}: {'met' if ok else 'NOT met'})"
+
+
+def render(results: dict[str, Any], args: argparse.Namespace, seconds: float) -> str:
+    """The RESULTS.md section: setup, the table, goals, overhead."""
+    lines = [
+        f"## Train: models vs TF-IDF baseline on t0-prompts, Lightning overhead "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"- Machine: {os.cpu_count()} cores (`nproc`), {platform.machine()}, Python "
+        f"{platform.python_version()}; shared with other jobs while it ran.",
+        f"- Command: `.venv/bin/python benchmarks/train.py{' --quick' if args.quick else ''}`"
+        f" ({seconds / 60:.1f} min in total).",
+        f"- Data: {results['records']} kept records after the dedup stage (exact + near "
+        "duplicates removed from 55,185), label = task (8 classes), text = prompt.",
+    ]
+    b = results["budget"]
+    lines.append(
+        f"- Subsampled (2 cores): per label at most {b['train_per_label']} train, "
+        f"{b['val_per_label']} val and {b['test_per_label']} test rows, seed {SEED}; epochs "
+        f"capped at {b['epochs']} and each fit at {b['minutes']} minutes (Lightning "
+        "`max_time`), early stopping on val macro-F1 (patience 3)."
+    )
+    for kind, split in results["splits"].items():
+        info = split["info"]
+        shown = ", ".join(info["held_out"][:10]) + (" ..." if len(info["held_out"]) > 10 else "")
+        lines.append(
+            f"- `{kind}` split: test = {info['column']} in {len(info['held_out'])} held-out "
+            f"values ({shown}); "
+            f"full split train/val/test = {info['full']['train']}/{info['full']['val']}/"
+            f"{info['full']['test']}, used {info['used']['train']}/{info['used']['val']}/"
+            f"{info['used']['test']}."
+        )
+    lines += [
+        "",
+        "| split | model | train rows | test macro-F1 | vs baseline | epochs | fit s "
+        "| train samples/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, split in results["splits"].items():
+        base = split["baseline"]["macro_f1"]
+        used = split["info"]["used"]["train"]
+        lines.append(
+            f"| {kind} | TF-IDF + LR (scikit-learn) | {used} | {base:.3f} | 1.00x | - | "
+            f"{split['baseline']['seconds']:.1f} | - |"
+        )
+        if "baseline_all" in split:
+            full = split["info"]["full"]["train"]
+            lines.append(
+                f"| {kind} | TF-IDF + LR, all train rows | {full} | "
+                f"{split['baseline_all']['macro_f1']:.3f} | "
+                f"{split['baseline_all']['macro_f1'] / base:.2f}x | - | "
+                f"{split['baseline_all']['seconds']:.1f} | - |"
+            )
+        for model, row in split["models"].items():
+            if "error" in row:
+                lines.append(f"| {kind} | {model} | {used} | {row['error']} | | | | |")
+                continue
+            capped = " (time cap)" if row["time_capped"] else ""
+            lines.append(
+                f"| {kind} | {model} | {used} | {row['macro_f1']:.3f} | "
+                f"{row['macro_f1'] / base:.2f}x | {row['epochs']}{capped} | "
+                f"{row['fit_seconds']:.0f} | {row['train_samples_per_s']:.0f} |"
+            )
+    ds, tp = results["splits"].get("dataset"), results["splits"].get("template")
+
+    def f1(split: dict | None, model: str) -> float | None:
+        return (split or {}).get("models", {}).get(model, {}).get("macro_f1")
+
+    base_all = ds["baseline_all"]["macro_f1"] if ds and "baseline_all" in ds else None
+    base_sub = ds["baseline"]["macro_f1"] if ds else None
+    ft_ds, ft_tp = f1(ds, "finetune"), f1(tp, "finetune")
+    near = base_all is not None and abs(base_all - 0.33) <= 0.1
+    lines += [
+        "",
+        "Goals (met or not, as measured):",
+        f"- TF-IDF + LR on the dataset holdout, all train rows: {goal(base_all, '~0.33', near)}"
+        f"; on the subsample: {'-' if base_sub is None else f'{base_sub:.3f}'}.",
+        f"- finetune, dataset holdout: {goal(ft_ds, '>= 0.60', (ft_ds or 0) >= 0.60)}.",
+        f"- finetune, template holdout: {goal(ft_tp, '>= 0.95', (ft_tp or 0) >= 0.95)}.",
+    ]
+    o = results.get("overhead")
+    if o:
+        lines += [
+            "",
+            f"Lightning overhead (TextCNN from conf/model, {o['samples']} train rows x "
+            f"{o['epochs']} epochs, batch 64, AdamW, grad clip 1.0; median of {o['repeats']} "
+            "interleaved runs; Lightning timed over the whole `fit()`, logger/checkpointing off):",
+            "",
+            "| loop | samples/s | ratio |",
+            "|---|---:|---:|",
+            f"| plain PyTorch loop | {o['plain_samples_per_s']:.0f} | 1.00 |",
+            f"| pytorch_lightning.Trainer | {o['lightning_samples_per_s']:.0f} | "
+            f"{o['lightning_samples_per_s'] / o['plain_samples_per_s']:.2f} |",
+            "",
+            f"- Overhead {100 * o['overhead']:.1f}% (goal <= 5%: "
+            f"{'met' if o['overhead'] <= 0.05 else 'NOT met'}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small samples, 1-2 epochs")
+    parser.add_argument("--workdir", default="/tmp/bench-train", help="records, runs, checkpoints")
+    parser.add_argument("--models", nargs="*", default=MODELS, help=f"default: {MODELS}")
+    parser.add_argument("--splits", nargs="*", default=["dataset", "template"])
+    parser.add_argument(
+        "--no-overhead", action="store_true", help="skip the Lightning overhead run"
+    )
+    parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+    if not T0.exists():
+        print(f"{T0} is absent; nothing to benchmark", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    budget = QUICK if args.quick else FULL
+    deadline = started + TOTAL_MINUTES["quick" if args.quick else "full"] * 60 - RESERVE_S
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(workdir)  # MLflow and Lightning write relative to the working directory
+    records = records_parquet(workdir)
+    frame = labelled_frame(records)
+    results: dict[str, Any] = {
+        "records": len(frame),
+        "budget": {
+            "train_per_label": budget.train_per_label,
+            "val_per_label": budget.val_per_label,
+            "test_per_label": budget.test_per_label,
+            "epochs": budget.epochs,
+            "minutes": budget.minutes,
+        },
+        "splits": {},
+    }
+    labels = sorted(frame["label"].unique().tolist())
+    sub_for_overhead = None
+    for kind in args.splits:
+        (split, sub), info = split_and_subsample(frame, kind, budget, SEED)
+        log(f"{kind} split: {info['used']} rows used; held out {info['held_out'][:8]}")
+        train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
+        f1, seconds = baseline_f1(train, test, labels)
+        entry: dict[str, Any] = {"info": info, "baseline": {"macro_f1": f1, "seconds": seconds}}
+        log(f"  baseline (subsample) macro-F1 {f1:.3f}")
+        if not args.quick:
+            f1_all, s_all = baseline_f1(split[split["split"] == "train"], test, labels)
+            entry["baseline_all"] = {"macro_f1": f1_all, "seconds": s_all}
+            log(f"  baseline (all train rows) macro-F1 {f1_all:.3f} in {s_all:.0f} s")
+        entry["models"] = {}
+        for model in args.models:
+            left = deadline - time.perf_counter()
+            if left < 60:
+                entry["models"][model] = {"error": "skipped: total time budget spent"}
+                continue
+            try:
+                row = train_and_score(model, sub, kind, budget, workdir, records, left)
+            except Exception as exc:  # one broken model must not hide the others' figures
+                row = {"error": f"failed: {type(exc).__name__}: {str(exc)[:120]}"}
+            entry["models"][model] = row
+            log(f"  {model}: {json.dumps(row, default=str)}")
+        results["splits"][kind] = entry
+        sub_for_overhead = sub
+    if not args.no_overhead and sub_for_overhead is not None:
+        results["overhead"] = overhead(sub_for_overhead, args.quick)
+        log(f"overhead: {json.dumps(results['overhead'])}")
+    seconds = time.perf_counter() - started
+    text = render(results, args, seconds)
+    print(text)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    if not args.no_results:
+        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
