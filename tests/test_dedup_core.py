@@ -169,3 +169,15 @@ def test_collect_transform_counts_turns() -> None:
     assert got.input_records == 3 and len(got.records) == 2
     assert got.rejections[0].reason == "invalid_transcript"
     assert got.preferences == [("hh:1:2", "Sure.", "Go away.", "ds")]
+
+
+def test_collect_rejects_rid_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real 63-bit collision is too rare to find; a constant hash exercises the same branch.
+    monkeypatch.setattr("pipeline.dedup.validate.rid_of", lambda record_id: 42)
+    rows = [
+        RawRow("f", 1, "", {"id": "a", "prompt": "x"}),
+        RawRow("f", 2, "", {"id": "b", "prompt": "y"}),
+    ]
+    got = collect(rows, FIELDS, SETTINGS)
+    assert [r.id for r in got.records] == ["a"]
+    assert got.rejections[0].reason == "rid_collision" and "'a'" in got.rejections[0].detail

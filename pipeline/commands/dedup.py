@@ -114,6 +114,6 @@ def run_show(args: argparse.Namespace) -> int:
         for pii in data["pii"]:
             lines.append(f"pii: {pii['field']} {pii['pii_type']} x{pii['count']}")
     for rej in data["rejected"]:
-        lines.append(f"rejected: {rej['file']}:{rej['line']} {rej['reason']}: {rej['detail']}")
+        lines.append(f"rejected ({rej['reason']}): {rej['detail']}")  # detail names file:line
     emit(data, args.json, "\n".join(lines))
     return 0
