@@ -76,6 +76,8 @@ def _write(root: Path, body: list[bytes], fmt: str) -> None:
         (raw / "a.jsonl").write_bytes(b"".join(body))
     elif fmt == "gz":
         (raw / "a.jsonl.gz").write_bytes(gzip.compress(b"".join(body), mtime=0))
+    elif fmt == "csv":  # the same bytes as CSV rows: stray quotes, wrong field counts
+        (raw / "a.csv").write_bytes(b"prompt,quality,tags\r\n" + b"".join(body))
     else:  # a JSON array whose elements are the same (possibly broken) texts
         (raw / "a.json").write_bytes(b"[" + b",".join(x.strip() for x in body) + b"]")
 
@@ -93,7 +95,7 @@ def _check_core(root: Path) -> None:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=datasets, fmt=st.sampled_from(["jsonl", "gz", "json"]))
+@given(body=datasets, fmt=st.sampled_from(["jsonl", "gz", "json", "csv"]))
 def test_fuzzed_rows_are_all_accounted_for(body: list[bytes], fmt: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _write(Path(tmp), body, fmt)
@@ -118,7 +120,7 @@ def base_cfg(tmp_path_factory: pytest.TempPathFactory):
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(body=datasets, fmt=st.sampled_from(["jsonl", "gz", "json"]))
+@given(body=datasets, fmt=st.sampled_from(["jsonl", "gz", "json", "csv"]))
 def test_fuzzed_input_through_the_whole_stage(base_cfg, body: list[bytes], fmt: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
