@@ -47,12 +47,14 @@ def test_auto_rule_by_size() -> None:
     auto = IndexSettings()
     assert resolve_factory(auto, 1_000) == "Flat"
     assert resolve_factory(auto, 60_000) == "HNSW32,Flat"
+    assert resolve_factory(auto, 999_999) == "HNSW32,Flat"
+    assert resolve_factory(auto, 1_000_000) == "IVF4000,Flat"
     assert resolve_factory(auto, 9_000_000) == "IVF12000,Flat"
     assert resolve_factory(IndexSettings(factory="IVF{nlist},Flat"), 390) == "IVF10,Flat"
 
 
 def test_manifest_describes_the_build(tmp_path: Path) -> None:
-    table, _ = build_project(tmp_path, n=500)
+    _table, _ = build_project(tmp_path, n=500)
     manifest = read_manifest(tmp_path / "index")
     assert manifest["records"] == 500
     assert manifest["factory"] == "Flat"
@@ -66,7 +68,7 @@ def test_manifest_describes_the_build(tmp_path: Path) -> None:
 
 
 def test_verify_ok_then_catches_missing_and_extra(tmp_path: Path) -> None:
-    table, vectors = build_project(tmp_path, n=300)
+    table, _vectors = build_project(tmp_path, n=300)
     assert verify_index(tmp_path / "index", tmp_path / "store.duckdb")["ok"]
 
     # A kept record the index does not hold, and an index vector the store does not keep.

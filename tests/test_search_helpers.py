@@ -14,7 +14,29 @@ from pipeline.index.factory import IndexSettings
 from pipeline.record import RECORD_SCHEMA
 from pipeline.store.search import write_records_store
 
-WORDS = ["refund", "parcel", "damaged", "password", "reset", "billing", "invoice", "weather", "rain", "cat", "dog", "train", "ticket", "delay", "printer", "driver", "kernel", "panic", "recipe", "bread", "oven"]
+WORDS = [
+    "refund",
+    "parcel",
+    "damaged",
+    "password",
+    "reset",
+    "billing",
+    "invoice",
+    "weather",
+    "rain",
+    "cat",
+    "dog",
+    "train",
+    "ticket",
+    "delay",
+    "printer",
+    "driver",
+    "kernel",
+    "panic",
+    "recipe",
+    "bread",
+    "oven",
+]
 
 
 def clustered(n: int, dim: int, seed: int, clusters: int = 20) -> np.ndarray:

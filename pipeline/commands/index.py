@@ -13,7 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="build or verify the vector + keyword index")
     inner = index.add_subparsers(dest="index_command", metavar="ACTION")
     build = inner.add_parser("build", help="embed kept records (cached) and publish data/index")
-    build.add_argument("overrides", nargs="*", help="params overrides, e.g. index.factory=Flat")
+    build.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params.yaml key, e.g. --set index.factory=Flat (repeatable)",
+    )
     build.add_argument("--root", default=".", help="project root (default: .)")
     build.add_argument("--json", action="store_true", help="print the stage report as JSON")
     build.set_defaults(func=run_build)

@@ -1,7 +1,7 @@
 """FAISS index from a factory string (conf/index/), `auto` chosen by collection size.
 
 The `auto` rule: below `flat_below` records (50k) exact Flat search is fast enough and
-exact; up to `ivf_above` (5M) HNSW gives sub-millisecond queries without training; beyond,
+exact; up to `ivf_above` (1M) HNSW gives sub-millisecond queries without training; beyond,
 IVF with 4*sqrt(n) lists keeps build time and memory linear. Vector ids are the store's
 rids (an IndexIDMap2 around the index), added in sorted rid order.
 """
@@ -26,7 +26,7 @@ class IndexSettings:
     factory: str = "auto"  # a FAISS factory string, `{nlist}` filled in, or `auto`
     metric: str = "inner_product"  # vectors are normalised: inner product = cosine
     flat_below: int = 50_000
-    ivf_above: int = 5_000_000
+    ivf_above: int = 1_000_000
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 64

@@ -29,6 +29,7 @@ def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | Non
 def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     """Build and publish data/index from the kept records; returns the stage report."""
     from pipeline.embed import EmbedSettings, embed_texts, text_of
+    from pipeline.embed.query import ensure_query_model
     from pipeline.index.build import publish_index
     from pipeline.index.factory import IndexSettings
     from pipeline.index.manifest import file_sha256
@@ -45,6 +46,8 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     start = time.perf_counter()
     vectors = embed_texts(texts, embed, cache_dir=root / paths.embed_cache, progress=True)
     embed_seconds = time.perf_counter() - start
+    # `pipeline search` encodes queries with the torch-free ONNX export: make sure it exists.
+    ensure_query_model(embed, root / paths.embed_cache)
     encoder = {
         "model": embed.model,
         "backend": embed.backend,
