@@ -128,7 +128,7 @@ def test_record_with_session_and_duplicates(served):
     h = _auth(keys["reader"])
     body = client.get("/records/a1", headers=h).json()
     assert body["record"]["prompt"] == "how do I reset my password"
-    assert [t["id"] for t in body["session"]] == ["a1", "a2"]
+    assert [t["id"] for t in body["session"]] == ["a1", "a2", "m3"]
     assert [d["id"] for d in body["duplicates"]] == ["a1-dup"]
     assert body["record"]["created_at"].startswith("2024-05-01T00:00:00")
     by_rid = client.get(f"/records/{body['record']['rid']}", headers=h).json()
@@ -161,10 +161,20 @@ def test_scoped_keys_see_only_their_records(served):
     assert web_stats["records"] == 2 and web_stats["by_source"] == {"web": 2}
     assert "rejected" not in web_stats
     full = client.get("/stats", headers=_auth(keys["reader"])).json()
-    assert (full["records"], full["duplicates"], full["rejected"]) == (6, 2, 2)
-    # The session of a record in scope only shows turns in scope; duplicates likewise.
+    assert (full["records"], full["duplicates"], full["rejected"]) == (7, 2, 2)
+    # The session of a record in scope only shows turns in scope (m3 is mallory's).
     session = client.get("/records/a1", headers=alice).json()
     assert [t["id"] for t in session["session"]] == ["a1", "a2"]
+    hits = client.post(
+        "/search", json={"text": "password", "mode": "keyword", "with_session": True},
+        headers=alice,
+    ).json()["results"]  # fmt: skip
+    assert hits[0]["id"] == "a1" and [t["id"] for t in hits[0]["session"]] == ["a2"]
+    unscoped = client.post(
+        "/search", json={"text": "password", "mode": "keyword", "with_session": True},
+        headers=_auth(keys["reader"]),
+    ).json()["results"]  # fmt: skip
+    assert [t["id"] for t in unscoped[0]["session"]] == ["a2", "m3"]
 
 
 def test_feedback_is_stored_with_identity_and_scores(served):
@@ -252,7 +262,7 @@ def test_republished_index_is_picked_up_without_restart(served):
     import pyarrow.parquet as pq
 
     table = pq.read_table(config.paths.records)
-    pq.write_table(table.slice(0, 3), config.paths.records)
+    pq.write_table(table.slice(0, 4), config.paths.records)
     build_index(config)
     deadline = time.monotonic() + 5
     while client.app.state.service.searcher().manifest["data_hash"] == before:
@@ -264,4 +274,4 @@ def test_republished_index_is_picked_up_without_restart(served):
             "/search", json={"text": "refund haiku capital", "mode": "keyword"}, headers=h
         ).json()["results"]
     }
-    assert ids <= {"a1", "a2", "b1"} and "b1" in ids
+    assert ids <= {"a1", "a2", "m3", "b1"} and "b1" in ids

@@ -29,6 +29,7 @@ ROWS = [
         "app",
     ),
     ("a2", "it still does not work", "clear your cookies", "support", "alice", "sa", 2, "app"),
+    ("m3", "a colleague joins the thread", "noted", "support", "mallory", "sa", 3, "app"),
     ("b1", "refund for a damaged parcel", "we will refund you", "billing", "bob", "sb", 1, "web"),
     ("b2", "what is the capital of france", "paris", "trivia", "bob", None, None, "web"),
     (

@@ -125,6 +125,10 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
             except NotFoundError as exc:  # e.g. no query encoder exported yet: not the caller's
                 raise HTTPException(503, f"search not available: {exc}") from exc
             items = [r.to_dict() for r in results]
+            if principal.scope:
+                for item in items:  # session turns obey the key's scope like the hits do
+                    if item.get("session") is not None:
+                        item["session"] = [t for t in item["session"] if principal.sees(t)]
             rids = [item["rid"] for item in items]
         except PipelineError as exc:
             status = _status(exc)

@@ -138,9 +138,13 @@ class ServiceState:
     def _loop(self) -> None:
         serve = self.config.serve
         next_reload = next_flush = time.monotonic()
-        while not self._stop.wait(min(serve.reload_seconds, serve.log_flush_seconds) / 2):
+        tick = min(serve.reload_seconds, serve.log_flush_seconds, serve.key_cache_seconds) / 2
+        while not self._stop.wait(tick):
             now = time.monotonic()
             try:
+                # Keys are refreshed here, before they expire, so no request pays for it.
+                if self.keys.age() > serve.key_cache_seconds / 2:
+                    self.keys.reload()
                 if now >= next_reload:
                     self.refresh()
                     next_reload = now + serve.reload_seconds

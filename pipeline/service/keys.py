@@ -151,6 +151,10 @@ class KeyCache:
             self._rows = {r["key_id"]: (r["key_hash"], _principal(r)) for r in rows}
             self._loaded = time.monotonic()
 
+    def age(self) -> float:
+        """Seconds since the keys were last read."""
+        return time.monotonic() - self._loaded
+
     def authenticate(self, key: str | None) -> Principal:
         """The principal of a valid key, or AuthError."""
         if not key:

@@ -30,13 +30,16 @@ class StoreErasure:
 
 def user_rids(store: str | Path, user_id: str) -> tuple[list[int], list[int]]:
     """(kept rids, duplicate rids) of the user's rows in the store, sorted."""
-    con = connect(store, read_only=True)
+    # ATTACH to a private database: `connect(store)` could return this process's cached
+    # instance of a store file that has since been replaced (a server keeps one open).
+    con = duckdb.connect()
     try:
+        con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
         kept = con.execute(
-            "SELECT rid FROM records WHERE user_id = ? ORDER BY rid", [user_id]
+            "SELECT rid FROM store.records WHERE user_id = ? ORDER BY rid", [user_id]
         ).fetchall()
         dups = con.execute(
-            "SELECT rid FROM duplicates WHERE user_id = ? ORDER BY rid", [user_id]
+            "SELECT rid FROM store.duplicates WHERE user_id = ? ORDER BY rid", [user_id]
         ).fetchall()
     finally:
         con.close()

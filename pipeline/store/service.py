@@ -121,14 +121,18 @@ def open_service_db(
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
         try:
-            for statement in DDL:
-                con.execute(statement)
+            key = (str(path.resolve()), path.stat().st_ino)
+            if key not in _INITIALISED:  # once per file per process: opens stay cheap
+                for statement in DDL:
+                    con.execute(statement)
+                _INITIALISED.add(key)
             yield con
         finally:
             con.close()
 
 
 _PROCESS_LOCK = threading.RLock()
+_INITIALISED: set[tuple[str, int]] = set()
 
 
 # --- API keys ---------------------------------------------------------------------------
