@@ -213,6 +213,9 @@ def _near(near_cfg: Any, records: list[Record], removed: set[int], rank: Any) ->
     from pipeline.dedup.minhash import NearDupSettings, near_duplicates
 
     settings = NearDupSettings.from_cfg(near_cfg)
+    bad = [f for f in settings.fields if f not in _TEXT_FIELDS]
+    if bad:
+        raise UserInputError(f"dedup.near.fields: {bad} not in {_TEXT_FIELDS}")
     survivors = [i for i in range(len(records)) if i not in removed]
     texts = [
         "\n".join(normalize(getattr(records[i], f)) for f in settings.fields) for i in survivors
