@@ -58,7 +58,9 @@ def test_config_composes_and_instantiates(group: str, name: str) -> None:
         assert all(0.0 <= r <= 1.0 for r in rates) and max(rates) > 0
     elif group == "trainer":
         trainer = instantiate(
-            OmegaConf.create({k: v for k, v in section.items() if k != "patience"}),
+            OmegaConf.create(
+                {k: v for k, v in section.items() if k not in ("patience", "threads")}
+            ),
             logger=False,
             enable_checkpointing=False,
         )
@@ -129,7 +131,7 @@ def test_each_model_trains_one_lightning_step(name: str, tmp_path: Path) -> None
     module = ClassifierModule(
         net, 3, instantiate(cfg.optimizer), instantiate(cfg.scheduler), lr=cfg.model.lr
     )
-    trainer_cfg = {k: v for k, v in cfg.trainer.items() if k != "patience"}
+    trainer_cfg = {k: v for k, v in cfg.trainer.items() if k not in ("patience", "threads")}
     trainer = instantiate(
         OmegaConf.create(trainer_cfg),
         max_steps=1,
@@ -141,3 +143,20 @@ def test_each_model_trains_one_lightning_step(name: str, tmp_path: Path) -> None
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 1
     assert "val_macro_f1" in trainer.callback_metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", options("model"))
+def test_each_model_exports_to_onnx_with_free_axes(name: str, tmp_path: Path) -> None:
+    """The evaluate stage exports `forward(*export_inputs)`; padding and batch size vary."""
+    export = pytest.importorskip("pipeline.evaluate.export")
+    cfg = compose([f"model={name}"])
+    net = instantiate(cfg.model.net, num_labels=3).eval()
+    if net.input_kind == "embedding":
+        first, second = (torch.randn(2, 384),), (torch.randn(5, 384),)
+    else:
+        first = pad_batch(encode(TEXTS[:2], max_length=32))
+        second = pad_batch(encode([*TEXTS, "a much longer text than any of the others here"], 32))
+    path = export.export_onnx(net, first, tmp_path / f"{name}.onnx")
+    session = export.onnx_session(path, threads=1)
+    assert export.max_abs_difference(net, session, [first, second]) < 1e-4

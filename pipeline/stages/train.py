@@ -44,6 +44,7 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
     if frame.empty:
         raise UserInputError(f"{records_path}: no record has a {data_settings.label_field!r} value")
     frame = assign_splits(frame, split_settings)  # every input error surfaces before training
+    split_seconds = time.perf_counter() - started
 
     config = OmegaConf.to_container(cfg, resolve=True)
     data_hash = tracking.file_md5(records_path)
@@ -82,6 +83,7 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         "history": result.history,
         "fit_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
+        "step_seconds": {"split": round(split_seconds, 3), **result.steps},
         "train_samples_per_s": round(result.train_samples_per_s, 1),
         "records": {"labelled": len(frame), "unlabelled": unlabelled, **split_counts(frame)},
         "labels": len(result.labels),
