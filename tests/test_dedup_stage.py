@@ -90,6 +90,7 @@ def test_tiny_dataset_accounting_duplicates_erasure_and_pii(
     a = show(store, "a")
     assert a["status"] == "duplicate" and a["record"]["duplicate_of"] == "b"  # quality wins
     assert a["record"]["method"] == "exact" and a["record"]["similarity"] == 1.0
+    assert a["kept_as"] == "b"
     b = show(store, "b")
     assert b["status"] == "kept" and [d["id"] for d in b["duplicates"]] == ["a"]
     assert show(store, "f")["record"]["method"] == "near"  # e came first and ties otherwise
@@ -213,3 +214,23 @@ def test_kill_mid_stage_keeps_previous_outputs(tmp_path: Path, mlflow_uri: str) 
     report = run(cfg, tmp_path)
     assert report["kept"] == 60_004 and report["accounting"]["holds"]
     assert not list((tmp_path / "data").glob(".dedup.*.tmp"))
+
+
+def test_exact_duplicate_of_a_near_duplicate_resolves_to_the_kept_record(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    write_jsonl(
+        tmp_path / "raw" / "a.jsonl",
+        [
+            {"id": "x1", "prompt": text, "quality": 1},
+            {"id": "x2", "prompt": text.upper(), "quality": 2},
+            {"id": "y", "prompt": text + " fifteen", "quality": 5},
+        ],
+    )
+    report = run(make_cfg(tmp_path, tmp_path / "raw", mlflow_uri), tmp_path)
+    assert (report["exact_duplicates"], report["near_duplicates"], report["kept"]) == (1, 1, 1)
+    store = tmp_path / "data" / "dedup" / "store.duckdb"
+    x1 = show(store, "x1")
+    assert x1["record"]["duplicate_of"] == "x2" and x1["kept_as"] == "y"
+    assert show(store, "x2")["record"]["method"] == "near"

@@ -106,6 +106,8 @@ def run_show(args: argparse.Namespace) -> int:
             if key == "metadata":
                 value = json.dumps(value, ensure_ascii=False, sort_keys=True)
             lines.append(f"  {key}: {_short(value)}")
+        if data["status"] == "duplicate":
+            lines.append(f"kept as: {data['kept_as']}")
         for dup in data["duplicates"]:
             lines.append(f"duplicate: {dup['id']} ({dup['method']}, {dup['similarity']:.3f})")
         for turn in data["session"]:

@@ -79,6 +79,18 @@ def stats(path: Path) -> dict[str, Any]:
         con.close()
 
 
+def _kept_as(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> str | None:
+    """The kept record a duplicate ends at: an exact duplicate's survivor may itself have
+    been removed as a near duplicate, so follow `duplicate_of` (at most a few hops)."""
+    target = record["duplicate_of"]
+    for _ in range(16):
+        row = con.execute("SELECT duplicate_of FROM duplicates WHERE id = ?", [target]).fetchone()
+        if row is None:
+            return target
+        target = row[0]
+    return None
+
+
 def show(path: Path, key: str) -> dict[str, Any]:
     """A record by id (or rid): itself or its duplicate/rejected entry, its duplicates, its
     session's turns, its PII counts and preferences, and its rejection reason if any."""
@@ -103,6 +115,7 @@ def show(path: Path, key: str) -> dict[str, Any]:
         if record is None:
             return out
         record_id = record["id"]
+        out["kept_as"] = _kept_as(con, record) if dup else record_id
         out["duplicates"] = _decode(
             _rows(
                 con,
