@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.embed import EmbedSettings, embed, embed_texts, text_of
-from pipeline.errors import NotFoundError
+from pipeline.errors import NotFoundError, UserInputError
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +118,9 @@ def test_query_encoder_without_export_says_what_to_do(tmp_path: Path) -> None:
 
     with pytest.raises(NotFoundError, match="build the index first"):
         QueryEncoder(EmbedSettings(), tmp_path)
+
+
+def test_wrong_dim_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"embed\.dim is 768 but all-MiniLM-L6-v2 gives 384"):
+        embed_texts(["x"], EmbedSettings(dim=768), tmp_path)
+    assert not (tmp_path / "vectors").exists()  # nothing cached under the wrong shape

@@ -85,7 +85,9 @@ _ENCODERS: dict[tuple[Any, ...], Any] = {}
 
 def _encoder(settings: EmbedSettings, cache_dir: str | Path | None) -> Any:
     """The loaded encoder for `settings`, kept for the life of the process."""
-    key = (settings.model, settings.backend, settings.precision, settings.max_length, cache_dir)
+    # The ONNX backends read their export from cache_dir; the torch model does not.
+    where = None if settings.backend == "torch" else cache_dir
+    key = (settings.model, settings.backend, settings.precision, settings.max_length, where)
     if key not in _ENCODERS:
         if settings.backend == "torch":
             from pipeline.embed.torch_encoder import TorchEncoder
@@ -139,10 +141,6 @@ def embed(
             vectors[i] = encoded[index_of[texts[i]]]
         if cache is not None:
             cache.compact()
-    if vectors.shape[1] != settings.dim:
-        raise UserInputError(
-            f"embed.dim is {settings.dim} but {settings.model} gives {vectors.shape[1]}"
-        )
     return EmbedResult(vectors, encoded=len(todo), cached=int(found.sum()))
 
 
@@ -158,6 +156,10 @@ def _encode(
     from tqdm import tqdm
 
     encoder = _encoder(settings, cache_dir)
+    if encoder.dim != settings.dim:
+        raise UserInputError(
+            f"embed.dim is {settings.dim} but {settings.model} gives {encoder.dim}"
+        )
     ids = tokenize(encoder.tokenizer, [texts[i] for i in todo])
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     bar = tqdm(total=len(todo), desc="embed", unit="text", disable=not progress, leave=False)
