@@ -137,3 +137,12 @@ def test_dataset_files_sorted_and_filtered(tmp_path: Path) -> None:
         dataset_files(tmp_path / "missing")
     with pytest.raises(UserInputError, match="unsupported format"):
         dataset_files(tmp_path / "notes.txt")
+
+
+def test_csv_invalid_utf8_row_keeps_its_bytes_visible(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b'prompt,label\r\ncaf\xe9,x\r\nok,"a,b"\r\n')
+    rows, _ = _rows(path)
+    assert [(r.line, r.reason) for r in rows] == [(1, "invalid_utf8"), (2, None)]
+    assert rows[0].raw_text() == "caf\\xe9,x"
+    assert rows[1].raw_text() == 'ok,"a,b"'

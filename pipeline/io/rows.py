@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import zlib
@@ -21,7 +23,7 @@ class RawRow:
 
     file: str  # path relative to the dataset root (posix)
     line: int
-    raw: str | bytes | None  # None: rebuild from `value` when needed (Parquet)
+    raw: str | bytes | list[str] | None  # CSV cells; None: rebuild from `value` (Parquet)
     value: Any = None
     reason: str | None = None
     detail: str = ""
@@ -33,8 +35,12 @@ class RawRow:
             text = json.dumps(self.value, ensure_ascii=False, sort_keys=True, default=str)
         elif isinstance(self.raw, bytes):
             text = self.raw[: RAW_KEEP * 4].decode("utf-8", "backslashreplace")
+        elif isinstance(self.raw, list):  # CSV cells
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow(self.raw)
+            text = _escape_undecodable(out.getvalue())
         else:
-            text = self.raw
+            text = _escape_undecodable(self.raw)
         text = LONE_SURROGATE.sub("\ufffd", text)
         return text[:RAW_KEEP]
 
@@ -46,3 +52,11 @@ class ReadStats:
     files: list[str] = field(default_factory=list)
     lines: int = 0  # physical lines or rows, blank ones included
     blank: int = 0
+
+
+def _escape_undecodable(text: str) -> str:
+    """Show bytes that were not UTF-8 (kept by `surrogateescape`) as `\\xNN`."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates: replaced by the caller
+        return text

@@ -45,17 +45,15 @@ def read_csv(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> Iterator[
 
 
 def _csv_row(header: list[str], row: list[str], rel: str, line: int) -> RawRow:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(row)
-    raw = out.getvalue()
-    if LONE_SURROGATE.search(raw):
-        return RawRow(rel, line, raw, reason="invalid_utf8", detail="invalid UTF-8 bytes")
+    # The cells stand in for the raw text; it is formatted only if the row is rejected.
+    if any(LONE_SURROGATE.search(cell) for cell in row):
+        return RawRow(rel, line, row, reason="invalid_utf8", detail="invalid UTF-8 bytes")
     if len(row) != len(header):
         return RawRow(
-            rel, line, raw, reason="invalid_csv",
+            rel, line, row, reason="invalid_csv",
             detail=f"CSV: {len(row)} fields, the header has {len(header)}",
         )  # fmt: skip
-    return RawRow(rel, line, raw, dict(zip(header, row, strict=True)), from_text=True)
+    return RawRow(rel, line, row, dict(zip(header, row, strict=True)), from_text=True)
 
 
 def read_parquet(file: Path, rel: str, stats: ReadStats) -> Iterator[RawRow]:
