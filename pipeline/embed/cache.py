@@ -98,6 +98,8 @@ class EmbeddingCache:
                 return False  # another process is compacting; it will do the job
             names = self.shard_names()
             shards = self._open_shards(names)
+            if not shards:
+                return False
             keys = np.concatenate([k for k, _ in shards])
             _, first = np.unique(keys, return_index=True)  # duplicates: two writers raced
             first.sort()
