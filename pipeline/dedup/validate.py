@@ -187,6 +187,22 @@ def _metadata(value: Any, from_text: bool) -> dict[str, Any]:
     return value
 
 
+def _may_exceed(metadata: dict[str, Any], limit: int) -> bool:
+    """Cheap bound: only metadata that could pass `limit` once JSON-escaped is serialised."""
+    size = 0
+    for key, value in metadata.items():
+        if isinstance(value, str):
+            size += len(key) + len(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            size += len(key) + len(str(value))
+        elif value is None or isinstance(value, bool | float):
+            size += len(key) + 32
+        else:
+            return True  # nested: measure it
+    # An escaped character takes at most 6 (\u00XX); keys and quotes add a little more.
+    return 6 * size + 8 * len(metadata) > limit
+
+
 def to_record(
     row: Mapping[str, Any],
     file: str,
@@ -226,8 +242,8 @@ def to_record(
 
     metadata = _metadata(values.get("metadata"), from_text)
     metadata.update(extra)
-    if metadata:
-        size = len(json.dumps(metadata, ensure_ascii=False))
+    if metadata and _may_exceed(metadata, limit):
+        size = len(json.dumps(metadata, ensure_ascii=False, default=str))
         if size > limit:
             raise Invalid("oversize_field", f"metadata: {size} characters > {limit}")
 
