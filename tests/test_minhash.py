@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from pipeline.config import compose
-from pipeline.dedup.lsh import candidate_pairs, jaccard_pairs, permutation_params, signatures
+from pipeline.dedup.lsh import (
+    candidate_pairs,
+    jaccard_pairs,
+    permutation_params,
+    signatures,
+    verify_pairs,
+)
 from pipeline.dedup.minhash import NearDupSettings, near_duplicates, similar_pairs
 from pipeline.dedup.shingles import shingle_sets
 from pipeline.errors import UserInputError
@@ -74,6 +80,19 @@ def test_shingle_hashes_match_python_sets() -> None:
         got = jaccard_pairs(values, offsets, left, right)
         want = [reference_jaccard(sets[i], sets[j]) for i, j in zip(left, right, strict=True)]
         np.testing.assert_allclose(got, want)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.85, 0.95])
+def test_verify_pairs_agrees_with_exact_jaccard(threshold: float) -> None:
+    texts = planted_corpus(seed=5, n_base=60)
+    values, offsets = shingle_sets(texts, "word", 5, 1)
+    left, right = np.triu_indices(len(texts), k=1)
+    exact = jaccard_pairs(values, offsets, left, right)
+    got = verify_pairs(values, offsets, left, right, threshold)
+    above = exact >= threshold
+    assert above.any()
+    np.testing.assert_array_equal(got[above], exact[above])
+    assert not np.any(got[~above])
 
 
 def test_signature_agreement_estimates_jaccard() -> None:

@@ -113,3 +113,38 @@ def jaccard_pairs(
         union -= shared
         out[k] = shared / union if union > 0 else 1.0
     return out
+
+
+@nb.njit(cache=True, parallel=True)
+def verify_pairs(
+    values: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Exact Jaccard of each pair if it is >= threshold, else 0.0 (decided early where possible).
+
+    J >= t needs |A & B| >= t (|A| + |B|) / (1 + t): pairs whose sizes differ too much are
+    skipped, and a merge stops once the shingles left cannot reach that intersection.
+    """
+    out = np.zeros(len(left), np.float64)
+    for k in nb.prange(len(left)):
+        i0, i1 = offsets[left[k]], offsets[left[k] + 1]
+        j0, j1 = offsets[right[k]], offsets[right[k] + 1]
+        total = (i1 - i0) + (j1 - j0)
+        need = threshold * total / (1.0 + threshold) - 1e-9
+        if min(i1 - i0, j1 - j0) < need:
+            continue
+        shared = 0
+        while i0 < i1 and j0 < j1:
+            if shared + min(i1 - i0, j1 - j0) < need:
+                break
+            x, y = values[i0], values[j0]
+            if x == y:
+                shared += 1
+                i0 += 1
+                j0 += 1
+            elif x < y:
+                i0 += 1
+            else:
+                j0 += 1
+        if shared >= need:
+            out[k] = shared / (total - shared)
+    return out

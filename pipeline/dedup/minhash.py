@@ -164,7 +164,7 @@ def _verified_pairs(
     texts: Sequence[str], settings: NearDupSettings, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-3: verified pairs (left, right, jaccard) and the shingle CSR of `docs`."""
-    from pipeline.dedup.lsh import candidate_pairs, jaccard_pairs, sorted_unique
+    from pipeline.dedup.lsh import candidate_pairs, sorted_unique, verify_pairs
 
     keys, shingles = lsh_band_keys(texts, settings, progress)
     left, right = candidate_pairs(keys)
@@ -175,7 +175,8 @@ def _verified_pairs(
     else:
         docs = np.arange(len(texts))
         values, offsets = shingles
-    sims = jaccard_pairs(values, offsets, np.searchsorted(docs, left), np.searchsorted(docs, right))
+    rows_left, rows_right = np.searchsorted(docs, left), np.searchsorted(docs, right)
+    sims = verify_pairs(values, offsets, rows_left, rows_right, settings.threshold)
     similar = sims >= settings.threshold
     return left[similar], right[similar], sims[similar], docs, values, offsets
 
