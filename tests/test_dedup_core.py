@@ -151,16 +151,17 @@ def test_collect_rejects_duplicate_ids_and_keeps_going() -> None:
         RawRow("f", 2, "", {"id": "a", "prompt": "y"}),
         RawRow("f", 3, "{", reason="invalid_json", detail="bad"),
         RawRow("f", 4, "", {"id": 5, "prompt": "z"}),
+        RawRow("f", 5, "", {"id": 6, "prompt": ""}),
     ]
     got = collect(rows, FIELDS, SETTINGS)
     assert [r.id for r in got.records] == ["a", "5"]
-    assert [(r.line, r.reason) for r in got.rejections] == [
-        (2, "duplicate_id"),
-        (3, "invalid_json"),
+    assert [(r.line, r.reason, r.record_id) for r in got.rejections] == [
+        (2, "duplicate_id", "a"),
+        (3, "invalid_json", "f:3"),
+        (5, "empty_prompt", "6"),
     ]
     assert "already used at f:1" in got.rejections[0].detail
-    assert got.rejections[1].record_id == "f:3"
-    assert got.input_records == 4
+    assert got.input_records == 5
 
 
 def test_collect_transform_counts_turns() -> None:

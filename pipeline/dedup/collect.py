@@ -52,8 +52,7 @@ def collect(
         try:
             record = to_record(values, row.file, row.line, mapping, settings, row.from_text)
         except Invalid as exc:
-            record_id = values.get("id") if isinstance(values.get("id"), str) else None
-            reject(row, exc.reason, exc.detail, record_id)
+            reject(row, exc.reason, exc.detail, _row_id(values, mapping))
             return None
         except UnicodeEncodeError:  # a surrogate the reader could not see (e.g. in Parquet)
             reject(row, "invalid_unicode", "a string holds an unpaired UTF-16 surrogate")
@@ -91,3 +90,12 @@ def collect(
                 if record_id in accepted:
                     out.preferences.append((record_id, chosen, rejected, fields.default_source))
     return out
+
+
+def _row_id(values: Mapping[str, Any], mapping: FieldMap) -> str | None:
+    """The id a rejected row carries, when it has a usable one."""
+    for column, name in mapping.column_to_field.items():
+        value = values.get(column) if name == "id" else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return str(value)[:1000]
+    return None
