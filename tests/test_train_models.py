@@ -160,3 +160,13 @@ def test_each_model_exports_to_onnx_with_free_axes(name: str, tmp_path: Path) ->
     path = export.export_onnx(net, first, tmp_path / f"{name}.onnx")
     session = export.onnx_session(path, threads=1)
     assert export.max_abs_difference(net, session, [first, second]) < 1e-4
+
+
+def test_unknown_model_key_names_the_section() -> None:
+    pytest.importorskip("pytorch_lightning")
+    from pipeline.errors import UserInputError
+    from pipeline.train.fit import build
+
+    cfg = compose(["model=textcnn", "+model.net.colour=red"])
+    with pytest.raises(UserInputError, match=r"config model.net: .*unexpected keyword.*colour"):
+        build("model.net", cfg.model.net, num_labels=3)

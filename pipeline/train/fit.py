@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 
+from pipeline.errors import UserInputError
 from pipeline.train import tracking
 from pipeline.train.module import (
     ClassifierDataModule,
@@ -87,6 +88,18 @@ class EpochHistory(Callback):
         self.history.append(row)
 
 
+def build(key: str, section: Any, **kwargs: Any) -> Any:
+    """Hydra-instantiate a config section; a bad key or value names the section."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(section, **kwargs)
+    except InstantiationException as exc:
+        # Hydra's message: "Error in call to target ...:\nTypeError(...)\nfull_key: ...".
+        lines = [line for line in str(exc).splitlines() if line and not line.startswith("full_key")]
+        raise UserInputError(f"config {key}: {lines[-1] if lines else exc!r}") from exc
+
+
 def features_for(
     input_kind: str, texts: list[str], cfg: DictConfig, root: Path
 ) -> np.ndarray | list[np.ndarray]:
@@ -124,7 +137,7 @@ def train_model(
         # a small head trains ~20x slower than with 1 (measured), so threads are config.
         torch.set_num_threads(int(cfg.trainer.threads))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    net = instantiate(cfg.model.net, num_labels=len(labels))
+    net = build("model.net", cfg.model.net, num_labels=len(labels))
     clock = time.perf_counter()
     features = features_for(net.input_kind, frame["text"].tolist(), cfg, root)
     steps = {"features": time.perf_counter() - clock}
@@ -143,11 +156,11 @@ def train_model(
         balanced_sampler=balance == "sampler",
         seed=int(cfg.seed),
     )
-    scheduler = instantiate(cfg.scheduler) if cfg.scheduler.get("_target_") else None
+    scheduler = build("scheduler", cfg.scheduler) if cfg.scheduler.get("_target_") else None
     module = ClassifierModule(
         net,
         len(labels),
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=build("optimizer", cfg.optimizer),
         scheduler=scheduler,
         class_weights=weights if balance == "class_weights" else None,
         lr=cfg.model.get("lr"),
@@ -178,7 +191,8 @@ def train_model(
     )
     stopping = EarlyStopping(monitor=MONITOR, mode="max", patience=int(cfg.trainer.patience))
     trainer_cfg = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_EXTRAS}
-    trainer: pl.Trainer = instantiate(
+    trainer: pl.Trainer = build(
+        "trainer",
         OmegaConf.create(trainer_cfg),
         callbacks=[history, checkpoint, stopping],
         logger=logger,
