@@ -62,3 +62,19 @@ def test_champion_moves_only_on_better_macro_f1(tmp_path: Path, monkeypatch) -> 
     assert float(champion.tags["macro_f1"]) == 0.80
     # Every version is registered and scored, promoted or not.
     assert float(client.get_model_version(NAME, "2").tags["macro_f1"]) == 0.65
+
+
+@pytest.mark.slow
+def test_run_without_a_model_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+
+    from pipeline.errors import PipelineError
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("no-model")  # not the id an earlier test left in this process
+    with mlflow.start_run() as run:
+        mlflow.log_metric("x", 1.0)
+    with pytest.raises(PipelineError, match=f"runs:/{run.info.run_id}/model"):
+        register_and_promote(f"runs:/{run.info.run_id}/model", NAME, 0.5, uri)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 CHAMPION = "champion"
 SCORE_TAG = "macro_f1"
 
@@ -62,6 +64,7 @@ def register_and_promote(
     """Register `model_uri` (`runs:/<id>/model`) as a version of `name`; promote on a win."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     previous = _current_champion(client, name, alias)
@@ -73,9 +76,14 @@ def register_and_promote(
         # `runs:/` URIs resolve through the tracking store; versions live in the registry.
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-    version = mlflow.register_model(
-        model_uri, name, tags={SCORE_TAG: repr(macro_f1), **(tags or {})}
-    )
+    try:
+        version = mlflow.register_model(
+            model_uri, name, tags={SCORE_TAG: repr(macro_f1), **(tags or {})}
+        )
+    except MlflowException as exc:
+        # Typically the run logged no `model` (an old or interrupted train run).
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PipelineError(f"MLflow registry: cannot register {model_uri}: {first_line}") from exc
     promote, reason = decide(macro_f1, previous_f1, previous is not None)
     if promote:
         client.set_registered_model_alias(name, alias, version.version)
