@@ -260,6 +260,8 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         load(url, key, queries, "vector", 2, 20, 60)  # warm-up: loads the query encoder
         phases = {}
+        # One client: the service time of a request with no queueing behind others.
+        phases["vector, 1 client"] = load(url, key, queries, "vector", 1, 200, args.max_seconds)
         budget = (args.clients, args.requests, args.max_seconds)
         phases["vector"] = load(url, key, queries, "vector", *budget)
         phases["hybrid"] = load(url, key, queries, "hybrid", *budget)
@@ -288,6 +290,7 @@ def main() -> int:
     lines.append(f"| in-process Searcher, vector (reference) | {ref['requests']} | 0 | "
                  f"{ref['rps']:.1f} | {ref['p50']:.1f} | {ref['p99']:.1f} |")  # fmt: skip
     v = phases["vector"]
+    single = phases["vector, 1 client"]
     ratio = (
         f"HTTP / in-process, vector: p50 {v['p50'] / reference['p50']:.2f}x, "
         f"p99 {v['p99'] / reference['p99']:.2f}x, req/s {v['rps'] / reference['rps']:.2f}x"
@@ -300,8 +303,10 @@ def main() -> int:
         f"{repub['republished']} index republishes during the republish phase, "
         f"{repub['errors']} failed requests.",
         ratio + ".",
-        f"Goal p99 < 50 ms for vector search: measured {v['p99']:.1f} ms "
-        f"({'met' if v['p99'] < 50 else 'not met'}).",
+        f"Goal p99 < 50 ms for vector search: measured {v['p99']:.1f} ms with {args.clients} "
+        f"clients ({'met' if v['p99'] < 50 else 'not met'}), {single['p99']:.1f} ms with one "
+        f"client; the machine's load average was {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores (shared with other jobs), so queueing dominates.",
     ]
     for name, r in phases.items():
         if r["errors"]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import time
 
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from test_serve_support import build_index, build_store, write_params
 
 from pipeline.cli import main
 from pipeline.serve.app import create_app
-from pipeline.service.feedback import feedback_scores
+from pipeline.service.feedback import feedback_scores, write_feedback_scores
 from pipeline.service.keys import create_key
 from pipeline.service.querylog import usage_report
 
@@ -200,6 +201,11 @@ def test_feedback_is_stored_with_identity_and_scores(served):
     scores = feedback_scores(config.paths.service_db)
     assert list(scores) == ["a1"]
     assert scores["a1"].count == 2 and scores["a1"].score == pytest.approx(0.5)
+    out = config.paths.service_db.parent / "feedback.parquet"
+    assert write_feedback_scores(config.paths.service_db, out) == 1
+    assert pq.read_table(out).to_pylist() == [
+        {"id": "a1", "rid": scores["a1"].rid, "feedback_score": 0.5, "feedback_count": 2}
+    ]
 
 
 def test_feedback_cli_needs_a_writer_key(served, capsys):
@@ -259,8 +265,6 @@ def test_republished_index_is_picked_up_without_restart(served):
     client, keys, config = served
     h = _auth(keys["reader"])
     before = client.app.state.service.searcher().manifest["data_hash"]
-    import pyarrow.parquet as pq
-
     table = pq.read_table(config.paths.records)
     pq.write_table(table.slice(0, 4), config.paths.records)
     build_index(config)

@@ -15,7 +15,7 @@ from pipeline.service.keys import create_key
 @pytest.mark.slow
 def test_no_input_gives_a_server_error(tmp_path):
     config = build_store(tmp_path)
-    build_index(config)
+    build_index(config, real_encoder=True)  # vector search needs the exported query encoder
     # An admin key reaches every operation; 401/403 paths are covered in test_serve.py.
     key = create_key(config.paths.service_db, "admin")[0]
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(config))

@@ -71,3 +71,29 @@ def feedback_scores(service_db: str | Path) -> dict[str, FeedbackScore]:
     with db.open_service_db(service_db, read_only=True) as con:
         rows = db.feedback_aggregates(con)
     return {rid_str: FeedbackScore(rid, float(mean), int(n)) for rid_str, rid, mean, n in rows}
+
+
+def write_feedback_scores(service_db: str | Path, path: str | Path) -> int:
+    """Publish the per-record scores as a sorted Parquet file (a stable DVC dependency).
+
+    The service DB changes with every logged query, so a stage should depend on this
+    snapshot, not on the DB. Returns the number of records with feedback.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.io.atomic import atomic_path
+
+    scores = feedback_scores(service_db)
+    ids = sorted(scores)
+    table = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "rid": pa.array([scores[i].rid for i in ids], pa.int64()),
+            "feedback_score": pa.array([scores[i].score for i in ids], pa.float64()),
+            "feedback_count": pa.array([scores[i].count for i in ids], pa.int64()),
+        }
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return len(ids)
