@@ -100,11 +100,15 @@ def store_table(rids: np.ndarray, prompts: list[str], seed: int) -> pa.Table:
 
 
 def exact_topk(
-    vectors: np.ndarray, rids: np.ndarray, allowed: np.ndarray | None, q: np.ndarray
-) -> set[int]:
+    vectors: np.ndarray, rids: np.ndarray, allowed: np.ndarray | None, queries: np.ndarray
+) -> list[set[int]]:
+    """Brute-force top-k rids per query over all rows or only the allowed ones."""
+    import faiss
+
     rows = np.arange(len(rids)) if allowed is None else allowed
-    scores = np.concatenate([vectors[rows[i : i + 65536]] @ q for i in range(0, len(rows), 65536)])
-    return set(rids[rows[np.argsort(-scores)[:K]]].tolist())
+    subset = vectors if allowed is None else np.ascontiguousarray(vectors[rows])
+    _, found = faiss.knn(queries, subset, min(K, len(rows)), metric=faiss.METRIC_INNER_PRODUCT)
+    return [set(rids[rows[f[f >= 0]]].tolist()) for f in found]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -128,7 +132,7 @@ def measure(
             field, value = flt.split("=")
             mask = np.asarray(table.column(field).to_pylist()) == value
             allowed_rows = np.searchsorted(rids, np.sort(rows_rids[mask]))
-        truth = [exact_topk(vectors, rids, allowed_rows, q) for q in queries]
+        truth = exact_topk(vectors, rids, allowed_rows, queries)
         want = min(K, len(rids) if allowed_rows is None else len(allowed_rows))
         # Raw FAISS: the index's own search; a filter as an IDSelectorBatch of rids.
         params = raw_params()

@@ -29,13 +29,13 @@ def _recall(index: faiss.Index, exact: faiss.Index, queries: np.ndarray, k: int 
 
 @pytest.mark.parametrize(("factory", "floor"), [("HNSW32,Flat", 0.95), ("IVF{nlist},Flat", 0.9)])
 def test_approximate_recall_against_flat(factory: str, floor: float) -> None:
-    both = clustered(20_200, 64, seed=1)  # queries from the same clusters as the data
-    vectors, queries = both[:20_000], both[20_000:]
-    rids = np.arange(20_000, dtype=np.int64) * 7 + 3
+    both = clustered(8_200, 32, seed=1)  # queries from the same clusters as the data
+    vectors, queries = both[:8_000], both[8_000:]
+    rids = np.arange(8_000, dtype=np.int64) * 7 + 3
     settings = IndexSettings(nprobe=16)
     exact = build_faiss(vectors, rids, "Flat", settings)
     approx = build_faiss(
-        vectors, rids, resolve_factory(IndexSettings(factory=factory), 20_000), settings
+        vectors, rids, resolve_factory(IndexSettings(factory=factory), 8_000), settings
     )
     recall = _recall(approx, exact, queries)
     assert recall >= floor, recall

@@ -23,7 +23,7 @@ from pipeline.search.hybrid import reciprocal_rank_fusion
 @pytest.fixture(scope="module")
 def hnsw_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     root = tmp_path_factory.mktemp("hnsw")
-    _, vectors = build_project(root, n=20_000, dim=32, factory="HNSW16,Flat")
+    _, vectors = build_project(root, n=10_000, dim=32, factory="HNSW16,Flat")
     return root, vectors
 
 
@@ -31,8 +31,8 @@ def hnsw_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
 @pytest.mark.parametrize(
     ("filters", "allowed"),
     [
-        (["label=rare"], 20),  # 0.1% of the records
-        (["label=support", "tags=billing"], 1000),  # 5%
+        (["label=rare"], 10),  # 0.1% of the records
+        (["label=support", "tags=billing"], 500),  # 5%
     ],
 )
 def test_prefilter_returns_k_exact_neighbours(
@@ -225,3 +225,23 @@ def test_pipeline_search_is_callable(cli_project: Path) -> None:
 
     hits = pipeline.search("bread oven", k=1, mode="keyword", root=cli_project)
     assert hits[0].prompt == "bake bread in a hot oven"
+
+
+def test_cli_verify_fails_on_a_gap(cli_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.store.db import connect
+
+    con = connect(cli_project / "store.duckdb", read_only=False)
+    con.execute("DELETE FROM records WHERE id = 'rec-3'")
+    con.close()
+    assert main(["index", "verify", "--root", str(cli_project)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("problem: 1 vector id(s) are not kept records")
+
+
+def test_second_writer_is_busy(cli_project: Path) -> None:
+    from pipeline.errors import BusyError
+    from pipeline.index import erase_rids
+    from pipeline.index.build import writer_lock
+
+    with writer_lock(cli_project / "index"), pytest.raises(BusyError, match="another build"):
+        erase_rids(cli_project / "index", {1})

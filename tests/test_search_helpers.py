@@ -51,9 +51,11 @@ def clustered(n: int, dim: int, seed: int, clusters: int = 20) -> np.ndarray:
 def records_table(n: int, seed: int = 0, prompts: list[str] | None = None) -> pa.Table:
     """n records with every filterable field varied deterministically by position."""
     rng = np.random.default_rng(seed)
-    rids = np.sort(rng.choice(2**62, n, replace=False)).astype(np.int64)
+    rids = np.unique(rng.integers(1, 2**62, n + 16, dtype=np.int64))[:n]
+    assert len(rids) == n
     if prompts is None:
-        prompts = [" ".join(rng.choice(WORDS, 6)) for _ in range(n)]
+        picks = rng.integers(0, len(WORDS), (n, 6))
+        prompts = [" ".join(WORDS[j] for j in row) for row in picks.tolist()]
     start = datetime(2024, 1, 1, tzinfo=UTC)
     data = {
         "rid": rids.tolist(),
