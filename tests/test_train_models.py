@@ -21,6 +21,15 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def cases(group: str) -> list:
+    """Options of `group`; loading MiniLM (finetune) or Lightning (trainer) takes seconds."""
+    slow = group == "trainer"
+    return [
+        pytest.param(group, name, marks=[pytest.mark.slow] if slow or name == "finetune" else [])
+        for name in options(group)
+    ]
+
+
 def batch_for(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
     if net.input_kind == "embedding":
         return (torch.randn(len(TEXTS), 384),)
@@ -34,9 +43,7 @@ def test_every_group_has_the_expected_options() -> None:
         assert options(group), group
 
 
-@pytest.mark.parametrize(
-    ("group", "name"), [(g, n) for g in GROUPS for n in options(g)], ids=lambda v: str(v)
-)
+@pytest.mark.parametrize(("group", "name"), [c for g in GROUPS for c in cases(g)])
 def test_config_composes_and_instantiates(group: str, name: str) -> None:
     cfg = compose([f"{group}={name}"])
     section = cfg[group]
@@ -71,8 +78,8 @@ def test_config_composes_and_instantiates(group: str, name: str) -> None:
         assert SplitSettings.from_cfg(section, seed=cfg.seed).val_fraction > 0
 
 
-@pytest.mark.parametrize("name", options("model"))
-def test_each_model_takes_an_optimizer_step(name: str) -> None:
+@pytest.mark.parametrize(("group", "name"), cases("model"))
+def test_each_model_takes_an_optimizer_step(group: str, name: str) -> None:
     cfg = compose([f"model={name}"])
     torch.manual_seed(0)
     net = instantiate(cfg.model.net, num_labels=3)
@@ -96,6 +103,7 @@ def test_each_model_takes_an_optimizer_step(name: str) -> None:
         assert torch.allclose(net(ids, mask), net(ids), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_freezes_lower_layers_and_decays_rates() -> None:
     cfg = compose(["model=finetune", "model.net.unfreeze_layers=2"])
     net = instantiate(cfg.model.net, num_labels=4)
@@ -108,8 +116,7 @@ def test_finetune_freezes_lower_layers_and_decays_rates() -> None:
 
 
 def test_balanced_class_weights() -> None:
-    pytest.importorskip("pytorch_lightning")
-    from pipeline.train.module import balanced_class_weights
+    from pipeline.train.data import balanced_class_weights
 
     weights = balanced_class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights.tolist() == pytest.approx([4 / 6, 2.0, 0.0])
@@ -162,8 +169,8 @@ def test_each_model_exports_to_onnx_with_free_axes(name: str, tmp_path: Path) ->
     assert export.max_abs_difference(net, session, [first, second]) < 1e-4
 
 
+@pytest.mark.slow  # imports Lightning
 def test_unknown_model_key_names_the_section() -> None:
-    pytest.importorskip("pytorch_lightning")
     from pipeline.errors import UserInputError
     from pipeline.train.fit import build
 

@@ -57,7 +57,7 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, SplitSettings]:
     return frame, split_settings
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames(), st.randoms())
 def test_split_is_leakage_free_and_ignores_row_order(case, rnd) -> None:
     frame, split_settings = case

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import NotFoundError, UserInputError
@@ -89,3 +90,12 @@ def labelled(frame: pd.DataFrame, settings: DataSettings, source: str) -> tuple[
     out["label"] = labels[keep].astype(str)
     out["text"] = texts_of(out, settings.text)
     return out.reset_index(drop=True), int((~keep).sum())
+
+
+def balanced_class_weights(labels: np.ndarray, num_labels: int) -> np.ndarray:
+    """n / (k * count) per class (scikit-learn's 'balanced'); absent classes get weight 0."""
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_labels, dtype=np.float32)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights

@@ -22,11 +22,11 @@ from pytorch_lightning.loggers import MLFlowLogger
 
 from pipeline.errors import UserInputError
 from pipeline.train import tracking
+from pipeline.train.data import balanced_class_weights
 from pipeline.train.module import (
     ClassifierDataModule,
     ClassifierModule,
     RowsDataset,
-    balanced_class_weights,
 )
 
 MONITOR = "val_macro_f1"
@@ -147,7 +147,7 @@ def train_model(
         for name, mask in masks.items()
     }
     balance = str(cfg.model.get("balance", "class_weights"))
-    weights = balanced_class_weights(y[masks["train"]], len(labels))
+    weights = torch.from_numpy(balanced_class_weights(y[masks["train"]], len(labels)))
     data = ClassifierDataModule(
         sets["train"],
         sets["val"],

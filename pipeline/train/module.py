@@ -163,12 +163,3 @@ class ClassifierDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, self.batch_size, collate_fn=self.collate)
-
-
-def balanced_class_weights(labels: np.ndarray, num_labels: int) -> torch.Tensor:
-    """n / (k * count) per class (scikit-learn's 'balanced'); absent classes get weight 0."""
-    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(num_labels, dtype=np.float64)
-    weights[present] = len(labels) / (present.sum() * counts[present])
-    return torch.as_tensor(weights, dtype=torch.float32)
