@@ -4,6 +4,8 @@ role, scopes, validation, records, feedback, the query log and index reload."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 
 import pyarrow.parquet as pq
@@ -13,6 +15,7 @@ from test_serve_support import build_index, build_store, write_params
 
 from pipeline.cli import main
 from pipeline.serve.app import create_app
+from pipeline.serve.gate import Gate
 from pipeline.service.feedback import feedback_scores, write_feedback_scores
 from pipeline.service.keys import create_key
 from pipeline.service.querylog import usage_report
@@ -279,3 +282,48 @@ def test_republished_index_is_picked_up_without_restart(served):
         ).json()["results"]
     }
     assert ids <= {"a1", "a2", "m3", "b1"} and "b1" in ids
+
+
+def test_replaced_store_and_index_are_both_picked_up(served):
+    """`dvc repro` replaces the store and republishes the index; new records become findable."""
+    client, keys, config = served
+    h = _auth(keys["reader"])
+    assert client.get("/records/z9", headers=h).status_code == 404
+    fresh = build_store(config.paths.store.parent.parent.parent / "next", extra=True)
+    os.replace(fresh.paths.store, config.paths.store)
+    os.replace(fresh.paths.records, config.paths.records)
+    build_index(config)
+    deadline = time.monotonic() + 5
+    while client.get("/records/z9", headers=h).status_code != 200:
+        assert time.monotonic() < deadline, "the new store was not opened"
+        time.sleep(0.05)
+    time.sleep(3 * config.serve.reload_seconds)
+    body = {"text": "zebra crossing", "mode": "keyword"}
+    ids = [r["id"] for r in client.post("/search", json=body, headers=h).json()["results"]]
+    assert ids[:1] == ["z9"]
+
+
+def test_store_swap_waits_for_requests_in_flight_and_holds_new_ones():
+    gate, order = Gate(), []
+
+    def swap():
+        with gate.exclusive():
+            order.append("swap start")
+            time.sleep(0.1)
+            order.append("swap end")
+
+    def request():
+        with gate.shared():
+            order.append("late request")
+
+    with gate.shared():
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        time.sleep(0.1)
+        late = threading.Thread(target=request)
+        late.start()
+        time.sleep(0.05)
+        order.append("request done")
+    swapper.join(2)
+    late.join(2)
+    assert order == ["request done", "swap start", "swap end", "late request"]

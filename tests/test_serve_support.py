@@ -74,10 +74,16 @@ def record_rows() -> list[dict]:
     return out
 
 
-def build_store(root: Path) -> ServiceConfig:
-    """Write store.duckdb and records.parquet under root; return a config pointing at them."""
+def build_store(root: Path, extra: bool = False) -> ServiceConfig:
+    """Write store.duckdb and records.parquet under root; return a config pointing at them.
+
+    `extra` adds record z9, as a later `dvc repro` over new data would.
+    """
     paths = ServicePaths().under(root)
     rows = record_rows()
+    if extra:
+        z9 = dict(rows[-1], id="z9", rid=_rid("z9"), prompt="where is the zebra crossing", line=99)
+        rows.append(z9)
     table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     dup = dict(rows[0], rid=_rid("a1-dup"), id="a1-dup", line=99)
     other_dup = dict(rows[5], rid=_rid("n1-dup"), id="n1-dup", line=98)

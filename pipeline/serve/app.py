@@ -110,20 +110,20 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         status, rids = 200, []
         try:
             conditions = tuple(parse_filter(f) for f in body.filters)
-            searcher = service.searcher()
-            if searcher is None:
-                raise HTTPException(503, f"index not available: {service.searcher_error}")
-            try:
-                results = searcher.search(
-                    body.text,
-                    k=body.k,
-                    mode=body.mode,
-                    filters=conditions,
-                    scope=_scope_conditions(principal),
-                    with_session=body.with_session,
-                )
-            except NotFoundError as exc:  # e.g. no query encoder exported yet: not the caller's
-                raise HTTPException(503, f"search not available: {exc}") from exc
+            with service.searching() as searcher:
+                if searcher is None:
+                    raise HTTPException(503, f"index not available: {service.searcher_error}")
+                try:
+                    results = searcher.search(
+                        body.text,
+                        k=body.k,
+                        mode=body.mode,
+                        filters=conditions,
+                        scope=_scope_conditions(principal),
+                        with_session=body.with_session,
+                    )
+                except NotFoundError as exc:  # e.g. no query encoder exported: not the caller's
+                    raise HTTPException(503, f"search not available: {exc}") from exc
             items = [r.to_dict() for r in results]
             if principal.scope:
                 for item in items:  # session turns obey the key's scope like the hits do

@@ -1,8 +1,10 @@
 """What a server process holds: the searcher, a store reader, the key cache and the query log,
 kept fresh by one background thread.
 
-A new index or store is opened beside the current one and swapped in with one assignment,
-so a request that started on the old searcher finishes on it and no request waits.
+A new index is loaded beside the current one and swapped in with one assignment (the
+Searcher's own reload): requests in flight finish on the old one and none waits. A replaced
+store (an erasure, `dvc repro`) is swapped through a gate: new requests wait while those in
+flight finish, the old searcher closes and the new one opens; none fails.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import PipelineError
+from pipeline.serve.gate import Gate
 from pipeline.service.keys import KeyCache
 from pipeline.service.querylog import QueryLog
 from pipeline.service.settings import ServeSettings, ServicePaths
@@ -86,7 +90,7 @@ class ServiceState:
         self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
         self._factory = searcher_factory
         self._searcher: Any = None
-        self._retired: Any = None
+        self.gate = Gate()
         self._searcher_store: tuple[int, int] | None = None
         self.searcher_error: str | None = "the index has not been opened yet"
         self._open_lock = threading.Lock()
@@ -103,11 +107,6 @@ class ServiceState:
             except (PipelineError, ImportError) as exc:
                 self.searcher_error = str(exc)
                 return
-            # The searcher replaced last time is closed now, a generation later, so requests
-            # that started on it have finished; the one just replaced may still be in use.
-            if self._retired is not None:
-                self._retired.close()
-            self._retired = self._searcher
             self._searcher, self._searcher_store = searcher, store_stamp
             self.searcher_error = None
 
@@ -117,15 +116,30 @@ class ServiceState:
             self._open_searcher()
         return self._searcher
 
+    @contextmanager
+    def searching(self) -> Iterator[Any]:
+        """The current searcher (or None), held so a store swap waits for this request."""
+        with self.gate.shared():
+            yield self.searcher()
+
+    def _swap_store(self) -> None:
+        """Close the searcher, then open one on the new store (requests wait, none fail)."""
+        with self.gate.exclusive():
+            old, self._searcher = self._searcher, None
+            if old is not None:
+                old.close()
+            self._open_searcher()
+
     def refresh(self, force: bool = False) -> None:
         """Pick up a republished index or a replaced store (erasure, `dvc repro`)."""
         current = self._searcher
-        if current is None or force or _stamp(self.config.paths.store) != self._searcher_store:
-            # A new store means new rows behind the ids: open a fresh searcher beside the old.
+        if current is None:
             self._open_searcher()
+        elif force or _stamp(self.config.paths.store) != self._searcher_store:
+            self._swap_store()
         else:
             try:
-                current.reload_if_changed()
+                current.reload_if_changed()  # a new index alone: hot swap, no waiting
             except PipelineError as exc:  # a half-published index: keep serving the old one
                 log.warning("index reload failed, still serving the previous one: %s", exc)
         try:
@@ -168,7 +182,7 @@ class ServiceState:
             self._thread.join(timeout=10)
         self.querylog.flush()
         self.store.close()
-        for searcher in (self._retired, self._searcher):
-            if searcher is not None:
-                searcher.close()
-        self._retired = self._searcher = None
+        with self.gate.exclusive():
+            if self._searcher is not None:
+                self._searcher.close()
+            self._searcher = None
