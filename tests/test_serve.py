@@ -137,6 +137,7 @@ def test_record_with_session_and_duplicates(served):
     assert body["record"]["created_at"].startswith("2024-05-01T00:00:00")
     by_rid = client.get(f"/records/{body['record']['rid']}", headers=h).json()
     assert by_rid["record"]["id"] == "a1"
+    assert client.get("/records/99999999999999999999999", headers=h).status_code == 404
     missing = client.get("/records/nope", headers=h)
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
@@ -327,3 +328,17 @@ def test_store_swap_waits_for_requests_in_flight_and_holds_new_ones():
     swapper.join(2)
     late.join(2)
     assert order == ["request done", "swap start", "swap end", "late request"]
+
+
+def test_no_store_or_index_yet_is_503_not_404(tmp_path):
+    config = build_store(tmp_path)
+    config.paths.store.unlink()
+    key, _ = create_key(config.paths.service_db, "writer")
+    with TestClient(create_app(config)) as client:
+        assert client.get("/health").json()["status"] == "degraded"
+        h = _auth(key)
+        assert client.get("/records/a1", headers=h).status_code == 503
+        assert client.get("/stats", headers=h).status_code == 503
+        assert client.post("/search", json={"text": "x"}, headers=h).status_code == 503
+        body = {"record_id": "a1", "thumb": "up"}
+        assert client.post("/feedback", json=body, headers=h).status_code == 503

@@ -88,6 +88,14 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         headers = {"Retry-After": "1"} if isinstance(exc, BusyError) else None
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc), headers=headers)
 
+    def store_cursor() -> Any:
+        """A store cursor for one request; 503 (not 404) while no store has been built."""
+        try:
+            service.store.refresh()
+        except NotFoundError as exc:
+            raise HTTPException(503, f"store not available: {exc}") from exc
+        return service.store.cursor()
+
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
         """Liveness and readiness; the only endpoint without a key."""
@@ -155,7 +163,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
     )
     def read_record(record_id: str, principal: Reader) -> RecordResponse:
         """One record by id (or rid), with its session's turns and its removed duplicates."""
-        with service.store.cursor() as cur:
+        with store_cursor() as cur:
             record = lookup.get_record(cur, record_id)
             if record is None:
                 raise NotFoundError(f"record {record_id!r} not found")
@@ -174,7 +182,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
     )  # fmt: skip
     def feedback(body: FeedbackRequest, principal: Writer) -> FeedbackResponse:
         """A 1-5 score or a thumb up/down on a record, stored with the key's identity."""
-        with service.store.cursor() as cur:
+        with store_cursor() as cur:
             record = lookup.get_record(cur, body.record_id)
         if record is None:
             raise NotFoundError(f"record {body.record_id!r} not found")
@@ -188,7 +196,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
     @app.get("/stats", responses=_RESPONSES, tags=["search"])
     def stats(principal: Reader) -> dict[str, Any]:
         """Record counts (by label, origin, source) inside the key's scope."""
-        with service.store.cursor() as cur:
+        with store_cursor() as cur:
             counts = lookup.store_counts(cur, principal.scope)
         counts["scoped"] = bool(principal.scope)
         return counts

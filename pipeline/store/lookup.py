@@ -119,6 +119,8 @@ def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 def get_record(cur: duckdb.DuckDBPyConnection, record_id: str) -> dict[str, Any] | None:
     """The kept record with this id (or this rid, when `record_id` is an integer)."""
     rid = int(record_id) if record_id.lstrip("-").isdigit() else None
+    if rid is not None and not -(2**63) <= rid < 2**63:
+        rid = None  # not a BIGINT, so not a rid: look it up as an id only
     cur.execute(
         f"""SELECT {_RECORD_COLUMNS} FROM store.records
             WHERE id = ? OR rid = ? ORDER BY (id = ?) DESC LIMIT 1""",
