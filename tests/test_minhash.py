@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import compose
+from pipeline.dedup import minhash
 from pipeline.dedup.lsh import (
     candidate_pairs,
     jaccard_pairs,
@@ -140,6 +141,15 @@ def test_deterministic_for_a_seed() -> None:
     assert near_duplicates(texts, NearDupSettings(workers=1)) == first
     other_seed = near_duplicates(texts, NearDupSettings(seed=99))
     assert {r for r, _, _ in other_seed} <= {r for r, _, _ in first} | {r for r, _, _ in other_seed}
+
+
+def test_large_input_path_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above KEEP_CHARS, pass 1 hashes unsorted shingles and pass 2 recomputes candidates."""
+    texts = planted_corpus(seed=13)
+    kept = near_duplicates(texts, WORD)
+    monkeypatch.setattr(minhash, "KEEP_CHARS", 0)
+    assert near_duplicates(texts, WORD) == kept
+    assert len(kept) > 40
 
 
 def test_survivor_is_lowest_priority_then_lowest_index() -> None:

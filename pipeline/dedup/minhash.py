@@ -30,9 +30,10 @@ from pipeline.errors import UserInputError
 # Documents per pass-1 batch: large enough to amortise kernel calls, small enough that a
 # batch's shingles and signatures (~ 200 shingles x 8 B + 128 x 4 B per text) stay ~50 MB.
 CHUNK = 25_000
-# Shingle hashes kept from pass 1 for verification (8 B each; t0-prompts has ~10M). Beyond
-# this, pass 2 recomputes them for candidate documents only, trading ~10% time for memory.
-KEEP_SHINGLES = 32_000_000
+# Inputs up to this many characters keep their shingle sets from pass 1 for verification
+# (~1.4 MB per million characters; t0-prompts has 59M characters). Larger inputs recompute
+# the sets of candidate documents only, trading some time for memory.
+KEEP_CHARS = 150_000_000
 
 
 @dataclass(frozen=True)
@@ -117,25 +118,27 @@ def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
 def lsh_band_keys(
     texts: Sequence[str], settings: NearDupSettings, progress: bool = False
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Band keys (n, bands) uint64 of every text, and its shingle CSR if it fit in KEEP_SHINGLES."""
+    """Band keys (n, bands) uint64 of every text, and its shingle CSR when the input is small.
+
+    Small inputs (KEEP_CHARS) keep their sorted shingle sets for verification; large ones
+    hash unsorted shingles (MinHash needs no order) and verification recomputes the sets
+    of candidate documents only.
+    """
     from pipeline.dedup.lsh import band_keys, permutation_params, signatures
     from pipeline.dedup.shingles import shingle_sets
 
     a, b = permutation_params(settings.num_perm, settings.seed)
     keys = np.empty((len(texts), settings.bands), np.uint64)
-    kept: list[tuple[np.ndarray, np.ndarray]] | None = []
-    kept_values = 0
+    keep = sum(len(t) for t in texts) <= KEEP_CHARS
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
     for start, stop in _batches(len(texts), progress, "near-dup: minhash"):
         values, offsets = shingle_sets(
-            texts[start:stop], settings.shingle, settings.ngram, settings.seed
+            texts[start:stop], settings.shingle, settings.ngram, settings.seed, unique=keep
         )
         keys[start:stop] = band_keys(signatures(values, offsets, a, b), settings.bands)
-        kept_values += len(values)
-        if kept is not None and kept_values <= KEEP_SHINGLES:
+        if keep:
             kept.append((values, offsets))
-        else:
-            kept = None  # too big to hold: recompute for candidate documents only
-    return keys, (None if kept is None else _concat_csr(kept))
+    return keys, (_concat_csr(kept) if keep else None)
 
 
 def _subset_shingles(

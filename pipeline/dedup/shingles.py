@@ -111,7 +111,7 @@ def _word_token_hashes(
 
 @nb.njit(cache=True, parallel=True)
 def _ngram_sets(
-    tok: np.ndarray, tok_off: np.ndarray, weights: np.ndarray, seed: np.uint64
+    tok: np.ndarray, tok_off: np.ndarray, weights: np.ndarray, seed: np.uint64, unique: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     ngram = len(weights)
     n_docs = len(tok_off) - 1
@@ -120,7 +120,7 @@ def _ngram_sets(
         count = tok_off[d + 1] - tok_off[d]
         raw_off[d + 1] = raw_off[d] + (count - ngram + 1 if count >= ngram else 1)
     raw = np.empty(raw_off[-1], np.uint64)
-    unique = np.empty(n_docs, np.int64)
+    sizes = np.empty(n_docs, np.int64)
     for d in nb.prange(n_docs):
         start = tok_off[d]
         count = tok_off[d + 1] - start
@@ -139,19 +139,23 @@ def _ngram_sets(
             for k in range(count):
                 h = mix64(h ^ tok[start + k])
             raw[o] = mix64(h ^ np.uint64(count))
-        raw[o : o + m].sort()
-        u = 1
-        for i in range(1, m):
-            if raw[o + i] != raw[o + u - 1]:
-                raw[o + u] = raw[o + i]
-                u += 1
-        unique[d] = u
+        sizes[d] = m
+        if unique:
+            raw[o : o + m].sort()
+            u = 1
+            for i in range(1, m):
+                if raw[o + i] != raw[o + u - 1]:
+                    raw[o + u] = raw[o + i]
+                    u += 1
+            sizes[d] = u
+    if not unique:
+        return raw, raw_off
     offsets = np.zeros(n_docs + 1, np.int64)
     for d in range(n_docs):
-        offsets[d + 1] = offsets[d] + unique[d]
+        offsets[d + 1] = offsets[d] + sizes[d]
     values = np.empty(offsets[-1], np.uint64)
     for d in nb.prange(n_docs):
-        values[offsets[d] : offsets[d + 1]] = raw[raw_off[d] : raw_off[d] + unique[d]]
+        values[offsets[d] : offsets[d + 1]] = raw[raw_off[d] : raw_off[d] + sizes[d]]
     return values, offsets
 
 
@@ -183,9 +187,13 @@ def _char_tokens(texts: Sequence[str], seed: np.uint64) -> tuple[np.ndarray, np.
 
 
 def shingle_sets(
-    texts: Sequence[str], shingle: str, ngram: int, seed: int
+    texts: Sequence[str], shingle: str, ngram: int, seed: int, unique: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique shingle hashes of each text as CSR: (values uint64, offsets int64)."""
+    """Sorted unique shingle hashes of each text as CSR: (values uint64, offsets int64).
+
+    `unique=False` skips the per-text sort: the hashes come in text order, with repeats,
+    which is all MinHash needs (a minimum ignores order and repeats).
+    """
     seed64 = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
     if shingle == "word":
         tok, tok_off = _word_tokens(texts, seed64)
@@ -195,4 +203,4 @@ def shingle_sets(
         raise ValueError(f"shingle must be 'word' or 'char', not {shingle!r}")
     # Odd multipliers, one per position in an n-gram, derived from the seed.
     weights = np.random.default_rng(seed64).integers(0, 2**64, ngram, dtype=np.uint64)
-    return _ngram_sets(tok, tok_off, weights | np.uint64(1), seed64)
+    return _ngram_sets(tok, tok_off, weights | np.uint64(1), seed64, unique)
