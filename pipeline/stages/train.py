@@ -80,7 +80,6 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         "model": meta["model"],
         "best_val": result.best,
         "epochs": result.epochs,
-        "history": result.history,
         "fit_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
         "step_seconds": {"split": round(split_seconds, 3), **result.steps},
