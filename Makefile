@@ -25,8 +25,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# One id for the whole execution, so its dedup, train and evaluate runs share the MLflow tag
+# `pipeline_run` (runs started without it get a hash of commit, data and params).
 run: setup
-	$(BIN)/dvc repro
+	PIPELINE_RUN=$$(date -u +%Y%m%dT%H%M%SZ)-$$(git rev-parse --short HEAD 2>/dev/null || echo nogit) \
+		$(BIN)/dvc repro
 	$(PY) -m pipeline summary
 
 test: setup
