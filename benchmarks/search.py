@@ -48,7 +48,7 @@ def clustered(n: int, dim: int, seed: int, clusters: int = 2000, local_dim: int 
     """Normalised points near `clusters` centres, spread on a low-dimensional local subspace."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)
-    basis = rng.standard_normal((local_dim, dim), dtype=np.float32) * 0.35
+    basis = rng.standard_normal((local_dim, dim), dtype=np.float32) * 0.1
     out = np.empty((n, dim), dtype=np.float32)
     for lo in range(0, n, 100_000):
         m = min(100_000, n - lo)

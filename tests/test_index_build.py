@@ -137,3 +137,28 @@ def test_same_input_same_index_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "index.faiss").read_bytes() == (
         tmp_path / "two" / "index.faiss"
     ).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["auto", "flat", "hnsw", "ivf", "ivfpq"])
+def test_every_index_config_builds_and_searches(tmp_path: Path, name: str) -> None:
+    from pipeline.config import compose
+
+    settings = IndexSettings.from_cfg(compose([f"index={name}"]).index)
+    settings = IndexSettings(**{**settings.to_dict(), "recall_queries": 50})
+    both = clustered(6_050, 48, seed=4)
+    vectors, queries = both[:6_000], both[6_000:]
+    table = records_table(6_000, seed=4)
+    rids = np.asarray(table.column("rid").to_pylist(), dtype=np.int64)
+    from pipeline.store.search import write_records_store
+
+    write_records_store(tmp_path / "store.duckdb", table)
+    manifest = publish_index(tmp_path / "index", rids, vectors, ["t"] * 6_000, settings, {})
+    assert manifest["recall_at_10"] >= 0.9, manifest
+    searcher = Searcher(
+        tmp_path / "index", tmp_path / "store.duckdb", SearchSettings(exact_below=100), None
+    )
+    for q in queries[:5]:
+        assert len(searcher.search_ids(q, 10)[0]) == 10
+        found, _ = searcher.search_ids(q, 10, filters=["origin=real"])  # 50%: FAISS pre-filter
+        assert len(found) == 10

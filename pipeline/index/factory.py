@@ -19,6 +19,9 @@ import numpy as np
 
 from pipeline.errors import UserInputError
 
+# IVF-PQ + RFlat: re-rank this many times k PQ candidates exactly (PQ alone ranks coarsely).
+REFINE_K_FACTOR = 8
+
 
 @dataclass(frozen=True)
 class IndexSettings:
@@ -106,6 +109,8 @@ def apply_search_params(index: Any, ef_search: int, nprobe: int) -> None:
     hnsw = _hnsw_of(inner)
     if hnsw is not None:
         hnsw.efSearch = ef_search
+    if isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = REFINE_K_FACTOR
     with contextlib.suppress(RuntimeError):  # not an IVF index: nothing to set
         faiss.extract_index_ivf(inner).nprobe = nprobe
 

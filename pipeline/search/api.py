@@ -32,7 +32,7 @@ class SearchSettings:
     k: int = 10
     rrf_k: int = 60  # RRF constant; 60 is the value of the original paper
     candidates: int = 100  # hits of each ranking that hybrid fuses
-    exact_below: int = 20_000  # filters allowing fewer records are searched exactly
+    exact_below: int = 5_000  # filters allowing fewer records are searched exactly
     filtered_ef_max: int = 1024  # cap on the HNSW beam widened for selective filters
     filter_cache: int = 64
     bm25_k1: float = 1.2

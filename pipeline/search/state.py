@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, top_rows
 from pipeline.index.manifest import (
     FAISS_FILE,
@@ -73,6 +74,8 @@ class IndexState:
                 break
         else:
             raise PipelineError(f"{index_dir}: index files changed or vanished while loading")
+        build = manifest.get("build_params", {})
+        apply_search_params(index, build.get("ef_search", 64), build.get("nprobe", 16))
         inner = faiss.downcast_index(index.index)
         return cls(
             index_dir=index_dir,
@@ -153,6 +156,7 @@ class IndexState:
         bitmap = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
         widen = 1.0 / max(selectivity, 1e-9)
+        refine = isinstance(self.inner, faiss.IndexRefine)
         if self.kind == "hnsw":
             base = faiss.downcast_index(self.inner).hnsw.efSearch
             ef = int(min(max(base, math.ceil(base * widen)), max(ef_max, base)))
@@ -163,7 +167,13 @@ class IndexState:
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         else:
             params = faiss.SearchParameters(sel=selector)
-        params._keep = (bitmap, selector)  # the selector reads this memory during the search
+        keep = (bitmap, selector, params)  # FAISS reads these during the search: keep them alive
+        if refine:
+            # IVF-PQ + exact re-rank: the base index filters, the refine step re-scores.
+            params = faiss.IndexRefineSearchParameters(
+                sel=selector, base_index_params=params, k_factor=REFINE_K_FACTOR
+            )
+        params._keep = keep
         return params
 
     def keyword_top(
