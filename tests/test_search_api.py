@@ -207,7 +207,7 @@ def test_cli_no_index_yet(cli_project: Path, capsys: pytest.CaptureFixture[str])
     import shutil
 
     shutil.rmtree(cli_project / "index")
-    pipeline.search.api._SEARCHERS.clear()
+    pipeline.search.project._SEARCHERS.clear()
     assert (
         main(["search", "x", "--mode", "keyword", "--root", str(cli_project)])
         == NotFoundError.exit_code

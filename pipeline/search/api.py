@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.errors import UserInputError
 from pipeline.search.filters import Condition, as_conditions
 from pipeline.search.hybrid import reciprocal_rank_fusion
-from pipeline.search.results import SearchResult, snippet
+from pipeline.search.results import SearchResult, to_results
 from pipeline.search.state import IndexState, signature
 
 MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
@@ -267,40 +267,13 @@ class Searcher:
             )
         finally:
             cursor.close()
-        out = []
-        for i, ((_, rrf), rid) in enumerate(zip(fused, rids, strict=True)):
-            record = records.get(int(rid))
-            if record is None:
-                continue  # in the index, no longer in the store: `pipeline index verify` reports it
+        scores = []
+        for i, (_, rrf) in enumerate(fused):
             v = float(vec_scores[i]) if vec_scores is not None else None
             kw = float(kw_scores[i]) if kw_scores is not None else None
-            score = rrf if mode == "hybrid" else (v if mode == "vector" else kw)
-            out.append(self._result(record, score, v, kw, sessions, with_session))
-        return out
-
-    def _result(self, record, score, v, kw, sessions, with_session) -> SearchResult:
-        n = self.settings.snippet_chars
-        session = None
-        if with_session:
-            turns = sessions.get(record["session_id"], []) if record["session_id"] else []
-            session = [t for t in turns if t["rid"] != record["rid"]]
-        return SearchResult(
-            id=record["id"],
-            rid=int(record["rid"]),
-            score=float(score),
-            scores={"vector": v, "keyword": kw, "fused": float(score)},
-            prompt=snippet(record["prompt"], n),
-            response=snippet(record["response"], n),
-            label=record["label"],
-            user_id=record["user_id"],
-            session_id=record["session_id"],
-            origin=record["origin"],
-            source=record["source"],
-            tags=record["tags"],
-            quality=record["quality"],
-            created_at=record["created_at"],
-            metadata=record["metadata"],
-            session=session,
+            scores.append((rrf if mode == "hybrid" else (v if mode == "vector" else kw), v, kw))
+        return to_results(
+            rids, scores, records, sessions, with_session, self.settings.snippet_chars
         )
 
 
@@ -311,62 +284,7 @@ def _check(k: int, mode: str) -> None:
         raise UserInputError(f"k={k!r}: expected a whole number from 1 to {MAX_K}")
 
 
-_SEARCHERS: dict[Path, Searcher] = {}
-_SEARCHERS_LOCK = threading.Lock()
+# The one-call convenience lives in project.py (params.yaml, a Searcher reused per root).
+from pipeline.search.project import open_from_config, search  # noqa: E402
 
-
-def search(
-    text: str,
-    k: int = 10,
-    mode: str = "hybrid",
-    filters: Sequence[str | Condition] = (),
-    with_session: bool = False,
-    root: str | Path = ".",
-    params: Any = None,
-) -> list[SearchResult]:
-    """Search the index under `root` (params.yaml paths); the Searcher is reused per root."""
-    root = Path(root).resolve()
-    with _SEARCHERS_LOCK:
-        searcher = _SEARCHERS.get(root)
-        if searcher is None:
-            searcher = open_from_config(root, params)
-            _SEARCHERS[root] = searcher
-    searcher.reload_if_changed()
-    return searcher.search(text, k=k, mode=mode, filters=filters, with_session=with_session)
-
-
-def open_from_config(root: str | Path, params: Any = None) -> Searcher:
-    """A Searcher for the project at `root`, from `params` or its params.yaml."""
-    from pipeline.embed import EmbedSettings
-
-    root = Path(root)
-    cfg = params if params is not None else _read_params(root / "params.yaml")
-    paths = _section(cfg, "paths")
-    return Searcher.open(
-        root / paths["index_dir"],
-        root / paths["store"],
-        SearchSettings.from_cfg(_section(cfg, "search")),
-        EmbedSettings.from_cfg(_section(cfg, "embed")),
-        root / paths["embed_cache"],
-    )
-
-
-def _read_params(path: Path) -> Mapping[str, Any]:
-    """params.yaml as plain data: search starts faster without OmegaConf (~0.4 s here)."""
-    import yaml
-
-    if not path.exists():
-        raise UserInputError(f"{path}: not found; run from the project root or pass --root")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: invalid YAML: {exc}".splitlines()[0]) from exc
-    return data
-
-
-def _section(cfg: Any, key: str) -> Mapping[str, Any]:
-    try:
-        return cfg[key]
-    except (KeyError, TypeError):
-        raise UserInputError(f"config key {key!r} is missing (see conf/ and params.yaml)") from None
+__all__ = ["MODES", "SearchResult", "SearchSettings", "Searcher", "open_from_config", "search"]

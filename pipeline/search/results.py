@@ -41,6 +41,47 @@ class SearchResult:
         return out
 
 
+def to_results(
+    rids: Any,
+    scores: list[tuple[float, float | None, float | None]],
+    records: dict[int, dict[str, Any]],
+    sessions: dict[str, list[dict[str, Any]]],
+    with_session: bool,
+    snippet_chars: int,
+) -> list[SearchResult]:
+    """Hits in rank order from (fused, vector, keyword) scores and the store's records."""
+    out = []
+    for rid, (score, vector, keyword) in zip(rids, scores, strict=True):
+        record = records.get(int(rid))
+        if record is None:
+            continue  # in the index, no longer in the store: `pipeline index verify` reports it
+        session = None
+        if with_session:
+            turns = sessions.get(record["session_id"], []) if record["session_id"] else []
+            session = [t for t in turns if t["rid"] != record["rid"]]
+        out.append(
+            SearchResult(
+                id=record["id"],
+                rid=int(record["rid"]),
+                score=float(score),
+                scores={"vector": vector, "keyword": keyword, "fused": float(score)},
+                prompt=snippet(record["prompt"], snippet_chars),
+                response=snippet(record["response"], snippet_chars),
+                label=record["label"],
+                user_id=record["user_id"],
+                session_id=record["session_id"],
+                origin=record["origin"],
+                source=record["source"],
+                tags=record["tags"],
+                quality=record["quality"],
+                created_at=record["created_at"],
+                metadata=record["metadata"],
+                session=session,
+            )
+        )
+    return out
+
+
 def snippet(text: str | None, limit: int) -> str | None:
     """The first `limit` characters on one line, with an ellipsis when cut."""
     if text is None:
