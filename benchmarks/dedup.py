@@ -79,8 +79,9 @@ def _rss_mb() -> float:
 def run_ours(texts: list[str], workers: int, repeats: int, pairs: bool) -> dict[str, Any]:
     from pipeline.dedup.minhash import NearDupSettings, near_duplicates, similar_pairs
 
-    settings = NearDupSettings(ngram=NGRAM, num_perm=NUM_PERM, bands=BANDS, seed=SEED)
-    settings = NearDupSettings(**{**settings.__dict__, "workers": workers})
+    settings = NearDupSettings(
+        ngram=NGRAM, num_perm=NUM_PERM, bands=BANDS, threshold=THRESHOLD, seed=SEED, workers=workers
+    )
     start = time.perf_counter()
     near_duplicates(texts[:2000], settings)  # numba: load the on-disk cache or compile
     first_call = time.perf_counter() - start

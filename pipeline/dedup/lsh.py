@@ -89,6 +89,35 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
+@nb.njit(inline="always")
+def _jaccard(values: np.ndarray, i0: int, i1: int, j0: int, j1: int, threshold: float) -> float:
+    """Jaccard of two sorted unique runs if it is >= threshold, else 0.0 (0 threshold: exact).
+
+    J >= t needs |A & B| >= t (|A| + |B|) / (1 + t): runs whose sizes differ too much are
+    skipped, and the merge stops once the values left cannot reach that intersection.
+    """
+    total = (i1 - i0) + (j1 - j0)
+    need = threshold * total / (1.0 + threshold) - 1e-9
+    if min(i1 - i0, j1 - j0) < need:
+        return 0.0
+    shared = 0
+    while i0 < i1 and j0 < j1:
+        if shared + min(i1 - i0, j1 - j0) < need:
+            return 0.0
+        x, y = values[i0], values[j0]
+        if x == y:
+            shared += 1
+            i0 += 1
+            j0 += 1
+        elif x < y:
+            i0 += 1
+        else:
+            j0 += 1
+    if shared < need:
+        return 0.0
+    return shared / (total - shared) if total > shared else 1.0
+
+
 @nb.njit(cache=True, parallel=True)
 def jaccard_pairs(
     values: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray
@@ -96,22 +125,8 @@ def jaccard_pairs(
     """Exact Jaccard of each pair of rows of a CSR of sorted unique shingle hashes."""
     out = np.empty(len(left), np.float64)
     for k in nb.prange(len(left)):
-        i0, i1 = offsets[left[k]], offsets[left[k] + 1]
-        j0, j1 = offsets[right[k]], offsets[right[k] + 1]
-        union = (i1 - i0) + (j1 - j0)
-        shared = 0
-        while i0 < i1 and j0 < j1:
-            x, y = values[i0], values[j0]
-            if x == y:
-                shared += 1
-                i0 += 1
-                j0 += 1
-            elif x < y:
-                i0 += 1
-            else:
-                j0 += 1
-        union -= shared
-        out[k] = shared / union if union > 0 else 1.0
+        i, j = left[k], right[k]
+        out[k] = _jaccard(values, offsets[i], offsets[i + 1], offsets[j], offsets[j + 1], 0.0)
     return out
 
 
@@ -119,32 +134,79 @@ def jaccard_pairs(
 def verify_pairs(
     values: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float
 ) -> np.ndarray:
-    """Exact Jaccard of each pair if it is >= threshold, else 0.0 (decided early where possible).
-
-    J >= t needs |A & B| >= t (|A| + |B|) / (1 + t): pairs whose sizes differ too much are
-    skipped, and a merge stops once the shingles left cannot reach that intersection.
-    """
-    out = np.zeros(len(left), np.float64)
+    """Exact Jaccard of each pair if it is >= threshold, else 0.0 (decided early if possible)."""
+    out = np.empty(len(left), np.float64)
     for k in nb.prange(len(left)):
-        i0, i1 = offsets[left[k]], offsets[left[k] + 1]
-        j0, j1 = offsets[right[k]], offsets[right[k] + 1]
-        total = (i1 - i0) + (j1 - j0)
-        need = threshold * total / (1.0 + threshold) - 1e-9
-        if min(i1 - i0, j1 - j0) < need:
-            continue
-        shared = 0
-        while i0 < i1 and j0 < j1:
-            if shared + min(i1 - i0, j1 - j0) < need:
-                break
-            x, y = values[i0], values[j0]
-            if x == y:
-                shared += 1
-                i0 += 1
-                j0 += 1
-            elif x < y:
-                i0 += 1
-            else:
-                j0 += 1
-        if shared >= need:
-            out[k] = shared / (total - shared)
+        i, j = left[k], right[k]
+        out[k] = _jaccard(values, offsets[i], offsets[i + 1], offsets[j], offsets[j + 1], threshold)
     return out
+
+
+@nb.njit(cache=True, parallel=True)
+def sort_unique_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Sort the listed CSR rows in place, unique values first; returns every row's end."""
+    ends = offsets[1:].copy()
+    for k in nb.prange(len(rows)):
+        o = offsets[rows[k]]
+        m = offsets[rows[k] + 1] - o
+        values[o : o + m].sort()
+        u = 1
+        for i in range(1, m):
+            if values[o + i] != values[o + u - 1]:
+                values[o + u] = values[o + i]
+                u += 1
+        ends[rows[k]] = o + u
+    return ends
+
+
+@nb.njit(cache=True, parallel=True)
+def jaccard_rows(
+    values: np.ndarray, starts: np.ndarray, ends: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """Exact Jaccard of row pairs given as [start, end) runs of sorted unique values."""
+    out = np.empty(len(left), np.float64)
+    for k in nb.prange(len(left)):
+        i, j = left[k], right[k]
+        out[k] = _jaccard(values, starts[i], ends[i], starts[j], ends[j], 0.0)
+    return out
+
+
+@nb.njit(inline="always")
+def _find(parent: np.ndarray, x: int) -> int:
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:  # path compression
+        parent[x], x = root, parent[x]
+    return root
+
+
+@nb.njit(cache=True)
+def union_verified(
+    values: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    threshold: float,
+) -> np.ndarray:
+    """Union-find over the candidate pairs whose true Jaccard is >= threshold.
+
+    Returns each row's root, the lowest row of its cluster. A pair whose rows already share
+    a cluster is not verified: its result could not change the clusters, and in big clusters
+    that skips most of the work.
+    """
+    parent = np.arange(len(starts))
+    for k in range(len(left)):
+        i, j = left[k], right[k]
+        ri, rj = _find(parent, i), _find(parent, j)
+        if ri == rj:
+            continue
+        if _jaccard(values, starts[i], ends[i], starts[j], ends[j], threshold) > 0.0:
+            if ri < rj:
+                parent[rj] = ri
+            else:
+                parent[ri] = rj
+    for x in range(len(parent)):
+        parent[x] = _find(parent, x)
+    return parent

@@ -2,12 +2,13 @@
 
 `near_duplicates` reads as the algorithm:
 
-1. shingle each text and compute its MinHash signature and LSH band keys (chunked, so
-   memory holds band keys, not signatures or shingles, for the whole input);
+1. shingle each text and compute its MinHash signature and LSH band keys, in batches
+   (signatures are dropped per batch; large inputs drop their shingles too);
 2. candidate pairs = documents sharing a band key (one sort per band);
-3. verify each candidate pair by the true Jaccard of its shingle sets (recomputed for the
-   candidate documents only), keep pairs >= threshold;
-4. clusters = connected components of the verified pairs (union-find);
+3. verify candidate pairs by the true Jaccard of their sorted shingle sets (sorted, or
+   recomputed for large inputs, for candidate documents only), keep pairs >= threshold;
+4. clusters = union-find over the verified pairs (a pair already inside one cluster is
+   not verified: it could not change the clusters);
 5. survivor of each cluster = lowest priority, ties to the lowest index; every other member
    is reported with its true Jaccard to the survivor.
 
@@ -120,9 +121,9 @@ def lsh_band_keys(
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Band keys (n, bands) uint64 of every text, and its shingle CSR when the input is small.
 
-    Small inputs (KEEP_CHARS) keep their sorted shingle sets for verification; large ones
-    hash unsorted shingles (MinHash needs no order) and verification recomputes the sets
-    of candidate documents only.
+    Shingles are hashed unsorted, with repeats: MinHash needs no order. Small inputs
+    (KEEP_CHARS) keep them, and verification sorts the rows of candidate documents in place;
+    large inputs drop them, and verification recomputes candidate documents only.
     """
     from pipeline.dedup.lsh import band_keys, permutation_params, signatures
     from pipeline.dedup.shingles import shingle_sets
@@ -133,7 +134,7 @@ def lsh_band_keys(
     kept: list[tuple[np.ndarray, np.ndarray]] = []
     for start, stop in _batches(len(texts), progress, "near-dup: minhash"):
         values, offsets = shingle_sets(
-            texts[start:stop], settings.shingle, settings.ngram, settings.seed, unique=keep
+            texts[start:stop], settings.shingle, settings.ngram, settings.seed, unique=False
         )
         keys[start:stop] = band_keys(signatures(values, offsets, a, b), settings.bands)
         if keep:
@@ -154,45 +155,46 @@ def _subset_shingles(
     return _concat_csr(parts)
 
 
-def _clusters(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Component label of every document under the verified pairs (union-find)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
-def _verified_pairs(
+def _candidate_rows(
     texts: Sequence[str], settings: NearDupSettings, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-3: verified pairs (left, right, jaccard) and the shingle CSR of `docs`."""
-    from pipeline.dedup.lsh import candidate_pairs, sorted_unique, verify_pairs
+    """Steps 1-2, and the sorted shingle sets of candidate documents as [start, end) rows.
 
-    keys, shingles = lsh_band_keys(texts, settings, progress)
+    Returns (docs, values, starts, ends, row_left, row_right): row r holds document docs[r];
+    candidate pairs are given as rows.
+    """
+    from pipeline.dedup.lsh import candidate_pairs, sort_unique_rows, sorted_unique
+
+    keys, kept = lsh_band_keys(texts, settings, progress)
     left, right = candidate_pairs(keys)
     del keys
-    if shingles is None:
-        docs = sorted_unique(np.concatenate([left, right]))
+    docs = sorted_unique(np.concatenate([left, right]))
+    if kept is None:
         values, offsets = _subset_shingles(texts, docs, settings, progress)
-    else:
-        docs = np.arange(len(texts))
-        values, offsets = shingles
-    rows_left, rows_right = np.searchsorted(docs, left), np.searchsorted(docs, right)
-    sims = verify_pairs(values, offsets, rows_left, rows_right, settings.threshold)
-    similar = sims >= settings.threshold
-    return left[similar], right[similar], sims[similar], docs, values, offsets
+        starts, ends = offsets[:-1], offsets[1:]
+        return docs, values, starts, ends, np.searchsorted(docs, left), np.searchsorted(docs, right)
+    values, offsets = kept
+    ends = sort_unique_rows(values, offsets, docs)
+    return np.arange(len(texts)), values, offsets[:-1], ends, left, right
 
 
 def similar_pairs(
     texts: Sequence[str], settings: NearDupSettings, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Verified near-duplicate pairs (left < right, true Jaccard >= threshold), sorted."""
+    """Every verified near-duplicate pair (left < right, true Jaccard >= threshold), sorted.
+
+    For measurement: `near_duplicates` verifies only the pairs that can still join clusters.
+    """
+    empty = np.zeros(0, np.int64)
     if len(texts) < 2:
-        empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0)
+    from pipeline.dedup.lsh import jaccard_rows
+
     with _threads(settings.workers):
-        return _verified_pairs(texts, settings, progress)[:3]
+        docs, values, starts, ends, rows_l, rows_r = _candidate_rows(texts, settings, progress)
+        sims = jaccard_rows(values, starts, ends, rows_l, rows_r)
+    keep = sims >= settings.threshold
+    return docs[rows_l[keep]], docs[rows_r[keep]], sims[keep]
 
 
 def near_duplicates(
@@ -207,11 +209,13 @@ def near_duplicates(
         raise ValueError(f"priority has {len(priority)} entries for {n} texts")
     if n < 2:
         return []
-    from pipeline.dedup.lsh import jaccard_pairs
+    from pipeline.dedup.lsh import jaccard_rows, union_verified
 
     with _threads(settings.workers):
-        left, right, _, docs, values, offsets = _verified_pairs(texts, settings, progress)
-        labels = _clusters(n, left, right)
+        docs, values, starts, ends, rows_l, rows_r = _candidate_rows(texts, settings, progress)
+        roots = union_verified(values, starts, ends, rows_l, rows_r, float(settings.threshold))
+        labels = np.arange(n)
+        labels[docs] = docs[roots]
         rank = np.zeros(n) if priority is None else np.asarray(priority)
         order = np.lexsort((np.arange(n), rank, labels))  # by cluster, then priority, index
         first = np.ones(n, bool)
@@ -221,7 +225,6 @@ def near_duplicates(
         removed = np.sort(order[~first])
         survivors = survivor_of[labels[removed]]
         # A chain a~b~c clusters a with c: report c's own Jaccard to the survivor, not b's.
-        sims = jaccard_pairs(
-            values, offsets, np.searchsorted(docs, removed), np.searchsorted(docs, survivors)
-        )
+        row_of = np.searchsorted  # every clustered document is a candidate, so it has a row
+        sims = jaccard_rows(values, starts, ends, row_of(docs, removed), row_of(docs, survivors))
     return [(int(r), int(s), float(j)) for r, s, j in zip(removed, survivors, sims, strict=True)]
