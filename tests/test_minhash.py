@@ -143,6 +143,41 @@ def test_deterministic_for_a_seed() -> None:
     assert {r for r, _, _ in other_seed} <= {r for r, _, _ in first} | {r for r, _, _ in other_seed}
 
 
+def test_chained_pairs_form_one_cluster_and_report_their_own_jaccard() -> None:
+    words = [f"c{i}" for i in range(400)]
+    b = list(words)
+    for pos in range(0, 400, 80):  # 5 edits: J(a, b) = 0.88
+        b[pos] = f"x{pos}"
+    c = list(b)
+    for pos in range(40, 400, 80):  # 5 more: J(b, c) = 0.88, J(a, c) = 0.78
+        c[pos] = f"y{pos}"
+    texts = [" ".join(words), " ".join(b), " ".join(c)]
+    sets = [reference_shingles(t, "word", 5) for t in texts]
+    assert reference_jaccard(sets[0], sets[1]) >= 0.8 > reference_jaccard(sets[0], sets[2])
+    assert reference_jaccard(sets[1], sets[2]) >= 0.8
+    result = near_duplicates(texts, WORD)
+    assert [(r, s) for r, s, _ in result] == [(1, 0), (2, 0)]
+    assert result[1][2] == pytest.approx(reference_jaccard(sets[0], sets[2]))  # below 0.8
+
+
+def test_clusters_match_components_of_all_verified_pairs() -> None:
+    """Skipping pairs already inside one cluster must not change the clusters."""
+    texts = planted_corpus(seed=17) + [" ".join(f"d{i}" for i in range(60))] * 5
+    left, right, _ = similar_pairs(texts, WORD)
+    root = list(range(len(texts)))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            x = root[x]
+        return x
+
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        root[max(find(i), find(j))] = min(find(i), find(j))
+    want = {i: find(i) for i in range(len(texts)) if find(i) != i}
+    got = {r: s for r, s, _ in near_duplicates(texts, WORD)}
+    assert got == want
+
+
 def test_large_input_path_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above KEEP_CHARS, pass 1 hashes unsorted shingles and pass 2 recomputes candidates."""
     texts = planted_corpus(seed=13)
