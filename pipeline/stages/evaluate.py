@@ -79,9 +79,21 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
         writer.writerows(rows)
 
 
+def _onnx_check(
+    classifier: Any, texts: Sequence[str], path: Path, s: EvaluateSettings
+) -> dict[str, Any]:
+    """Export to `path` and compare ONNX with PyTorch logits on every test input."""
+    from pipeline.evaluate import export
+
+    export.export_onnx(classifier.module, classifier.export_inputs(texts[:2]), path)
+    batches = export.batched_inputs(classifier.export_inputs, texts, s.batch_size)
+    diff = export.max_abs_difference(classifier.module, export.onnx_session(path), batches)
+    return {"max_abs_diff": diff, "opset": export.OPSET, "path": path.name}
+
+
 def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     """Evaluate the trained model on the test split; write reports, log to MLflow, register."""
-    from pipeline.evaluate import baseline, export, metrics, plots
+    from pipeline.evaluate import baseline, metrics, plots
     from pipeline.evaluate.data import load_splits, read_meta
     from pipeline.evaluate.registry import register_and_promote
     from pipeline.evaluate.tracking import log_evaluation
@@ -123,18 +135,9 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
 
     out_dir = s.reports / "eval"
     with atomic_dir(out_dir) as tmp:
-        onnx_report, onnx_s = {}, 0.0
-        if s.onnx:
-            started = time.perf_counter()
-            onnx_path = export.export_onnx(
-                classifier.module, classifier.export_inputs(test.texts[:2]), tmp / "model.onnx"
-            )
-            batches = export.batched_inputs(classifier.export_inputs, test.texts, s.batch_size)
-            diff = export.max_abs_difference(
-                classifier.module, export.onnx_session(onnx_path), batches
-            )
-            onnx_report = {"max_abs_diff": diff, "opset": export.OPSET, "path": str(onnx_path.name)}
-            onnx_s = time.perf_counter() - started
+        started = time.perf_counter()
+        onnx_report = _onnx_check(classifier, test.texts, tmp / "model.onnx", s) if s.onnx else {}
+        onnx_s = time.perf_counter() - started
         _write_csv(
             tmp / "confusion.csv",
             ["actual", "predicted"],
