@@ -54,6 +54,8 @@ class IndexState:
     bm25_b: float = 0.75
     _bm25: BM25 | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _bitmaps: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _bitmap_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, index_dir: str | Path, bm25_k1: float = 1.2, bm25_b: float = 0.75) -> IndexState:
@@ -151,10 +153,8 @@ class IndexState:
         """FAISS search parameters restricted to `rows`, with a search widened by 1/selectivity."""
         import faiss
 
-        mask = np.zeros(len(self.rids), dtype=bool)
-        mask[rows] = True
-        bitmap = np.packbits(mask, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        bitmap = self._bitmap(rows)
+        selector = faiss.IDSelectorBitmap(len(self.rids), faiss.swig_ptr(bitmap))
         widen = 1.0 / max(selectivity, 1e-9)
         refine = isinstance(self.inner, faiss.IndexRefine)
         if self.kind == "hnsw":
@@ -163,7 +163,9 @@ class IndexState:
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
         elif self.kind == "ivf":
             ivf = faiss.extract_index_ivf(self.inner)
-            nprobe = int(min(ivf.nlist, math.ceil(ivf.nprobe * math.sqrt(widen))))
+            # Allowed neighbours sit further out as the filter narrows. widen**0.6 measured
+            # recall@10 >= 0.95 at 1% of 1M clustered vectors (widen**0.5 gave 0.94).
+            nprobe = int(min(ivf.nlist, math.ceil(ivf.nprobe * widen**0.6)))
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         else:
             params = faiss.SearchParameters(sel=selector)
@@ -175,6 +177,22 @@ class IndexState:
             )
         params._keep = keep
         return params
+
+    def _bitmap(self, rows: np.ndarray) -> np.ndarray:
+        """The selector bitmap of `rows`, memoised for the (cached) row arrays of recent filters."""
+        key = id(rows)
+        with self._bitmap_lock:
+            hit = self._bitmaps.get(key)
+            if hit is not None and hit[0] is rows:
+                return hit[1]
+        mask = np.zeros(len(self.rids), dtype=bool)
+        mask[rows] = True
+        bitmap = np.packbits(mask, bitorder="little")
+        with self._bitmap_lock:
+            if len(self._bitmaps) >= 64:
+                self._bitmaps.pop(next(iter(self._bitmaps)))
+            self._bitmaps[key] = (rows, bitmap)  # holding `rows` keeps its id from being reused
+        return bitmap
 
     def keyword_top(
         self, text: str, n: int, rows: np.ndarray | None
