@@ -59,3 +59,15 @@ def test_difference_is_reported_not_hidden(tmp_path: Path) -> None:
     diff = export.max_abs_difference(model, session, [_inputs(["x y z"])])
     assert diff == pytest.approx(0.5, abs=1e-5)
     assert np.isfinite(diff)
+
+
+def test_embedding_head_keeps_a_fixed_width(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    path = export.export_onnx(
+        head.eval(), (torch.randn(2, 16),), tmp_path / "head.onnx", sequence_axis=False
+    )
+    session = export.onnx_session(path)
+    assert session.get_inputs()[0].shape[1] == 16  # only the batch axis is dynamic
+    diff = export.max_abs_difference(head, session, [(torch.randn(5, 16),), (torch.randn(1, 16),)])
+    assert diff < 1e-5

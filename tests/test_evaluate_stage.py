@@ -147,3 +147,21 @@ def test_unknown_evaluate_key_is_rejected(trained) -> None:
     bad.evaluate = {"n_bins": 3}
     with pytest.raises(UserInputError, match=r"evaluate\.n_bins"):
         evaluate.run(bad, root)
+
+
+def test_linear_probe_is_evaluated_on_cached_embeddings(tmp_path: Path) -> None:
+    """The default model: embedding inputs, a fixed-width ONNX head, the real encoder."""
+    from pipeline.config import compose
+    from pipeline.stages import evaluate, train
+
+    _write_records(tmp_path)
+    cfg = compose(
+        ["model=linear_probe", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
+        + [o for o in OVERRIDES if o.startswith("split.")]
+    )
+    train.run(cfg, tmp_path)
+    result = evaluate.run(cfg, tmp_path)
+    assert result["model"] == "linear_probe"
+    assert result["onnx"]["max_abs_diff"] < 1e-4
+    assert result["registry"]["promoted"] is True
+    assert (tmp_path / "reports/eval/model.onnx").stat().st_size > 0

@@ -19,16 +19,21 @@ def _input_names(n: int) -> list[str]:
     return [f"input_{i}" for i in range(n)]
 
 
-def export_onnx(module: Any, example_inputs: tuple[Any, ...], path: str | Path) -> Path:
-    """Export `module` (forward(*inputs) -> logits) to `path` with dynamic batch/sequence axes."""
+def export_onnx(
+    module: Any, example_inputs: tuple[Any, ...], path: str | Path, sequence_axis: bool = True
+) -> Path:
+    """Export `module` (forward(*inputs) -> logits) to `path` with dynamic batch/sequence axes.
+
+    `sequence_axis=False` for inputs whose second axis is a fixed width (embeddings).
+    """
     import torch
 
     names = _input_names(len(example_inputs))
-    # Every input is (batch, ...) and any second axis is the token sequence; logits are
-    # (batch, n_labels), so only their first axis varies.
+    # Every input is (batch, ...); for token inputs the second axis is the sequence. Logits
+    # are (batch, n_labels), so only their first axis varies.
     dynamic_axes: dict[str, dict[int, str]] = {
-        name: ({0: "batch", 1: "sequence"} if tensor.dim() >= 2 else {0: "batch"})
-        for name, tensor in zip(names, example_inputs, strict=True)
+        name: ({0: "batch", 1: "sequence"} if sequence_axis and t.dim() >= 2 else {0: "batch"})
+        for name, t in zip(names, example_inputs, strict=True)
     }
     dynamic_axes["logits"] = {0: "batch"}
     module.eval()

@@ -85,7 +85,8 @@ def _onnx_check(
     """Export to `path` and compare ONNX with PyTorch logits on every test input."""
     from pipeline.evaluate import export
 
-    export.export_onnx(classifier.module, classifier.export_inputs(texts[:2]), path)
+    tokens = getattr(classifier, "input_kind", "tokens") != "embedding"
+    export.export_onnx(classifier.module, classifier.export_inputs(texts[:2]), path, tokens)
     batches = export.batched_inputs(classifier.export_inputs, texts, s.batch_size)
     diff = export.max_abs_difference(classifier.module, export.onnx_session(path), batches)
     return {"max_abs_diff": diff, "opset": export.OPSET, "path": path.name}
