@@ -123,9 +123,9 @@ class Searcher:
             except FileNotFoundError:
                 store_changed = False
             if store_changed:
-                old = self._con
+                # The old connection is not closed here: a search in another thread may be
+                # using a cursor of it. It closes when the last reference goes away.
                 self._con, self._store_sig = self._open_store()
-                old.close()
                 changed = True
             if changed:
                 self._filters.clear()
