@@ -104,9 +104,9 @@ class Searcher:
         return state
 
     def _open_store(self) -> tuple[Any, tuple[int, int] | None]:
-        from pipeline.store.db import connect
+        from pipeline.store.db import open_snapshot
 
-        con = connect(self.store_path, read_only=True)
+        con = open_snapshot(self.store_path)
         st = self.store_path.stat()
         return con, (st.st_ino, st.st_mtime_ns)
 
@@ -213,9 +213,10 @@ class Searcher:
             if cached is not None:
                 self._filters.move_to_end(key)
                 return cached
+        from pipeline.store.db import snapshot_cursor
         from pipeline.store.search import matching_rids
 
-        cursor = self._con.cursor()
+        cursor = snapshot_cursor(self._con)
         try:
             rows = state.rows_of(matching_rids(cursor, conditions))
         finally:
@@ -254,10 +255,11 @@ class Searcher:
         return self._results(state, fused, hit_rows, vec_scores, kw_scores, mode, with_session)
 
     def _results(self, state, fused, hit_rows, vec_scores, kw_scores, mode, with_session):
+        from pipeline.store.db import snapshot_cursor
         from pipeline.store.search import fetch_records, session_turns
 
         rids = state.rids[hit_rows]
-        cursor = self._con.cursor()
+        cursor = snapshot_cursor(self._con)
         try:
             records = fetch_records(cursor, rids)
             sessions = (

@@ -33,3 +33,27 @@ def _holder(exc: Exception) -> str:
         pid = text.split(marker, 1)[1].split(")", 1)[0].split()[0]
         return f"pid {pid}"
     return "another writer"
+
+
+def open_snapshot(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the store file as it is now, for long-lived readers.
+
+    `duckdb.connect(path)` returns this process's cached instance of `path` while any
+    connection to it is open, so a server that reconnects after the file was replaced by
+    rename would keep reading the old file. ATTACH into a private in-memory database opens
+    the file anew. Use `snapshot_cursor` for per-thread cursors.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"{path}: no store yet; run `dvc repro` (or `pipeline dedup`) first")
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+    con.execute("USE store")
+    return con
+
+
+def snapshot_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of an `open_snapshot` connection; cursors do not inherit `USE`."""
+    cursor = con.cursor()
+    cursor.execute("USE store")
+    return cursor

@@ -1,0 +1,83 @@
+"""The experiment workflow a user runs, on a copy of this repository and the bundled sample:
+`dvc exp run` (Hydra composition), re-running only what a change touches, `dvc exp show`,
+`dvc metrics diff` and `dvc plots diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, (
+        f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A fresh git repository holding this working tree's tracked and new (not ignored) files."""
+    repo_root = Path(__file__).resolve().parent.parent
+    work = tmp_path_factory.mktemp("dvc") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for rel in listed:
+        src = repo_root / rel
+        if src.is_file():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    _sh(["git", "init", "-q", "-b", "main"], work, env)
+    _sh(["git", "add", "-A"], work, env)
+    _sh(["git", "commit", "-qm", "copy"], work, env)
+    return work, env
+
+
+def test_experiments_rerun_only_what_changed_and_compare(workspace) -> None:
+    work, env = workspace
+    base = _sh(["dvc", "exp", "run", "-n", "base", "-S", "trainer.max_epochs=2"], work, env)
+    for stage in ("dedup", "train", "evaluate", "index"):
+        assert f"Running stage '{stage}'" in base
+    # Hydra composed conf/ + the override into params.yaml.
+    assert "max_epochs: 2" in (work / "params.yaml").read_text()
+
+    # A training-only change re-runs train and evaluate, not dedup or index.
+    cnn = _sh(
+        ["dvc", "exp", "run", "-n", "cnn", "-S", "model=textcnn", "-S", "trainer.max_epochs=1"],
+        work,
+        env,
+    )
+    assert "Running stage 'train'" in cnn and "Running stage 'evaluate'" in cnn
+    assert "Running stage 'dedup'" not in cnn and "Running stage 'index'" not in cnn
+
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work, env))
+    names = {exp.get("name") for rev in shown for exp in rev.get("experiments") or []}
+    assert {"base", "cnn"} <= names
+
+    diff = json.loads(_sh(["dvc", "metrics", "diff", "base", "cnn", "--json"], work, env))
+    assert "macro_f1" in diff["reports/metrics.json"]
+
+    plots = _sh(["dvc", "plots", "diff", "base", "cnn", "-o", str(work / "plots")], work, env)
+    assert (work / "plots" / "index.html").exists(), plots
