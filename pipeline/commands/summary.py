@@ -46,13 +46,15 @@ def collect(root: Path) -> dict[str, Any]:
 def _line(stage: str, report: dict[str, Any]) -> str:
     pick = {
         "dedup": ("input_records", "kept", "exact_duplicates", "near_duplicates", "rejected"),
-        "train": ("model", "best_val_macro_f1", "epochs"),
+        "train": ("model", "best_val.val_macro_f1", "epochs", "train_samples_per_s"),
         "evaluate": ("accuracy", "macro_f1", "baseline_macro_f1", "ece"),
         "index": ("records", "factory", "recall_at_10"),
     }[stage]
     parts = []
     for key in pick:
-        value = report.get(key)
+        value: Any = report
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, dict):
             value = value.get("total", value)
         if isinstance(value, float):
