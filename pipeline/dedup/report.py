@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -51,26 +48,6 @@ def by_reason(reasons: list[str]) -> dict[str, Any]:
     """Rejected counts: total and by reason code."""
     counts = Counter(reasons)
     return {"total": len(reasons), "by_reason": dict(sorted(counts.items()))}
-
-
-def git_commit(root: Path) -> str:
-    """HEAD's commit (with -dirty when tracked files changed), or 'unknown' outside git."""
-    try:
-        run = {"cwd": root, "capture_output": True, "text": True, "check": True}
-        head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], **run).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
-
-
-def pipeline_run(commit: str, data_hash: str, params_json: str) -> str:
-    """$PIPELINE_RUN if set (one id for every stage of a run), else commit + data + params."""
-    explicit = os.environ.get("PIPELINE_RUN")
-    if explicit:
-        return explicit
-    key = f"{commit}:{data_hash}:{hashlib.sha256(params_json.encode()).hexdigest()}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -23,14 +23,7 @@ from pipeline.dedup.collect import Collected, collect
 from pipeline.dedup.exact import exact_duplicates
 from pipeline.dedup.normalize import normalize
 from pipeline.dedup.policy import check_policy, priority
-from pipeline.dedup.report import (
-    TrackingSettings,
-    accounting,
-    by_reason,
-    git_commit,
-    log_mlflow,
-    pipeline_run,
-)  # fmt: skip
+from pipeline.dedup.report import TrackingSettings, accounting, by_reason, log_mlflow
 from pipeline.dedup.tables import Duplicate, Rejection
 from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.validate import FieldMap, ValidateSettings
@@ -40,6 +33,7 @@ from pipeline.io.files import data_hash, read_erasures
 from pipeline.io.lock import exclusive
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.record import Record
+from pipeline.tracking import git_commit, pipeline_run
 
 _TEXT_FIELDS = ("prompt", "response", "label", "user_id", "session_id", "parent_id", "source")
 
@@ -159,7 +153,7 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
         write_json(root / s.reports / "dedup.json", report)
     commit = git_commit(root)
     tags = {"git_commit": commit, "data_hash": digest, "stage": "dedup",
-            "pipeline_run": pipeline_run(commit, digest, params_json)}  # fmt: skip
+            "pipeline_run": pipeline_run(commit, digest, params)}  # fmt: skip
     log_mlflow(report, params, tags, TrackingSettings.from_cfg(cfg.tracking), root)
     return report
 

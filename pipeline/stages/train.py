@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.config import load_params, require
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
+from pipeline.tracking import git_commit, pipeline_run
 from pipeline.train.data import DataSettings, labelled, read_records
 from pipeline.train.split import SplitSettings, assign_splits, split_counts
 
@@ -48,8 +49,8 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     data_hash = tracking.file_md5(records_path)
-    commit = tracking.git_commit(root)
-    lineage_run = tracking.pipeline_run_id(commit, data_hash, config)
+    commit = git_commit(root)
+    lineage_run = pipeline_run(commit, data_hash, config)
 
     from pipeline.train.fit import Lineage, train_model  # imports Lightning (~10 s)
 

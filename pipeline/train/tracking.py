@@ -7,8 +7,6 @@ lineage, checkpoint, the model with its signature) is added here on the same run
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,43 +53,6 @@ def file_md5(path: str | Path) -> str:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def git_commit(root: Path) -> str:
-    """HEAD's commit hash, with `-dirty` when tracked files changed; `unknown` outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
-
-
-def params_hash(config: Mapping[str, Any]) -> str:
-    """A short hash of the composed config."""
-    text = yaml.safe_dump(dict(config), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def pipeline_run_id(commit: str, data_hash: str, config: Mapping[str, Any]) -> str:
-    """One id per pipeline execution: $PIPELINE_RUN if set, else commit + data + params.
-
-    Every stage of one `dvc repro` sees the same commit, input data and params.yaml, so
-    their runs share this tag and can be searched together.
-    """
-    explicit = os.environ.get("PIPELINE_RUN")
-    if explicit:
-        return explicit
-    key = f"{commit}:{data_hash}:{params_hash(config)}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
