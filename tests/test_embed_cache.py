@@ -156,7 +156,7 @@ def test_settings_validation_and_empty_input() -> None:
     from pipeline.config import compose
 
     settings = EmbedSettings.from_cfg(compose()["embed"])
-    assert settings.dim == 384 and settings.backend == "torch"
+    assert settings.dim == 384 and settings.backend == "onnx"
     with pytest.raises(UserInputError, match=r"embed\.backend"):
         EmbedSettings.from_cfg({"backend": "tensorflow"})
     with pytest.raises(UserInputError, match=r"embed\.text"):
