@@ -1,4 +1,4 @@
-"""`pipeline serve`, `keys create|revoke|list`, `feedback`, `stats usage`, `erase`.
+"""`pipeline serve`, `keys create|revoke|list`, `feedback`, `stats usage|feedback`, `erase`.
 
 Registration imports nothing heavy; each command imports its code when it runs.
 """
@@ -89,6 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     u.add_argument("--top", type=_positive, default=10, help="rows in each top list (default 10)")
     u.add_argument("--json", action="store_true", help="print JSON")
     u.set_defaults(func=_usage)
+    fb = ssub.add_parser(
+        "feedback",
+        help="snapshot feedback to data/feedback.parquet for the dedup stage",
+        description="Write the mean feedback per record (paths.feedback) that the dedup "
+        "stage's keep policy (feedback_desc) and quality fill read; `dvc repro` then re-runs "
+        "dedup because the snapshot is one of its dependencies.",
+    )
+    _common(fb)
+    fb.add_argument("--json", action="store_true", help="print JSON")
+    fb.set_defaults(func=_feedback_snapshot)
 
     e = subparsers.add_parser(
         "erase", help="erase a user's records everywhere (store, parquet, indexes, feedback)",
@@ -196,6 +206,18 @@ def _usage(args: argparse.Namespace) -> int:
 
     report = usage_report(_config(args).paths.service_db, args.top)
     emit(report, args.json, format_usage(report))
+    return 0
+
+
+def _feedback_snapshot(args: argparse.Namespace) -> int:
+    from pipeline.cli import emit
+    from pipeline.config import load_params
+    from pipeline.service.feedback import write_feedback_scores
+
+    cfg = load_params(args.params, args.overrides)
+    rated = write_feedback_scores(cfg.paths.service_db, cfg.paths.feedback)
+    row = {"records_rated": rated, "path": str(cfg.paths.feedback)}
+    emit(row, args.json, f"{rated} rated records -> {cfg.paths.feedback} (run `dvc repro`)")
     return 0
 
 

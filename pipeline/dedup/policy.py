@@ -7,14 +7,20 @@ decides both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from pipeline.errors import UserInputError
 from pipeline.record import Record
 
-KEEP_KEYS: tuple[str, ...] = ("quality_desc", "origin_real_first", "created_at_asc", "input_order")
+KEEP_KEYS: tuple[str, ...] = (
+    "quality_desc",
+    "feedback_desc",  # mean user feedback from the search service (data/feedback.parquet)
+    "origin_real_first",
+    "created_at_asc",
+    "input_order",
+)
 
 
 def check_policy(policy: Sequence[str]) -> tuple[str, ...]:
@@ -27,8 +33,11 @@ def check_policy(policy: Sequence[str]) -> tuple[str, ...]:
     return tuple(policy)
 
 
-def _key(records: Sequence[Record], name: str) -> np.ndarray:
+def _key(records: Sequence[Record], name: str, feedback: Mapping[str, float]) -> np.ndarray:
     n = len(records)
+    if name == "feedback_desc":
+        # Records nobody rated rank after every rated one.
+        return np.array([-feedback.get(r.id, -np.inf) for r in records], dtype=np.float64)
     if name == "quality_desc":
         # Missing quality ranks after every score.
         return np.array(
@@ -44,9 +53,16 @@ def _key(records: Sequence[Record], name: str) -> np.ndarray:
     return np.arange(n, dtype=np.int64)  # input_order
 
 
-def priority(records: Sequence[Record], policy: Sequence[str]) -> np.ndarray:
-    """Rank of each record under the policy (0 = best); input order breaks remaining ties."""
-    keys = [_key(records, name) for name in check_policy(policy)]
+def priority(
+    records: Sequence[Record],
+    policy: Sequence[str],
+    feedback: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Rank of each record under the policy (0 = best); input order breaks remaining ties.
+
+    `feedback` maps record ids to their mean feedback score, for the `feedback_desc` key.
+    """
+    keys = [_key(records, name, feedback or {}) for name in check_policy(policy)]
     keys.append(np.arange(len(records), dtype=np.int64))
     # np.lexsort sorts by its last key first, so the policy's first key goes last.
     order = np.lexsort(keys[::-1])

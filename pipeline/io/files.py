@@ -49,3 +49,19 @@ def write_parquet(table: pa.Table, path: Path) -> None:
         table, path, compression="zstd", compression_level=3, row_group_size=65_536,
         write_statistics=True, use_dictionary=True,
     )  # fmt: skip
+
+
+def read_feedback_scores(path: Path) -> dict[str, float]:
+    """Mean feedback score in [0, 1] per record id from the snapshot `pipeline stats feedback`
+    publishes; an absent file means no feedback."""
+    if not path.exists():
+        return {}
+    try:
+        table = pq.read_table(path, columns=["id", "feedback_score"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserInputError(f"{path}: not a feedback snapshot ({exc})".splitlines()[0]) from exc
+    ids = table.column("id").to_pylist()
+    scores = table.column("feedback_score").to_pylist()
+    return {
+        i: float(s) for i, s in zip(ids, scores, strict=True) if i is not None and s is not None
+    }

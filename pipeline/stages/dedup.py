@@ -29,7 +29,7 @@ from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
-from pipeline.io.files import data_hash, read_erasures
+from pipeline.io.files import data_hash, read_erasures, read_feedback_scores
 from pipeline.io.lock import exclusive
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.record import Record
@@ -52,6 +52,8 @@ class DedupSettings:
     store_name: str
     records_name: str
     erasures: str
+    feedback: str
+    fill_quality: bool
     reports: str
 
     @classmethod
@@ -75,6 +77,8 @@ class DedupSettings:
             store_name=Path(paths.store).name,
             records_name=Path(paths.records).name,
             erasures=str(paths.erasures),
+            feedback=str(paths.feedback),
+            fill_quality=bool(cfg.dedup.feedback.fill_quality),
             reports=str(paths.reports),
         )
 
@@ -94,6 +98,18 @@ class Timer:
 
     def total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.start, 3)}
+
+
+def _fill_quality(records: Sequence[Record], feedback: dict[str, float]) -> int:
+    """Give unscored records the quality their feedback implies (1 + 4 x mean score in [0, 1]),
+    so the `quality` filter and keep policy see it; returns how many were filled."""
+    filled = 0
+    for record in records:
+        score = feedback.get(record.id)
+        if record.quality is None and score is not None:
+            record.quality = round(1.0 + 4.0 * score, 6)
+            filled += 1
+    return filled
 
 
 def _progress(items: Any, desc: str) -> Any:
@@ -122,10 +138,13 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             got = collect(rows, s.fields, s.validate, transform)
         with timer("erase"):
             records, erased = _erase(got.records, read_erasures(root / s.erasures))
+        with timer("feedback"):
+            feedback = read_feedback_scores(root / s.feedback)
+            from_feedback = _fill_quality(records, feedback) if s.fill_quality else 0
         with timer("pii"):
             pii_rows = _redact(cfg.dedup.pii, records, got)
         with timer("normalize"):
-            rank = priority(records, s.keep_policy)
+            rank = priority(records, s.keep_policy, feedback)
             keys = ["\x1f".join(normalize(getattr(r, f)) for f in s.exact_fields) for r in records]
         with timer("exact"):
             exact = [Duplicate(i, j, "exact", 1.0) for i, j in exact_duplicates(keys, rank)]
@@ -146,6 +165,7 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             "exact_duplicates": len(exact),
             "near_duplicates": len(near),
             "erased": erased,
+            "feedback": {"records_rated": len(feedback), "quality_from_feedback": from_feedback},
             **report_counts,
             "seconds": timer.total(),
         }
