@@ -7,8 +7,41 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import UserInputError
+
+_SQLITE = "sqlite:///"
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """`tracking` of the config: where every stage's MLflow runs go."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "prompt-pipeline"
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingSettings:
+        missing = [key for key in ("uri", "experiment") if key not in cfg]
+        if missing:
+            raise UserInputError(f"config key 'tracking.{missing[0]}' is missing")
+        return cls(str(cfg["uri"]), str(cfg["experiment"]))
+
+    def resolved_uri(self, root: Path) -> str:
+        """The URI with a relative sqlite path made absolute against `root` (the repo)."""
+        if self.uri.startswith(_SQLITE) and not self.uri[len(_SQLITE) :].startswith("/"):
+            return _SQLITE + str((root / self.uri[len(_SQLITE) :]).resolve())
+        return self.uri
+
+    def artifact_location(self, root: Path) -> str | None:
+        """Artifacts in `mlruns/` beside a local sqlite store; a tracking server decides its own."""
+        uri = self.resolved_uri(root)
+        if uri.startswith(_SQLITE):
+            return (Path(uri[len(_SQLITE) :]).parent / "mlruns").as_uri()
+        return None
 
 
 def git_commit(root: Path) -> str:

@@ -6,30 +6,10 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """`tracking` of the config; a relative sqlite path resolves against the stage's root."""
-
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "prompt-pipeline"
-
-    @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingSettings:
-        return cls(str(cfg["uri"]), str(cfg["experiment"]))
-
-    def resolved(self, root: Path) -> tuple[str, str | None]:
-        """(tracking uri, artifact location) with local paths made absolute against `root`."""
-        prefix = "sqlite:///"
-        if self.uri.startswith(prefix):
-            db = self.uri[len(prefix) :]
-            db_path = Path(db) if db.startswith("/") else (root / db).resolve()
-            return prefix + str(db_path), (db_path.parent / "mlruns").as_uri()
-        return self.uri, None
+from pipeline.tracking import TrackingSettings
 
 
 def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,7 +63,7 @@ def log_mlflow(
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    uri, artifacts = tracking.resolved(root)
+    uri, artifacts = tracking.resolved_uri(root), tracking.artifact_location(root)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(tracking.experiment)
     experiment_id = (

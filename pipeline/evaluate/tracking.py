@@ -9,14 +9,6 @@ from typing import Any
 from pipeline.errors import NotFoundError
 
 
-def resolve_uri(uri: str, root: Path) -> str:
-    """Anchor a relative sqlite URI (`sqlite:///mlflow.db`) at the repository root."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        return prefix + str((root / uri[len(prefix) :]).resolve())
-    return uri
-
-
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Nested numeric metrics as flat `a.b` keys (MLflow metric names)."""
     out: dict[str, float] = {}

@@ -23,7 +23,7 @@ from pipeline.dedup.collect import Collected, collect
 from pipeline.dedup.exact import exact_duplicates
 from pipeline.dedup.normalize import normalize
 from pipeline.dedup.policy import check_policy, priority
-from pipeline.dedup.report import TrackingSettings, accounting, by_reason, log_mlflow
+from pipeline.dedup.report import accounting, by_reason, log_mlflow
 from pipeline.dedup.tables import Duplicate, Rejection
 from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.validate import FieldMap, ValidateSettings
@@ -33,7 +33,7 @@ from pipeline.io.files import data_hash, read_erasures, read_feedback_scores
 from pipeline.io.lock import exclusive
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.record import Record
-from pipeline.tracking import git_commit, pipeline_run
+from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
 
 _TEXT_FIELDS = ("prompt", "response", "label", "user_id", "session_id", "parent_id", "source")
 

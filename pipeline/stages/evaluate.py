@@ -43,7 +43,7 @@ class EvaluateSettings:
         """Read `paths`, `tracking`, `seed` and the optional `evaluate` section."""
         from omegaconf import OmegaConf
 
-        from pipeline.evaluate.tracking import resolve_uri
+        from pipeline.tracking import TrackingSettings
 
         section = cfg.get("evaluate") or {}
         if not isinstance(section, Mapping):
@@ -57,7 +57,7 @@ class EvaluateSettings:
             models_dir=root / require(cfg, "paths.models"),
             records=root / require(cfg, "paths.records"),
             reports=root / require(cfg, "paths.reports"),
-            tracking_uri=resolve_uri(str(require(cfg, "tracking.uri")), root),
+            tracking_uri=TrackingSettings.from_cfg(require(cfg, "tracking")).resolved_uri(root),
             seed=int(require(cfg, "seed")),
             baseline=BaselineSettings.from_cfg(section.get("baseline")),
             **extra,

@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 
 from pipeline.errors import UserInputError
+from pipeline.tracking import TrackingSettings
 from pipeline.train import tracking
 from pipeline.train.data import balanced_class_weights
 from pipeline.train.module import (
@@ -165,7 +166,7 @@ def train_model(
         class_weights=weights if balance == "class_weights" else None,
         lr=cfg.model.get("lr"),
     )
-    settings = tracking.TrackingSettings.from_cfg(cfg.tracking)
+    settings = TrackingSettings.from_cfg(cfg.tracking)
     logger = MLFlowLogger(
         experiment_name=settings.experiment,
         tracking_uri=settings.resolved_uri(root),

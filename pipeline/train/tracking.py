@@ -9,41 +9,12 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """Where runs go: the tracking URI (relative sqlite paths resolve against the repo root)."""
-
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "prompt-pipeline"
-
-    @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any]) -> TrackingSettings:
-        """Build from the `tracking` config section."""
-        return cls(
-            uri=str(cfg.get("uri", cls.uri)), experiment=str(cfg.get("experiment", cls.experiment))
-        )
-
-    def resolved_uri(self, root: Path) -> str:
-        """The URI with a relative sqlite path made absolute against `root`."""
-        prefix = "sqlite:///"
-        if self.uri.startswith(prefix) and not self.uri[len(prefix) :].startswith("/"):
-            return prefix + str((root / self.uri[len(prefix) :]).resolve())
-        return self.uri
-
-    def artifact_location(self, root: Path) -> str | None:
-        """Artifacts beside a local sqlite store (root/mlruns); a server decides its own."""
-        if self.uri.startswith("sqlite:///"):
-            return (root / "mlruns").resolve().as_uri()
-        return None
 
 
 def file_md5(path: str | Path) -> str:
