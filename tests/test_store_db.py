@@ -62,3 +62,10 @@ def test_a_second_writer_gets_a_busy_error(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_search_result_columns_are_the_record_fields() -> None:
+    from pipeline.record import USER_FIELDS
+    from pipeline.store.search import RESULT_COLUMNS
+
+    assert ("rid", *USER_FIELDS) == RESULT_COLUMNS
