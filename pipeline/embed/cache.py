@@ -151,5 +151,11 @@ class EmbeddingCache:
         published = set(self.shard_names())
         for path in self.dir.iterdir():
             orphan = path.name.endswith(".vecs.npy") and path.name[:-9] not in published
-            if (path.name.endswith(".tmp") or orphan) and path.stat().st_mtime < cutoff:
+            if not (path.name.endswith(".tmp") or orphan):
+                continue
+            try:  # another writer may rename or delete it between the listing and here
+                stale = path.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if stale:
                 path.unlink(missing_ok=True)
