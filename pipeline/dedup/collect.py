@@ -1,10 +1,18 @@
-"""Parsed rows -> validated records and rejections, with ids checked for uniqueness."""
+"""Parsed rows -> validated records and rejections, with ids checked for uniqueness.
+
+`Collector` streams: it turns one raw row at a time into records, rejections and preference
+rows, and remembers only a few dozen bytes per accepted record (its rid, a second hash of
+its id and where it was), so a file larger than memory can be collected. `collect` is the
+same over an iterable, into lists, for small inputs and tests.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import xxhash
 
 from pipeline.dedup.tables import Rejection
 from pipeline.dedup.transforms import Expanded
@@ -13,6 +21,11 @@ from pipeline.io.readers import RawRow
 from pipeline.record import USER_FIELDS, Record
 
 Transform = Callable[[Mapping[str, Any], str, int], Expanded]
+Preference = tuple[str, str, str, str | None]  # (record_id, chosen, rejected, source)
+# The first id that maps to a rid, looked up only on a true 63-bit rid collision.
+Locate = Callable[[int], str | None]
+
+_LINE_BITS = 44  # (file number << 44 | line): lines up to 1.7e13 per file
 
 
 @dataclass
@@ -21,8 +34,102 @@ class Collected:
 
     records: list[Record] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    preferences: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    preferences: list[Preference] = field(default_factory=list)
     input_records: int = 0  # candidate records: rows, or turns for a transformed dataset
+
+
+class Collector:
+    """Validate rows one at a time; a bad row becomes a rejection and the stream goes on.
+
+    `feed(row)` yields, in input order, each accepted `Record`, each `Rejection`, and each
+    preference row (a tuple) whose record was accepted. `input_records` counts candidate
+    records: rows, or turns for a transformed dataset.
+    """
+
+    def __init__(
+        self,
+        fields: FieldMap,
+        settings: ValidateSettings,
+        transform: Transform | None = None,
+        locate: Locate | None = None,
+    ) -> None:
+        self.fields = fields
+        self.settings = settings
+        self.transform = transform
+        self.locate = locate
+        self.input_records = 0
+        # rid -> (xxh32 of the id << 64 | file number << 44 | line) of its first record.
+        self._first: dict[int, int] = {}
+        self._file_numbers: dict[str, int] = {}
+        # Transformed rows already use record field names; their own columns are not remapped.
+        self._identity = FieldMap(
+            {name: name for name in USER_FIELDS}, fields.default_origin, fields.default_source
+        )
+
+    def feed(self, row: RawRow) -> Iterator[Record | Rejection | Preference]:
+        """Records, rejections and preference rows from one raw row."""
+        if row.reason is not None:
+            yield self._reject(row, row.reason, row.detail)
+        elif self.transform is None:
+            yield self._accept(row, row.value, self.fields)
+        else:
+            try:
+                expanded = self.transform(row.value, row.file, row.line)
+            except Invalid as exc:
+                yield self._reject(row, exc.reason, exc.detail)
+                return
+            accepted = set()
+            for values in expanded.rows:
+                out = self._accept(row, values, self._identity)
+                if isinstance(out, Record):
+                    accepted.add(out.id)
+                yield out
+            for record_id, chosen, rejected in expanded.preferences:
+                if record_id in accepted:
+                    yield (record_id, chosen, rejected, self.fields.default_source)
+
+    def _reject(
+        self, row: RawRow, reason: str, detail: str, record_id: str | None = None
+    ) -> Rejection:
+        self.input_records += 1
+        location = f"{row.file}:{row.line}: {detail}"
+        return Rejection(
+            row.file, row.line, reason, location, record_id or f"{row.file}:{row.line}",
+            row.raw_text(),
+        )  # fmt: skip
+
+    def _accept(
+        self, row: RawRow, values: Mapping[str, Any], mapping: FieldMap
+    ) -> Record | Rejection:
+        try:
+            record = to_record(values, row.file, row.line, mapping, self.settings, row.from_text)
+        except Invalid as exc:
+            return self._reject(row, exc.reason, exc.detail, _row_id(values, mapping))
+        except UnicodeEncodeError:  # a surrogate the reader could not see (e.g. in Parquet)
+            detail = "a string holds an unpaired UTF-16 surrogate"
+            return self._reject(row, "invalid_unicode", detail)
+        check = xxhash.xxh32_intdigest(record.id.encode("utf-8"))
+        first = self._first.get(record.rid)
+        if first is not None:
+            where = self._where(first)
+            if first >> 64 == check:
+                detail = f"id {record.id!r} already used at {where}"
+                return self._reject(row, "duplicate_id", detail, record.id)
+            owner = self.locate(record.rid) if self.locate is not None else None
+            detail = (
+                f"id {record.id!r} hashes to the same rid {record.rid} as id "
+                f"{owner if owner is None else repr(owner)} (at {where}); rename one of them"
+            )
+            return self._reject(row, "rid_collision", detail, record.id)
+        number = self._file_numbers.setdefault(row.file, len(self._file_numbers))
+        self._first[record.rid] = check << 64 | number << _LINE_BITS | row.line
+        self.input_records += 1
+        return record
+
+    def _where(self, packed: int) -> str:
+        number = (packed >> _LINE_BITS) & 0xFFFFF
+        file = next(name for name, n in self._file_numbers.items() if n == number)
+        return f"{file}:{packed & ((1 << _LINE_BITS) - 1)}"
 
 
 def collect(
@@ -31,64 +138,20 @@ def collect(
     settings: ValidateSettings,
     transform: Transform | None = None,
 ) -> Collected:
-    """Validate every row; a bad row becomes a rejection and the loop goes on."""
+    """Validate every row into lists (small inputs; the stage streams with `Collector`)."""
     out = Collected()
-    seen: dict[str, tuple[str, int]] = {}  # id -> where it first appeared
-    rid_owner: dict[int, str] = {}
-    # Transformed rows already use record field names; their own columns are not remapped.
-    identity = FieldMap(
-        {name: name for name in USER_FIELDS}, fields.default_origin, fields.default_source
-    )
-
-    def reject(row: RawRow, reason: str, detail: str, record_id: str | None = None) -> None:
-        out.input_records += 1
-        record_id = record_id or f"{row.file}:{row.line}"
-        location = f"{row.file}:{row.line}: {detail}"
-        out.rejections.append(
-            Rejection(row.file, row.line, reason, location, record_id, row.raw_text())
-        )
-
-    def accept(row: RawRow, values: Mapping[str, Any], mapping: FieldMap) -> str | None:
-        try:
-            record = to_record(values, row.file, row.line, mapping, settings, row.from_text)
-        except Invalid as exc:
-            reject(row, exc.reason, exc.detail, _row_id(values, mapping))
-            return None
-        except UnicodeEncodeError:  # a surrogate the reader could not see (e.g. in Parquet)
-            reject(row, "invalid_unicode", "a string holds an unpaired UTF-16 surrogate")
-            return None
-        first = seen.get(record.id)
-        if first is not None:
-            reject(row, "duplicate_id", f"id {record.id!r} already used at {first[0]}:{first[1]}",
-                   record.id)  # fmt: skip
-            return None
-        owner = rid_owner.get(record.rid)
-        if owner is not None:
-            reject(row, "rid_collision",
-                   f"id {record.id!r} hashes to the same rid {record.rid} as id {owner!r}; "
-                   "rename one of them", record.id)  # fmt: skip
-            return None
-        seen[record.id] = (row.file, row.line)
-        rid_owner[record.rid] = record.id
-        out.input_records += 1
-        out.records.append(record)
-        return record.id
-
+    by_rid: dict[int, str] = {}
+    collector = Collector(fields, settings, transform, by_rid.get)
     for row in rows:
-        if row.reason is not None:
-            reject(row, row.reason, row.detail)
-        elif transform is None:
-            accept(row, row.value, fields)
-        else:
-            try:
-                expanded = transform(row.value, row.file, row.line)
-            except Invalid as exc:
-                reject(row, exc.reason, exc.detail)
-                continue
-            accepted = {accept(row, values, identity) for values in expanded.rows}
-            for record_id, chosen, rejected in expanded.preferences:
-                if record_id in accepted:
-                    out.preferences.append((record_id, chosen, rejected, fields.default_source))
+        for item in collector.feed(row):
+            if isinstance(item, Record):
+                out.records.append(item)
+                by_rid.setdefault(item.rid, item.id)
+            elif isinstance(item, Rejection):
+                out.rejections.append(item)
+            else:
+                out.preferences.append(item)
+    out.input_records = collector.input_records
     return out
 
 

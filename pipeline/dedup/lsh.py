@@ -55,18 +55,26 @@ def band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
     return keys
 
 
-def candidate_pairs(keys: np.ndarray, window: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(
+    keys: np.ndarray, window: int = 32, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs (left < right) sharing a band key, from one sort per band.
 
     Within a bucket each document is paired with the next `window` members (by index), so a
     bucket of up to window + 1 documents yields all its pairs and a huge bucket (thousands of
     copies of one text) stays linear while remaining connected for the union-find.
+    `rows` restricts the documents to those rows of `keys` (which may be a disk-backed
+    memmap: one band is read at a time); pairs are then positions in `rows`.
     """
-    n_docs, n_bands = keys.shape
+    n_docs = keys.shape[0] if rows is None else len(rows)
+    n_bands = keys.shape[1]
     codes = []
     for j in range(n_bands):
-        order = np.argsort(keys[:, j], kind="stable").astype(np.int64)
-        sorted_keys = keys[order, j]
+        column = np.asarray(keys[:, j])
+        if rows is not None:
+            column = column[rows]
+        order = np.argsort(column, kind="stable").astype(np.int64)
+        sorted_keys = column[order]
         for step in range(1, window + 1):
             same = sorted_keys[step:] == sorted_keys[:-step]
             if not same.any():

@@ -19,9 +19,10 @@ The compiled kernels live in `shingles.py` and `lsh.py`; numba is imported only 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ CHUNK = 25_000
 # (~1.4 MB per million characters; t0-prompts has 59M characters). Larger inputs recompute
 # the sets of candidate documents only, trading some time for memory.
 KEEP_CHARS = 150_000_000
+
+Fetch = Callable[[np.ndarray], Sequence[str]]  # texts of the given document indices
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,19 @@ def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     return np.concatenate([values for values, _ in parts]), offsets
 
 
+def band_keys_of(texts: Sequence[str], settings: NearDupSettings) -> np.ndarray:
+    """LSH band keys (len(texts), bands) uint64 of one batch of texts."""
+    from pipeline.dedup.lsh import band_keys, permutation_params, signatures
+    from pipeline.dedup.shingles import shingle_sets
+
+    a, b = permutation_params(settings.num_perm, settings.seed)
+    with _threads(settings.workers):
+        values, offsets = shingle_sets(
+            texts, settings.shingle, settings.ngram, settings.seed, unique=False
+        )
+        return band_keys(signatures(values, offsets, a, b), settings.bands)
+
+
 def lsh_band_keys(
     texts: Sequence[str], settings: NearDupSettings, progress: bool = False
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
@@ -143,16 +159,39 @@ def lsh_band_keys(
 
 
 def _subset_shingles(
-    texts: Sequence[str], docs: np.ndarray, settings: NearDupSettings, progress: bool
+    fetch: Fetch,
+    docs: np.ndarray,
+    settings: NearDupSettings,
+    progress: bool,
+    scratch: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """CSR shingle sets of texts[docs] (row k is document docs[k])."""
+    """Sorted CSR shingle sets of the texts `fetch(docs)` (row k is document docs[k]).
+
+    With `scratch`, the values go to a file there and come back memory-mapped, so the
+    shingles of a huge candidate set live in the page cache, not in this process's heap.
+    """
     from pipeline.dedup.shingles import shingle_sets
 
-    parts = []
-    for start, stop in _batches(len(docs), progress, "near-dup: verify"):
-        subset = [texts[i] for i in docs[start:stop]]
-        parts.append(shingle_sets(subset, settings.shingle, settings.ngram, settings.seed))
-    return _concat_csr(parts)
+    if scratch is None:
+        parts = []
+        for start, stop in _batches(len(docs), progress, "near-dup: verify"):
+            texts = fetch(docs[start:stop])
+            parts.append(shingle_sets(texts, settings.shingle, settings.ngram, settings.seed))
+        return _concat_csr(parts)
+    path = scratch / "shingles.u64"
+    lengths = []
+    with path.open("wb") as fh:
+        for start, stop in _batches(len(docs), progress, "near-dup: verify"):
+            texts = fetch(docs[start:stop])
+            values, offsets = shingle_sets(texts, settings.shingle, settings.ngram, settings.seed)
+            fh.write(values.tobytes())
+            lengths.append(np.diff(offsets))
+    offsets = np.zeros(sum(len(x) for x in lengths) + 1, np.int64)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    if offsets[-1] == 0:
+        return np.zeros(0, np.uint64), offsets
+    return np.memmap(path, dtype=np.uint64, mode="r", shape=(int(offsets[-1]),)), offsets
 
 
 def _candidate_rows(
@@ -163,19 +202,41 @@ def _candidate_rows(
     Returns (docs, values, starts, ends, row_left, row_right): row r holds document docs[r];
     candidate pairs are given as rows.
     """
-    from pipeline.dedup.lsh import candidate_pairs, sort_unique_rows, sorted_unique
+    from pipeline.dedup.lsh import candidate_pairs, sort_unique_rows
 
     keys, kept = lsh_band_keys(texts, settings, progress)
+    if kept is None:
+        return _keyed_rows(keys, lambda idx: [texts[i] for i in idx], settings, progress)
     left, right = candidate_pairs(keys)
     del keys
-    docs = sorted_unique(np.concatenate([left, right]))
-    if kept is None:
-        values, offsets = _subset_shingles(texts, docs, settings, progress)
-        starts, ends = offsets[:-1], offsets[1:]
-        return docs, values, starts, ends, np.searchsorted(docs, left), np.searchsorted(docs, right)
     values, offsets = kept
-    ends = sort_unique_rows(values, offsets, docs)
+    ends = sort_unique_rows(values, offsets, _candidates(left, right))
     return np.arange(len(texts)), values, offsets[:-1], ends, left, right
+
+
+def _candidates(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    from pipeline.dedup.lsh import sorted_unique
+
+    return sorted_unique(np.concatenate([left, right]))
+
+
+def _keyed_rows(
+    keys: np.ndarray,
+    fetch: Fetch,
+    settings: NearDupSettings,
+    progress: bool,
+    rows: np.ndarray | None = None,
+    scratch: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`_candidate_rows` from band keys: shingles are computed for candidate documents only."""
+    from pipeline.dedup.lsh import candidate_pairs
+
+    left, right = candidate_pairs(keys, rows=rows)
+    docs = _candidates(left, right)
+    fetch_docs = fetch if rows is None else (lambda idx: fetch(rows[idx]))
+    values, offsets = _subset_shingles(fetch_docs, docs, settings, progress, scratch)
+    starts, ends = offsets[:-1], offsets[1:]
+    return docs, values, starts, ends, np.searchsorted(docs, left), np.searchsorted(docs, right)
 
 
 def similar_pairs(
@@ -205,26 +266,64 @@ def near_duplicates(
 ) -> list[tuple[int, int, float]]:
     """(removed_index, survivor_index, true_jaccard_to_survivor) sorted by removed_index."""
     n = len(texts)
-    if priority is not None and len(priority) != n:
-        raise ValueError(f"priority has {len(priority)} entries for {n} texts")
+    _check_priority(priority, n)
     if n < 2:
         return []
+    with _threads(settings.workers):
+        rows = _candidate_rows(texts, settings, progress)
+        return _clusters(n, rows, priority, settings.threshold)
+
+
+def near_duplicates_keyed(
+    keys: np.ndarray,
+    fetch: Fetch,
+    settings: NearDupSettings,
+    priority: np.ndarray | None = None,
+    progress: bool = False,
+    rows: np.ndarray | None = None,
+    scratch: Path | None = None,
+) -> list[tuple[int, int, float]]:
+    """`near_duplicates` from precomputed band keys (see `band_keys_of`), for inputs too big
+    to hold: `fetch(indices)` returns the texts of those rows of `keys`, and is called for
+    candidate documents only, in ascending order, a batch at a time. `rows` restricts the
+    input to those rows of `keys`; indices in the result (and `priority`) are positions in
+    `rows`. `scratch` is a directory for the candidates' shingles (memory-mapped)."""
+    n = keys.shape[0] if rows is None else len(rows)
+    _check_priority(priority, n)
+    if n < 2:
+        return []
+    with _threads(settings.workers):
+        found = _keyed_rows(keys, fetch, settings, progress, rows, scratch)
+        return _clusters(n, found, priority, settings.threshold)
+
+
+def _check_priority(priority: np.ndarray | None, n: int) -> None:
+    if priority is not None and len(priority) != n:
+        raise ValueError(f"priority has {len(priority)} entries for {n} texts")
+
+
+def _clusters(
+    n: int,
+    found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    priority: np.ndarray | None,
+    threshold: float,
+) -> list[tuple[int, int, float]]:
+    """Steps 3-5: verify candidate pairs into clusters, pick survivors, measure removals."""
     from pipeline.dedup.lsh import jaccard_rows, union_verified
 
-    with _threads(settings.workers):
-        docs, values, starts, ends, rows_l, rows_r = _candidate_rows(texts, settings, progress)
-        roots = union_verified(values, starts, ends, rows_l, rows_r, float(settings.threshold))
-        labels = np.arange(n)
-        labels[docs] = docs[roots]
-        rank = np.zeros(n) if priority is None else np.asarray(priority)
-        order = np.lexsort((np.arange(n), rank, labels))  # by cluster, then priority, index
-        first = np.ones(n, bool)
-        first[1:] = labels[order][1:] != labels[order][:-1]
-        survivor_of = np.empty(n, np.int64)
-        survivor_of[labels[order][first]] = order[first]
-        removed = np.sort(order[~first])
-        survivors = survivor_of[labels[removed]]
-        # A chain a~b~c clusters a with c: report c's own Jaccard to the survivor, not b's.
-        row_of = np.searchsorted  # every clustered document is a candidate, so it has a row
-        sims = jaccard_rows(values, starts, ends, row_of(docs, removed), row_of(docs, survivors))
+    docs, values, starts, ends, rows_l, rows_r = found
+    roots = union_verified(values, starts, ends, rows_l, rows_r, float(threshold))
+    labels = np.arange(n)
+    labels[docs] = docs[roots]
+    rank = np.zeros(n) if priority is None else np.asarray(priority)
+    order = np.lexsort((np.arange(n), rank, labels))  # by cluster, then priority, index
+    first = np.ones(n, bool)
+    first[1:] = labels[order][1:] != labels[order][:-1]
+    survivor_of = np.empty(n, np.int64)
+    survivor_of[labels[order][first]] = order[first]
+    removed = np.sort(order[~first])
+    survivors = survivor_of[labels[removed]]
+    # A chain a~b~c clusters a with c: report c's own Jaccard to the survivor, not b's.
+    row_of = np.searchsorted  # every clustered document is a candidate, so it has a row
+    sims = jaccard_rows(values, starts, ends, row_of(docs, removed), row_of(docs, survivors))
     return [(int(r), int(s), float(j)) for r, s, j in zip(removed, survivors, sims, strict=True)]

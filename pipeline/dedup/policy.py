@@ -34,7 +34,6 @@ def check_policy(policy: Sequence[str]) -> tuple[str, ...]:
 
 
 def _key(records: Sequence[Record], name: str, feedback: Mapping[str, float]) -> np.ndarray:
-    n = len(records)
     if name == "feedback_desc":
         # Records nobody rated rank after every rated one.
         return np.array([-feedback.get(r.id, -np.inf) for r in records], dtype=np.float64)
@@ -50,7 +49,33 @@ def _key(records: Sequence[Record], name: str, feedback: Mapping[str, float]) ->
             [r.created_at.timestamp() if r.created_at is not None else np.inf for r in records],
             dtype=np.float64,
         )
-    return np.arange(n, dtype=np.int64)  # input_order
+    raise ValueError(f"no column for keep-policy key {name!r}")
+
+
+def policy_columns(
+    records: Sequence[Record],
+    policy: Sequence[str],
+    feedback: Mapping[str, float] | None = None,
+) -> list[np.ndarray]:
+    """The policy's sort keys of a batch of records, one array per key; concatenate batches
+    and pass to `ranks`. Input order is the position in the whole input and the last key
+    anyway: it is unique, so keys after an `input_order` never decide anything."""
+    columns = []
+    for name in check_policy(policy):
+        if name == "input_order":
+            break
+        columns.append(_key(records, name, feedback or {}))
+    return columns
+
+
+def ranks(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Rank of each of `n` records (0 = best) sorted by `columns`, then by input order."""
+    keys = [*columns, np.arange(n, dtype=np.int64)]
+    # np.lexsort sorts by its last key first, so the policy's first key goes last.
+    order = np.lexsort(keys[::-1])
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.arange(n, dtype=np.int64)
+    return out
 
 
 def priority(
@@ -62,10 +87,4 @@ def priority(
 
     `feedback` maps record ids to their mean feedback score, for the `feedback_desc` key.
     """
-    keys = [_key(records, name, feedback or {}) for name in check_policy(policy)]
-    keys.append(np.arange(len(records), dtype=np.int64))
-    # np.lexsort sorts by its last key first, so the policy's first key goes last.
-    order = np.lexsort(keys[::-1])
-    ranks = np.empty(len(records), dtype=np.int64)
-    ranks[order] = np.arange(len(records), dtype=np.int64)
-    return ranks
+    return ranks(policy_columns(records, policy, feedback), len(records))

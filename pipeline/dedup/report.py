@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def by_reason(reasons: list[str]) -> dict[str, Any]:
+def by_reason(counts: Mapping[str, int]) -> dict[str, Any]:
     """Rejected counts: total and by reason code."""
-    counts = Counter(reasons)
-    return {"total": len(reasons), "by_reason": dict(sorted(counts.items()))}
+    return {"total": sum(counts.values()), "by_reason": dict(sorted(counts.items()))}
 
 
 def _numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -49,16 +49,6 @@ class Rejection:
     raw: str
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    """A removed record and the record it duplicates."""
-
-    index: int  # into the stage's record list
-    of: int
-    method: str  # 'exact' | 'near'
-    similarity: float
-
-
 def metadata_json(metadata: dict[str, Any]) -> str | None:
     """Metadata as canonical JSON text (sorted keys), or None when empty."""
     if not metadata:
@@ -66,7 +56,8 @@ def metadata_json(metadata: dict[str, Any]) -> str | None:
     return json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
+def record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
+    """The records as columns in RECORD_SCHEMA order."""
     return {
         "rid": [r.rid for r in records],
         "id": [r.id for r in records],
@@ -91,18 +82,7 @@ def _record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
 def records_table(records: Sequence[Record]) -> pa.Table:
     """Kept records in RECORD_SCHEMA, sorted by rid."""
     ordered = sorted(records, key=lambda r: r.rid)
-    return pa.Table.from_pydict(_record_columns(ordered), schema=RECORD_SCHEMA)
-
-
-def duplicates_table(records: Sequence[Record], duplicates: Sequence[Duplicate]) -> pa.Table:
-    """Removed records with what they duplicate, sorted by rid."""
-    ordered = sorted(duplicates, key=lambda d: records[d.index].rid)
-    columns = _record_columns([records[d.index] for d in ordered])
-    columns["duplicate_of"] = [records[d.of].id for d in ordered]
-    columns["duplicate_of_rid"] = [records[d.of].rid for d in ordered]
-    columns["method"] = [d.method for d in ordered]
-    columns["similarity"] = [d.similarity for d in ordered]
-    return pa.Table.from_pydict(columns, schema=DUPLICATE_SCHEMA)
+    return pa.Table.from_pydict(record_columns(ordered), schema=RECORD_SCHEMA)
 
 
 def rejected_table(rejections: Sequence[Rejection]) -> pa.Table:

@@ -1,30 +1,41 @@
 """The dedup stage: read, validate, erase, redact PII, normalise, exact, near, publish.
 
-`run(cfg, root)` is the algorithm, one timed step per line; `main()` reads params.yaml.
-Everything is written to temporary paths and published by rename, under a lock.
+`run(cfg, root)` is the algorithm; `main()` reads params.yaml. It streams: rows are read,
+validated, erased, redacted and hashed a batch at a time, and each batch goes to a scratch
+DuckDB file (`pipeline.store.staging`). What stays in memory is a few fixed-size numbers
+per record (exact-key hash, keep-policy keys, rid; LSH band keys go to a memory-mapped
+file), never the texts, so an input larger than memory works. Duplicate decisions are made
+on those numbers, candidate texts are fetched back for verification, and the store and
+records.parquet are built from the scratch file by SQL. Everything is written under a
+temporary directory and published by rename, under a lock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.dedup.collect import Collected, collect
-from pipeline.dedup.exact import exact_duplicates
+from pipeline.dedup import tables
+from pipeline.dedup.collect import Collector
+from pipeline.dedup.exact import exact_pairs, key_hashes
 from pipeline.dedup.normalize import normalize
-from pipeline.dedup.policy import check_policy, priority
+from pipeline.dedup.policy import check_policy, policy_columns, ranks
 from pipeline.dedup.report import accounting, by_reason, log_mlflow
-from pipeline.dedup.tables import Duplicate, Rejection
+from pipeline.dedup.tables import Rejection
 from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
@@ -36,6 +47,7 @@ from pipeline.record import Record
 from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
 
 _TEXT_FIELDS = ("prompt", "response", "label", "user_id", "session_id", "parent_id", "source")
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class DedupSettings:
     feedback: str
     fill_quality: bool
     reports: str
+    batch_records: int
+    memory_limit: str
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> DedupSettings:
@@ -80,7 +94,23 @@ class DedupSettings:
             feedback=str(paths.feedback),
             fill_quality=bool(cfg.dedup.feedback.fill_quality),
             reports=str(paths.reports),
+            batch_records=_positive(cfg.dedup.stream.batch_records, "dedup.stream.batch_records"),
+            memory_limit=_memory(str(cfg.dedup.stream.duckdb_memory_limit)),
         )
+
+
+def _positive(value: Any, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UserInputError(f"{key}={value!r}: must be a positive integer")
+    return value
+
+
+def _memory(value: str) -> str:
+    if not _MEMORY.fullmatch(value.strip()):
+        raise UserInputError(
+            f"dedup.stream.duckdb_memory_limit={value!r}: expected a size such as 512MB or 2GB"
+        )
+    return value.strip()
 
 
 class Timer:
@@ -95,6 +125,9 @@ class Timer:
         begin = time.perf_counter()
         yield
         self.seconds[step] = round(time.perf_counter() - begin, 3)
+
+    def add(self, step: str, seconds: float) -> None:
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + seconds, 3)
 
     def total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.start, 3)}
@@ -120,9 +153,13 @@ def _progress(items: Any, desc: str) -> Any:
 
 def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     """Deduplicate `cfg.data` into the store and records.parquet under `root`; return the report."""
+    from pipeline.store.staging import Staging, write_records_parquet
+
     root = Path(root)
     s = DedupSettings.from_cfg(cfg)
     transform = get_transform(s.transform)
+    near = _near_settings(cfg.dedup.near)
+    pii_settings = _pii_settings(cfg.dedup.pii)
     params = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "dedup")}
     params_json = json.dumps(params, sort_keys=True)
     dedup_dir = root / s.dedup_dir
@@ -133,40 +170,61 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
         files = dataset_files(root / s.data_path)
         with timer("hash"):
             digest = data_hash(files)
-        with timer("read"):
-            rows = _progress(read_dataset(files, s.validate.max_line_bytes, stats), "read")
-            got = collect(rows, s.fields, s.validate, transform)
-        with timer("erase"):
-            records, erased = _erase(got.records, read_erasures(root / s.erasures))
-        with timer("feedback"):
-            feedback = read_feedback_scores(root / s.feedback)
-            from_feedback = _fill_quality(records, feedback) if s.fill_quality else 0
-        with timer("pii"):
-            pii_rows = _redact(cfg.dedup.pii, records, got)
-        with timer("normalize"):
-            rank = priority(records, s.keep_policy, feedback)
-            keys = ["\x1f".join(normalize(getattr(r, f)) for f in s.exact_fields) for r in records]
-        with timer("exact"):
-            exact = [Duplicate(i, j, "exact", 1.0) for i, j in exact_duplicates(keys, rank)]
-        with timer("near"):
-            near = _near(cfg.dedup.near, records, {d.index for d in exact}, rank)
-        with timer("write"):
-            report_counts = _publish(
-                dedup_dir, s, records, exact + near, got, pii_rows, digest, params_json
-            )
+        erasures = read_erasures(root / s.erasures)
+        feedback = read_feedback_scores(root / s.feedback)
+        with atomic_dir(dedup_dir) as tmp:
+            work = tmp / ".work"
+            staging = Staging(work, s.memory_limit)
+            try:
+                stream = _Stream(s, near, pii_settings, feedback, erasures, staging, timer)
+                rows = _progress(read_dataset(files, s.validate.max_line_bytes, stats), "read")
+                stream.consume(rows, Collector(s.fields, s.validate, transform, stream.first_id))
+                with timer("exact"):
+                    rank = ranks(
+                        [np.concatenate(c) for c in zip(*stream.policy, strict=True)], stream.n
+                    )
+                    removed, of = exact_pairs(_stack(stream.hashes, (0, 2)), rank)
+                with timer("near"):
+                    near_removed, near_of, sims = _near(stream, near, removed, rank, work)
+                decisions = pa.table({
+                    "idx": np.concatenate([removed, near_removed]),
+                    "of_idx": np.concatenate([of, near_of]),
+                    "method": ["exact"] * len(removed) + ["near"] * len(near_removed),
+                    "similarity": np.concatenate([np.ones(len(removed)), sims]),
+                })  # fmt: skip
+                kept = stream.n - len(removed) - len(near_removed)
+                meta = {
+                    "data_hash": digest,
+                    "params": params_json,
+                    "counts": json.dumps(
+                        {"input_records": stream.input_records, "kept": kept,
+                         "duplicates": decisions.num_rows,
+                         "rejected": sum(stream.rejected.values())}, sort_keys=True),
+                }  # fmt: skip
+                with timer("write"):
+                    staging.write_store(tmp / s.store_name, decisions, meta)
+                    write_records_parquet(tmp / s.store_name, tmp / s.records_name)
+            finally:
+                staging.close()
+                shutil.rmtree(work, ignore_errors=True)
         report: dict[str, Any] = {
             "dataset": s.fields.default_source,
             "data_hash": digest,
             "files": len(stats.files),
             "input_lines": stats.lines,
             "blank_lines": stats.blank,
-            "input_records": got.input_records,
-            "rejected": by_reason([r.reason for r in got.rejections]),
-            "exact_duplicates": len(exact),
-            "near_duplicates": len(near),
-            "erased": erased,
-            "feedback": {"records_rated": len(feedback), "quality_from_feedback": from_feedback},
-            **report_counts,
+            "input_records": stream.input_records,
+            "rejected": by_reason(stream.rejected),
+            "exact_duplicates": len(removed),
+            "near_duplicates": len(near_removed),
+            "erased": stream.erased,
+            "feedback": {
+                "records_rated": len(feedback),
+                "quality_from_feedback": stream.from_feedback,
+            },
+            "kept": kept,
+            "preferences": stream.preferences,
+            "pii": {"total": sum(stream.pii.values()), "by_type": dict(sorted(stream.pii.items()))},
             "seconds": timer.total(),
         }
         report["accounting"] = accounting(report)
@@ -178,113 +236,213 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     return report
 
 
+@dataclass
+class _Stream:
+    """Read -> validate -> erase -> feedback -> PII -> hashes and band keys -> staging, a
+    batch at a time. Holds per record only its key hash, policy keys and (on disk) band keys."""
+
+    s: DedupSettings
+    near: Any  # NearDupSettings | None
+    pii_settings: Any  # PiiSettings | None
+    feedback: dict[str, float]
+    erasures: frozenset[str]
+    staging: Any  # Staging
+    timer: Timer
+    n: int = 0
+    input_records: int = 0
+    erased: int = 0
+    from_feedback: int = 0
+    preferences: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)  # redactions by type
+    hashes: list[np.ndarray] = field(default_factory=list)
+    policy: list[list[np.ndarray]] = field(default_factory=list)
+    batch: list[Record] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    prefs: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    erased_ids: dict[int, str] = field(default_factory=dict)
+    bands: Any = None  # open file of band keys, (n, bands) uint64 row-major
+
+    def consume(self, rows: Any, collector: Collector) -> None:
+        """Run every row through the collector and stage what comes out."""
+        if self.near is not None:
+            self.bands = (self.staging.directory / "bands.u64").open("wb")
+        try:
+            begin = time.perf_counter()
+            for row in rows:
+                for item in collector.feed(row):
+                    if isinstance(item, Record):
+                        self._record(item)
+                    elif isinstance(item, Rejection):
+                        self._reject(item)
+                    else:
+                        self.prefs.append(item)
+                        self.preferences += 1
+                        if len(self.prefs) >= self.s.batch_records:
+                            self._flush_side()
+            self._flush()
+            self._flush_side()
+            self.timer.add("read", time.perf_counter() - begin - self._inner())
+        finally:
+            if self.bands is not None:
+                self.bands.close()
+        self.input_records = collector.input_records
+
+    def _inner(self) -> float:
+        return sum(self.timer.seconds.get(k, 0.0) for k in ("pii", "minhash", "stage"))
+
+    def _record(self, record: Record) -> None:
+        user = record.user_id
+        if (
+            user is not None
+            and self.erasures
+            and (hashlib.sha256(user.encode("utf-8")).hexdigest() in self.erasures)
+        ):
+            self.erased += 1
+            self.erased_ids.setdefault(record.rid, record.id)
+            return
+        if self.s.fill_quality:
+            self.from_feedback += _fill_quality([record], self.feedback)
+        self.batch.append(record)
+        if len(self.batch) >= self.s.batch_records:
+            self._flush()
+
+    def _reject(self, rejection: Rejection) -> None:
+        self.rejected[rejection.reason] += 1
+        self.rejections.append(rejection)
+        if len(self.rejections) >= self.s.batch_records:
+            self._flush_side()
+
+    def first_id(self, rid: int) -> str | None:
+        """The first id with this rid, for the collector's rid-collision message."""
+        pending = next((r.id for r in self.batch if r.rid == rid), None)
+        return pending or self.erased_ids.get(rid) or self.staging.first_id(rid)
+
+    def _flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        begin = time.perf_counter()
+        pii_rows = _redact_records(self.pii_settings, batch)
+        for _, _, kind, count in pii_rows:
+            self.pii[kind] += count
+        self.timer.add("pii", time.perf_counter() - begin)
+        begin = time.perf_counter()
+        exact_fields = self.s.exact_fields
+        self.hashes.append(key_hashes(
+            ["\x1f".join(normalize(getattr(r, f)) for f in exact_fields) for r in batch]
+        ))  # fmt: skip
+        self.policy.append(policy_columns(batch, self.s.keep_policy, self.feedback))
+        if self.near is not None:
+            from pipeline.dedup.minhash import band_keys_of
+
+            texts = [_near_text(r, self.near.fields) for r in batch]
+            self.bands.write(np.ascontiguousarray(band_keys_of(texts, self.near)).tobytes())
+        self.timer.add("minhash", time.perf_counter() - begin)
+        begin = time.perf_counter()
+        from pipeline.store.staging import STAGED_SCHEMA
+
+        columns = tables.record_columns(batch)
+        columns["idx"] = list(range(self.n, self.n + len(batch)))
+        self.staging.append("staged", pa.table(columns, schema=STAGED_SCHEMA))
+        self.staging.append("pii_redactions", tables.pii_table(pii_rows))
+        self.n += len(batch)
+        self.timer.add("stage", time.perf_counter() - begin)
+
+    def _flush_side(self) -> None:
+        """Stage the buffered rejections (their raw text redacted too) and preferences."""
+        rejections, self.rejections = self.rejections, []
+        if self.pii_settings is not None:
+            from pipeline.dedup.pii import redact
+
+            rejections = [
+                Rejection(r.file, r.line, r.reason, r.detail, r.record_id,
+                          redact(r.raw, self.pii_settings)[0])
+                for r in rejections
+            ]  # fmt: skip
+        self.staging.append("rejected", tables.rejected_table(rejections))
+        prefs, self.prefs = self.prefs, []
+        self.staging.append("preferences", tables.preferences_table(prefs))
+
+
 def _remove_stale_tmp(dedup_dir: Path) -> None:
     for stale in dedup_dir.parent.glob(f".{dedup_dir.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _erase(records: list[Record], erased_users: frozenset[str]) -> tuple[list[Record], int]:
-    """Drop records of users on the erasure list (sha256 of user_id)."""
-    if not erased_users:
-        return records, 0
-    kept = [
-        r for r in records
-        if r.user_id is None
-        or hashlib.sha256(r.user_id.encode("utf-8")).hexdigest() not in erased_users
-    ]  # fmt: skip
-    return kept, len(records) - len(kept)
+def _stack(parts: list[np.ndarray], empty_shape: tuple[int, int]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(empty_shape, np.uint64)
 
 
-def _redact(pii_cfg: Any, records: list[Record], got: Collected) -> list[tuple[str, str, str, int]]:
-    """Replace PII in prompts, responses and rejected raw text; return (id, field, type, n)."""
+def _pii_settings(pii_cfg: Any) -> Any:
     if not pii_cfg.get("enabled", True):
-        return []
-    from pipeline.dedup.pii import PiiSettings, redact
+        return None
+    from pipeline.dedup.pii import PiiSettings
 
-    settings = PiiSettings.from_cfg(pii_cfg)
-    rows: list[tuple[str, str, str, int]] = []
-    for record in records:
-        for field in ("prompt", "response"):
-            text = getattr(record, field)
-            if not text:
-                continue
-            clean, counts = redact(text, settings)
-            if counts:
-                setattr(record, field, clean)
-                rows.extend((record.id, field, kind, n) for kind, n in counts.items() if n)
-    # Rejected rows keep their raw text for debugging; it must not keep the PII.
-    got.rejections[:] = [
-        Rejection(r.file, r.line, r.reason, r.detail, r.record_id, redact(r.raw, settings)[0])
-        for r in got.rejections
-    ]
-    return rows
+    return PiiSettings.from_cfg(pii_cfg)
 
 
-def _near(near_cfg: Any, records: list[Record], removed: set[int], rank: Any) -> list[Duplicate]:
-    """Near duplicates among the records exact dedup kept."""
+def _near_settings(near_cfg: Any) -> Any:
     if not near_cfg.get("enabled", True):
-        return []
-    from pipeline.dedup.minhash import NearDupSettings, near_duplicates
+        return None
+    from pipeline.dedup.minhash import NearDupSettings
 
     settings = NearDupSettings.from_cfg(near_cfg)
     bad = [f for f in settings.fields if f not in _TEXT_FIELDS]
     if bad:
         raise UserInputError(f"dedup.near.fields: {bad} not in {_TEXT_FIELDS}")
-    survivors = [i for i in range(len(records)) if i not in removed]
-    texts = [
-        "\n".join(normalize(getattr(records[i], f)) for f in settings.fields) for i in survivors
-    ]
-    pairs = near_duplicates(texts, settings, rank[survivors], progress=sys.stderr.isatty())
-    return [Duplicate(survivors[r], survivors[s], "near", sim) for r, s, sim in pairs]
+    return settings
 
 
-def _publish(
-    dedup_dir: Path,
-    s: DedupSettings,
-    records: list[Record],
-    duplicates: Sequence[Duplicate],
-    got: Collected,
-    pii_rows: list[tuple[str, str, str, int]],
-    digest: str,
-    params_json: str,
-) -> dict[str, Any]:
-    """Build the store and records.parquet in a temporary directory and publish both at once."""
-    from pipeline.dedup import tables
-    from pipeline.io.files import write_parquet
-    from pipeline.store.records import write_store
+def _near_text(record: Record, fields: Sequence[str]) -> str:
+    return "\n".join(normalize(getattr(record, f)) for f in fields)
 
-    removed = {d.index for d in duplicates}
-    kept = [r for i, r in enumerate(records) if i not in removed]
-    pii_by_type: dict[str, int] = {}
-    for _, _, kind, n in pii_rows:
-        pii_by_type[kind] = pii_by_type.get(kind, 0) + n
-    counts = {
-        "kept": len(kept),
-        "preferences": len(got.preferences),
-        "pii": {"total": sum(pii_by_type.values()), "by_type": dict(sorted(pii_by_type.items()))},
-    }
-    meta = {
-        "data_hash": digest,
-        "params": params_json,
-        "counts": json.dumps(
-            {"input_records": got.input_records, "kept": len(kept), "duplicates": len(removed),
-             "rejected": len(got.rejections)}, sort_keys=True),
-    }  # fmt: skip
-    kept_table = tables.records_table(kept)
-    with atomic_dir(dedup_dir) as tmp:
-        write_store(
-            tmp / s.store_name,
-            {
-                "records": kept_table,
-                "duplicates": tables.duplicates_table(records, duplicates),
-                "rejected": tables.rejected_table(got.rejections),
-                "preferences": tables.preferences_table(got.preferences),
-                "pii_redactions": tables.pii_table(pii_rows),
-            },
-            meta,
-        )
-        write_parquet(kept_table, tmp / s.records_name)
-    return counts
+
+def _redact_records(settings: Any, records: list[Record]) -> list[tuple[str, str, str, int]]:
+    """Replace PII in prompts and responses; return (id, field, type, n) rows."""
+    if settings is None:
+        return []
+    from pipeline.dedup.pii import redact
+
+    rows: list[tuple[str, str, str, int]] = []
+    for record in records:
+        for name in ("prompt", "response"):
+            text = getattr(record, name)
+            if not text:
+                continue
+            clean, counts = redact(text, settings)
+            if counts:
+                setattr(record, name, clean)
+                rows.extend((record.id, name, kind, n) for kind, n in counts.items() if n)
+    return rows
+
+
+def _near(
+    stream: _Stream, near: Any, exact_removed: np.ndarray, rank: np.ndarray, work: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Near duplicates among the records exact dedup kept: (removed idx, survivor idx, sim)."""
+    empty = np.zeros(0, np.int64)
+    survivors = np.setdiff1d(np.arange(stream.n, dtype=np.int64), exact_removed)
+    if near is None or len(survivors) < 2:
+        return empty, empty, np.zeros(0)
+    from pipeline.dedup.minhash import near_duplicates_keyed
+
+    keys = np.memmap(work / "bands.u64", dtype=np.uint64, mode="r", shape=(stream.n, near.bands))
+
+    def fetch(idx: np.ndarray) -> list[str]:
+        rows = stream.staging.texts(idx, near.fields)
+        return ["\n".join(normalize(v) for v in row) for row in rows]
+
+    pairs = near_duplicates_keyed(
+        keys, fetch, near, rank[survivors], progress=sys.stderr.isatty(), rows=survivors,
+        scratch=work,
+    )  # fmt: skip
+    del keys
+    if not pairs:
+        return empty, empty, np.zeros(0)
+    local = np.array([(r, o) for r, o, _ in pairs], np.int64)
+    sims = np.array([sim for _, _, sim in pairs], np.float64)
+    return survivors[local[:, 0]], survivors[local[:, 1]], sims
 
 
 def main(overrides: Sequence[str] = ()) -> dict[str, Any]:
