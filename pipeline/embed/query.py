@@ -49,7 +49,9 @@ class QueryEncoder:
                 f"{directory}: no ONNX export of {settings.model}; build the index first "
                 "(`dvc repro index`), which exports it"
             )
-        # One short text: a single thread starts faster and is as fast as two.
+        # threads=1 by default (search.encode_threads): two halve an idle query's encode
+        # (4.6 -> 2.5 ms here), but concurrent requests already fill the cores and two per
+        # forward pass oversubscribe them (benchmarks/RESULTS.md, service under load).
         self._encoder = OnnxEncoder(
             query_model_file(settings, cache_dir),
             directory / TOKENIZER_FILE,

@@ -39,6 +39,9 @@ class SearchSettings:
     bm25_b: float = 0.75
     snippet_chars: int = 160
     threads: int = 1  # FAISS OpenMP threads (process-wide): one query gains nothing from more
+    encode_batch: int = 16  # concurrent queries encoded in one forward pass at most (1: off)
+    encode_cache: int = 1024  # recent query vectors kept in memory (0: off)
+    encode_threads: int = 1  # ONNX Runtime threads of the query encoder (see conf/search)
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -87,7 +90,13 @@ class Searcher:
             Path(index_dir),
             Path(store_path),
             search_settings,
-            query_encoder(embed_settings, cache_dir),
+            query_encoder(
+                embed_settings,
+                cache_dir,
+                batch=search_settings.encode_batch,
+                cache=search_settings.encode_cache,
+                threads=search_settings.encode_threads,
+            ),
             expected,
         )
 
@@ -136,8 +145,11 @@ class Searcher:
         return self._state.manifest
 
     def close(self) -> None:
-        """Close the store connection."""
+        """Close the store connection and stop the query encoder's batching thread."""
         self._con.close()
+        close_encoder = getattr(self._encode, "close", None)
+        if close_encoder is not None:  # a plain function (tests, callers with vectors) has none
+            close_encoder()
 
     # -- searching -------------------------------------------------------------------------
     def search(
