@@ -17,7 +17,7 @@ from pipeline.index.build import publish_index
 from pipeline.index.factory import IndexSettings
 from pipeline.search.api import Searcher, SearchSettings
 from pipeline.search.filters import Condition
-from pipeline.search.hybrid import reciprocal_rank_fusion
+from pipeline.search.hybrid import convex_combination, fuse, normalize, reciprocal_rank_fusion
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,111 @@ def test_hybrid_fuses_both_rankings(text_project: Path) -> None:
 def test_reciprocal_rank_fusion_prefers_agreement() -> None:
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
     assert [item for item, _ in fused] == [1, 3, 2, 4]
+
+
+def test_weighted_rrf_leans_towards_the_heavier_ranking() -> None:
+    plain = reciprocal_rank_fusion([[1, 2], [2, 1]], k=10)
+    assert plain[0][1] == plain[1][1]  # a tie, broken by id
+    keyword_heavy = reciprocal_rank_fusion([[1, 2], [2, 1]], k=10, weights=[0.6, 1.4])
+    assert [item for item, _ in keyword_heavy] == [2, 1]
+    # fuse's rrf with alpha 0.5 is plain RRF, scores included.
+    same = fuse([1, 2, 3], [3, 1, 4], None, None, fusion="rrf", alpha=0.5, rrf_k=60)
+    assert same == reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
+    with pytest.raises(ValueError, match="weights"):
+        reciprocal_rank_fusion([[1], [2]], weights=[1.0])
+
+
+def test_normalize_scales_and_all_zero_scores_stay_zero() -> None:
+    np.testing.assert_allclose(normalize(np.array([2.0, 4.0, 6.0]), "minmax"), [0, 0.5, 1])
+    np.testing.assert_allclose(normalize(np.array([2.0, 4.0, 8.0]), "max"), [0.25, 0.5, 1])
+    z = normalize(np.array([1.0, 2.0, 3.0, 10.0]), "zscore")
+    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
+    for how in ("minmax", "zscore"):
+        assert normalize(np.array([3.0, 3.0]), how).tolist() == [0.0, 0.0]
+    assert normalize(np.array([3.0, 3.0]), "max").tolist() == [1.0, 1.0]
+    for how in ("minmax", "zscore", "max"):
+        assert normalize(np.zeros(2), how).tolist() == [0.0, 0.0]  # e.g. no keyword matched
+        assert len(normalize(np.zeros(0), how)) == 0
+    with pytest.raises(ValueError, match="unknown"):
+        normalize(np.array([1.0]), "softmax")
+
+
+def test_convex_combination_weighs_normalised_scores() -> None:
+    items = np.array([5, 3, 9])
+    vector, keyword = np.array([0.9, 0.5, 0.1]), np.array([0.0, 10.0, 5.0])
+    # minmax: vector -> 1, .5, 0; keyword -> 0, 1, .5
+    fused = convex_combination(items, vector, keyword, alpha=0.5, how="minmax")
+    assert fused == [(3, 0.75), (5, 0.5), (9, 0.25)]
+    assert [i for i, _ in convex_combination(items, vector, keyword, 1.0)] == [5, 3, 9]
+    assert [i for i, _ in convex_combination(items, vector, keyword, 0.0)] == [3, 9, 5]
+    # Ties are broken by id, so the order is deterministic.
+    tied = convex_combination(np.array([7, 2]), np.array([1.0, 1.0]), np.array([0.0, 0.0]), 0.5)
+    assert [i for i, _ in tied] == [2, 7]
+    with pytest.raises(ValueError, match="alpha"):
+        convex_combination(items, vector, keyword, alpha=1.5)
+    with pytest.raises(ValueError, match="length"):
+        convex_combination(items, vector[:2], keyword, alpha=0.5)
+
+
+def test_convex_fuse_scores_every_candidate_on_both_sides() -> None:
+    """A row found only by the vector side still counts its BM25 score, and vice versa."""
+    vector_all = np.array([0.0, 0.9, 0.8, 0.1])
+    keyword_all = np.array([0.0, 1.0, 9.0, 10.0])
+    fused = fuse(
+        np.array([1]),  # vector top-1: row 1
+        np.array([3]),  # keyword top-1: row 3
+        lambda rows: vector_all[rows],
+        lambda rows: keyword_all[rows],
+        fusion="convex",
+        alpha=0.5,
+        normalization="max",
+    )
+    # Only the union {1, 3} is ranked; row 3's cosine and row 1's BM25 are looked up.
+    assert [row for row, _ in fused] == [3, 1]
+    np.testing.assert_allclose([s for _, s in fused], [0.5 * 0.1 / 0.9 + 0.5, 0.5 + 0.05])
+    with pytest.raises(ValueError, match="fusion"):
+        fuse([1], [2], None, None, fusion="borda")
+
+
+@pytest.mark.parametrize(
+    ("settings", "top"),
+    [
+        (
+            SearchSettings(fusion="convex", alpha=1.0, normalization="max"),
+            "bake bread in a hot oven",
+        ),
+        (
+            SearchSettings(fusion="convex", alpha=0.0, normalization="max"),
+            "reset my password please",
+        ),
+        (SearchSettings(fusion="rrf", alpha=0.9, rrf_k=1), "bake bread in a hot oven"),
+        (SearchSettings(fusion="rrf", alpha=0.1, rrf_k=1), "reset my password please"),
+    ],
+    ids=["convex-vector", "convex-keyword", "rrf-vector", "rrf-keyword"],
+)
+def test_searcher_hybrid_follows_the_fusion_settings(
+    text_project: Path, settings: SearchSettings, top: str
+) -> None:
+    index_dir, store = text_project / "index", text_project / "store.duckdb"
+    vectors = np.load(index_dir / "vectors.npy")
+    oven_row = 4  # the "encoder" maps every query to the oven record's vector
+    searcher = Searcher(index_dir, store, settings, lambda text: vectors[oven_row])
+    hits = searcher.search("password", k=3, mode="hybrid")
+    assert hits[0].prompt == top
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.scores["vector"] is not None and h.scores["keyword"] is not None for h in hits)
+    if settings.fusion == "convex":  # max normalisation: the side with all the weight tops at 1
+        assert hits[0].score == pytest.approx(1.0)
+    searcher.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"fusion": "borda"}, {"normalization": "softmax"}, {"alpha": 1.5}, {"alpha": -0.1}],
+)
+def test_search_settings_reject_bad_fusion(bad: dict) -> None:
+    with pytest.raises(UserInputError, match="search\\."):
+        SearchSettings.from_cfg(bad)
 
 
 def test_searcher_answers_during_rebuild_and_reloads(tmp_path: Path) -> None:

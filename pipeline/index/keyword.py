@@ -142,10 +142,14 @@ class BM25:
         return out
 
     def top(
-        self, query: str, n: int, rows: np.ndarray | None = None
+        self, query: str, n: int, rows: np.ndarray | None = None, scores: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Best `n` document rows (among `rows` when given) with a positive score."""
-        scores = self.scores(query)
+        """Best `n` document rows (among `rows` when given) with a positive score.
+
+        `scores`: `self.scores(query)` when the caller has computed it already.
+        """
+        if scores is None:
+            scores = self.scores(query)
         candidates = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
         return top_rows(scores, candidates, n)
 

@@ -1,4 +1,4 @@
-"""Search the kept records: vector, keyword (BM25) or hybrid (RRF), with pre-filters.
+"""Search the kept records: vector, keyword (BM25) or hybrid (fused), with pre-filters.
 
 `Searcher` holds the loaded index snapshot, the query encoder and a read-only DuckDB
 connection; it is safe to share between threads. `search(...)` is the one-call
@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import UserInputError
 from pipeline.search.filters import Condition, as_conditions
-from pipeline.search.hybrid import reciprocal_rank_fusion
+from pipeline.search.hybrid import FUSIONS, NORMALIZATIONS, fuse
 from pipeline.search.results import SearchResult, to_results
 from pipeline.search.state import IndexState, signature
 
@@ -30,8 +30,11 @@ MAX_K = 1000
 class SearchSettings:
     mode: str = "hybrid"
     k: int = 10
+    fusion: str = "convex"  # convex | rrf: how hybrid fuses the two rankings
+    alpha: float = 0.2  # weight of the vector side (convex, and rrf's ranking weights)
+    normalization: str = "zscore"  # minmax | zscore | max: convex's score scaling
     rrf_k: int = 60  # RRF constant; 60 is the value of the original paper
-    candidates: int = 100  # hits of each ranking that hybrid fuses
+    candidates: int = 200  # hits of each ranking that hybrid fuses
     exact_below: int = 5_000  # filters allowing fewer records are searched exactly
     filtered_ef_max: int = 1024  # cap on the HNSW beam widened for selective filters
     filter_cache: int = 64
@@ -42,6 +45,19 @@ class SearchSettings:
     encode_batch: int = 16  # concurrent queries encoded in one forward pass at most (1: off)
     encode_cache: int = 1024  # recent query vectors kept in memory (0: off)
     encode_threads: int = 1  # ONNX Runtime threads of the query encoder (see conf/search)
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise UserInputError(
+                f"search.fusion={self.fusion!r} is unknown; expected one of {', '.join(FUSIONS)}"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise UserInputError(
+                f"search.normalization={self.normalization!r} is unknown; expected one of "
+                f"{', '.join(NORMALIZATIONS)}"
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UserInputError(f"search.alpha={self.alpha!r}: expected a weight from 0 to 1")
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -252,19 +268,42 @@ class Searcher:
         s = self.settings
         depth = k if mode != "hybrid" else max(k, s.candidates)
         vec_rows = kw_rows = np.zeros(0, np.int64)
+        kw_all = None  # BM25 of every row: computed once, read for candidates and hits
         if mode != "keyword":
             vec_rows, _, _ = state.vector_top(query, depth, rows, s.exact_below, s.filtered_ef_max)
         if mode != "vector":
-            kw_rows, _ = state.keyword_top(text, depth, rows)
+            kw_all = state.bm25.scores(text)
+            kw_rows, _ = state.keyword_top(text, depth, rows, scores=kw_all)
         if mode == "hybrid":
-            fused = reciprocal_rank_fusion([vec_rows, kw_rows], s.rrf_k)[:k]
+            fused = self._fuse(state, query, kw_all, vec_rows, kw_rows)[:k]
         else:
             ranked = vec_rows if mode == "vector" else kw_rows
             fused = [(int(r), 0.0) for r in ranked[:k]]
         hit_rows = np.asarray([r for r, _ in fused], dtype=np.int64)
         vec_scores = state.vector_scores(query, hit_rows) if query is not None else None
-        kw_scores = state.keyword_scores(text, hit_rows) if mode != "vector" else None
+        kw_scores = kw_all[hit_rows] if kw_all is not None else None
         return self._results(state, fused, hit_rows, vec_scores, kw_scores, mode, with_session)
+
+    def _fuse(
+        self,
+        state: IndexState,
+        query: np.ndarray,
+        kw_all: np.ndarray,
+        vec_rows: np.ndarray,
+        kw_rows: np.ndarray,
+    ) -> list[tuple[int, float]]:
+        """Rows best first with their fused score (search.fusion, alpha, normalization)."""
+        s = self.settings
+        return fuse(
+            vec_rows,
+            kw_rows,
+            lambda rows: state.vector_scores(query, rows),
+            lambda rows: kw_all[rows],
+            s.fusion,
+            s.alpha,
+            s.normalization,
+            s.rrf_k,
+        )
 
     def _results(self, state, fused, hit_rows, vec_scores, kw_scores, mode, with_session):
         from pipeline.store.db import snapshot_cursor

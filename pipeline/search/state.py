@@ -195,14 +195,13 @@ class IndexState:
         return bitmap
 
     def keyword_top(
-        self, text: str, n: int, rows: np.ndarray | None
+        self, text: str, n: int, rows: np.ndarray | None, scores: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Best n rows by BM25 (positive scores only), among `rows` when given."""
-        return self.bm25.top(text, n, rows)
+        """Best n rows by BM25 (positive scores only), among `rows` when given.
 
-    def keyword_scores(self, text: str, rows: np.ndarray) -> np.ndarray:
-        """BM25 scores of given rows (for showing both scores on every hybrid hit)."""
-        return self.bm25.scores(text)[rows]
+        `scores`: this query's BM25 of every row when the caller already has it (hybrid).
+        """
+        return self.bm25.top(text, n, rows, scores)
 
     def vector_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of given rows with the query."""
