@@ -9,7 +9,8 @@
    platform's Searcher (DuckDB filter -> pre-filter -> results with metadata).
 2. t0-prompts: the index built by `pipeline index build` under --t0-root (real MiniLM
    embeddings; see README for the subsample), same measurements, plus hybrid quality on
-   derived queries and the cold-start wall time of `python -m pipeline search`.
+   derived queries, fusion tuned on dev records and reported on test records
+   (benchmarks/search_quality.py), and the cold-start wall time of `python -m pipeline search`.
 Results are printed and appended to benchmarks/RESULTS.md.
 """
 
@@ -33,6 +34,8 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from search_quality import hybrid_quality  # noqa: E402
 
 from pipeline.index.build import publish_index  # noqa: E402
 from pipeline.index.factory import IndexSettings  # noqa: E402
@@ -314,69 +317,16 @@ def t0_vectors(t0_root: Path, n_queries: int, work: Path) -> str:
     return "\n\n".join(out)
 
 
-def derived_queries(
-    prompts: list[str], rng: np.random.Generator, n: int, typo_rate: float = 0.0
-) -> list[tuple[int, str]]:
-    """A 16-word window of a prompt with every 4th word dropped (a partial recall), and
-    optionally a typo (two adjacent letters swapped) in a fraction of the words."""
-    out = []
-    for i in rng.permutation(len(prompts)):
-        words = prompts[i].split()
-        if len(words) < 20:
-            continue
-        lo = int(rng.integers(0, len(words) - 16))
-        window = [w for j, w in enumerate(words[lo : lo + 16]) if j % 4 != 3]
-        if typo_rate:
-            window = [_typo(w, rng) if rng.random() < typo_rate else w for w in window]
-        out.append((int(i), " ".join(window)))
-        if len(out) == n:
-            break
-    return out
+def t0_params(t0_root: Path) -> dict:
+    """The t0 project's params.yaml with this repository's `search` section (the code's
+    defaults, not those of the checkout that built the t0 index)."""
+    import yaml
 
-
-def _typo(word: str, rng: np.random.Generator) -> str:
-    if len(word) < 4:
-        return word
-    j = int(rng.integers(1, len(word) - 2))
-    return word[:j] + word[j + 1] + word[j] + word[j + 2 :]
-
-
-def hybrid_quality(t0_root: Path, n_queries: int) -> str:
-    import pyarrow.parquet as pq
-
-    from pipeline.search.api import open_from_config
-
-    records = pq.read_table(
-        t0_root / "data" / "dedup" / "records.parquet", columns=["rid", "prompt"]
-    )
-    rids = records.column("rid").to_pylist()
-    prompts = records.column("prompt").to_pylist()
-    searcher = open_from_config(t0_root)
-    modes = ("vector", "keyword", "hybrid")
-    lines = [
-        f"**Hybrid quality on t0-prompts** ({n_queries} queries per set, derived from kept "
-        "prompts: a 16-word window with every 4th word dropped; the answer is that record. "
-        "`typos`: the same with two letters swapped in 40% of the words)",
-        "",
-        "| query set | vector recall@10 | keyword recall@10 | hybrid recall@10 | "
-        "p50 ms vector / keyword / hybrid (incl. query encoding) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, typo_rate in (("windows", 0.0), ("windows + typos", 0.4)):
-        queries = derived_queries(prompts, np.random.default_rng(13), n_queries, typo_rate)
-        hits = dict.fromkeys(modes, 0)
-        times: dict[str, list[float]] = {m: [] for m in modes}
-        for i, text in queries:
-            for mode in modes:
-                start = time.perf_counter()
-                found = {h.rid for h in searcher.search(text, k=K, mode=mode)}
-                times[mode].append(time.perf_counter() - start)
-                hits[mode] += rids[i] in found
-        recall = " | ".join(f"{hits[m] / len(queries):.3f}" for m in modes)
-        lat = " / ".join(f"{pct(times[m], 50):.1f}" for m in modes)
-        lines.append(f"| {name} | {recall} | {lat} |")
-    searcher.close()
-    return "\n".join(lines)
+    params = yaml.safe_load((t0_root / "params.yaml").read_text(encoding="utf-8"))
+    search = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["search"]
+    if "encode_cache" in search:
+        search["encode_cache"] = 0  # each query pays its own encoding in the latencies
+    return {**params, "search": search}
 
 
 def cold_start(t0_root: Path, runs: int = 5) -> str:
@@ -440,7 +390,7 @@ def main() -> None:
             (work / "t0").mkdir()
             for part in (
                 t0_vectors(args.t0_root, args.queries, work / "t0"),
-                hybrid_quality(args.t0_root, args.queries),
+                hybrid_quality(args.t0_root, args.queries, t0_params(args.t0_root)),
                 cold_start(args.t0_root),
             ):
                 print(part, flush=True)
