@@ -37,6 +37,9 @@ CHUNK = 25_000
 # the sets of candidate documents only, trading some time for memory.
 KEEP_CHARS = 150_000_000
 
+# Documents fetched per call when texts come from disk: bounds the texts held at once.
+FETCH_CHUNK = 4_096
+
 Fetch = Callable[[np.ndarray], Sequence[str]]  # texts of the given document indices
 
 
@@ -100,14 +103,14 @@ def _threads(workers: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-def _batches(n: int, progress: bool, desc: str) -> Iterator[tuple[int, int]]:
-    starts = range(0, n, CHUNK)
+def _batches(n: int, progress: bool, desc: str, chunk: int = CHUNK) -> Iterator[tuple[int, int]]:
+    starts = range(0, n, chunk)
     if progress:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=desc, unit="batch", file=sys.stderr, leave=False)
     for start in starts:
-        yield start, min(start + CHUNK, n)
+        yield start, min(start + chunk, n)
 
 
 def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +184,7 @@ def _subset_shingles(
     path = scratch / "shingles.u64"
     lengths = []
     with path.open("wb") as fh:
-        for start, stop in _batches(len(docs), progress, "near-dup: verify"):
+        for start, stop in _batches(len(docs), progress, "near-dup: verify", FETCH_CHUNK):
             texts = fetch(docs[start:stop])
             values, offsets = shingle_sets(texts, settings.shingle, settings.ngram, settings.seed)
             fh.write(values.tobytes())

@@ -47,6 +47,9 @@ from pipeline.record import Record
 from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
 
 _TEXT_FIELDS = ("prompt", "response", "label", "user_id", "session_id", "parent_id", "source")
+# A batch is also flushed at this many characters of prompt + response, so long texts
+# do not make a batch of `batch_records` records large.
+BATCH_CHARS = 16_000_000
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
@@ -153,7 +156,7 @@ def _progress(items: Any, desc: str) -> Any:
 
 def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     """Deduplicate `cfg.data` into the store and records.parquet under `root`; return the report."""
-    from pipeline.store.staging import Staging, write_records_parquet
+    from pipeline.store.staging import Staging
 
     root = Path(root)
     s = DedupSettings.from_cfg(cfg)
@@ -203,7 +206,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
                 }  # fmt: skip
                 with timer("write"):
                     staging.write_store(tmp / s.store_name, decisions, meta)
-                    write_records_parquet(tmp / s.store_name, tmp / s.records_name)
+                    rows_per_group = _rows_per_group(stream.chars, stream.n)
+                    staging.write_records_parquet(tmp / s.records_name, rows_per_group)
             finally:
                 staging.close()
                 shutil.rmtree(work, ignore_errors=True)
@@ -258,6 +262,8 @@ class _Stream:
     hashes: list[np.ndarray] = field(default_factory=list)
     policy: list[list[np.ndarray]] = field(default_factory=list)
     batch: list[Record] = field(default_factory=list)
+    batch_chars: int = 0
+    chars: int = 0  # prompt + response characters staged
     rejections: list[Rejection] = field(default_factory=list)
     prefs: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     erased_ids: dict[int, str] = field(default_factory=dict)
@@ -304,7 +310,10 @@ class _Stream:
         if self.s.fill_quality:
             self.from_feedback += _fill_quality([record], self.feedback)
         self.batch.append(record)
-        if len(self.batch) >= self.s.batch_records:
+        chars = len(record.prompt) + len(record.response or "")
+        self.batch_chars += chars
+        self.chars += chars
+        if len(self.batch) >= self.s.batch_records or self.batch_chars >= BATCH_CHARS:
             self._flush()
 
     def _reject(self, rejection: Rejection) -> None:
@@ -319,7 +328,7 @@ class _Stream:
         return pending or self.erased_ids.get(rid) or self.staging.first_id(rid)
 
     def _flush(self) -> None:
-        batch, self.batch = self.batch, []
+        batch, self.batch, self.batch_chars = self.batch, [], 0
         if not batch:
             return
         begin = time.perf_counter()
@@ -368,6 +377,11 @@ class _Stream:
 def _remove_stale_tmp(dedup_dir: Path) -> None:
     for stale in dedup_dir.parent.glob(f".{dedup_dir.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _rows_per_group(chars: int, n: int) -> int:
+    """Parquet rows per group (and per batch in memory): ~BATCH_CHARS of text, 1k-64k rows."""
+    return max(1_024, min(65_536, BATCH_CHARS * max(n, 1) // max(chars, 1)))
 
 
 def _stack(parts: list[np.ndarray], empty_shape: tuple[int, int]) -> np.ndarray:

@@ -13,12 +13,13 @@ from pipeline.errors import NotFoundError
 
 
 def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | None]]:
-    """rid, prompt and response of every kept record, from records.parquet."""
+    """rid, prompt and response of every kept record, from records.parquet, in rid order."""
     import pyarrow.parquet as pq
 
     if not records_path.exists():
         raise NotFoundError(f"{records_path}: no kept records yet; run `pipeline dedup` first")
     table = pq.read_table(records_path, columns=["rid", "prompt", "response"])
+    table = table.sort_by("rid")  # records.parquet is in input order; the index is in rid order
     return (
         table.column("rid").to_numpy().astype(np.int64),
         table.column("prompt").to_pylist(),

@@ -2,10 +2,16 @@
 
 The stage appends Arrow batches of redacted records (with a dense input index `idx`),
 rejections, preferences and PII counts as it reads, so its own memory holds one batch and
-a few fixed-size numbers per record. Exact and near-duplicate decisions come back as an
-Arrow table of (idx, of_idx, method, similarity); `write_store` then builds the published
-store by SQL (DuckDB sorts and spills to disk within `memory_limit`), and
-`write_records_parquet` streams the kept records out of it in rid order.
+a few fixed-size numbers per record. The scratch database is an in-memory DuckDB that
+evicts to a temporary directory beyond `memory_limit` (no compression work, unlike a file).
+Exact and near-duplicate decisions come back as an Arrow table of (idx, of_idx, method,
+similarity); `write_store` builds the published store by SQL, and `write_records_parquet`
+streams the kept records out of it.
+
+Every table keeps input order: DuckDB preserves insertion order through scans and joins
+whose streaming side is the staged table, so no statement sorts the wide rows (a sort of
+long texts needs memory DuckDB cannot always spill), and the same input gives the same
+rows in the same order.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import pyarrow.parquet as pq
 
 from pipeline.dedup.tables import PII_SCHEMA, PREFERENCE_SCHEMA, REJECTED_SCHEMA
 from pipeline.record import RECORD_SCHEMA
-from pipeline.store.db import connect
 from pipeline.store.schema import DDL
 
 STAGED_SCHEMA = RECORD_SCHEMA.append(pa.field("idx", pa.int64()))
@@ -34,32 +39,23 @@ _SCHEMAS = {
     "preferences": PREFERENCE_SCHEMA,
     "pii_redactions": PII_SCHEMA,
 }
-# Each published table's order, so the same input gives the same rows in the same order.
-_ORDER = {
-    "records": "rid",
-    "duplicates": "rid",
-    "rejected": "file, line, reason, coalesce(record_id, '')",
-    "preferences": "record_id, chosen, rejected, source NULLS FIRST",
-    "pii_redactions": "record_id, field, pii_type, count",
-}
-PARQUET_ROW_GROUP = 65_536
 
 
 def _configure(con: duckdb.DuckDBPyConnection, memory_limit: str, scratch: Path) -> None:
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET memory_limit = '{memory_limit}'")  # checked by the stage's settings
     con.execute(f"SET temp_directory = '{scratch.as_posix().replace(chr(39), chr(39) * 2)}'")
 
 
 class Staging:
-    """A scratch DuckDB file under `directory`, removed by the caller with the directory."""
+    """A scratch in-memory DuckDB spilling under `directory` (the caller removes it)."""
 
     def __init__(self, directory: Path, memory_limit: str = "1GB") -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.memory_limit = memory_limit
-        self.path = self.directory / "staging.duckdb"
-        self.con = connect(self.path, read_only=False)
+        self.con = duckdb.connect()
         _configure(self.con, memory_limit, self.directory / "spill")
         for name, schema in _SCHEMAS.items():
             self.con.register("empty", schema.empty_table())
@@ -82,18 +78,17 @@ class Staging:
         return None if row is None else row[0]
 
     def texts(self, idx: np.ndarray, fields: tuple[str, ...]) -> list[tuple[str | None, ...]]:
-        """The `fields` of the staged records `idx` (one bounded batch), in ascending idx."""
+        """The `fields` of the staged records `idx` (one bounded batch), in the order of `idx`."""
         self.con.register("wanted", pa.table({"idx": pa.array(idx, pa.int64())}))
         try:
             columns = ", ".join(f"s.{f}" for f in fields)
-            return self.con.execute(
-                f"SELECT {columns} FROM staged s SEMI JOIN wanted w ON s.idx = w.idx ORDER BY s.idx"
+            rows = self.con.execute(
+                f"SELECT s.idx, {columns} FROM staged s SEMI JOIN wanted w ON s.idx = w.idx"
             ).fetchall()
         finally:
             self.con.unregister("wanted")
-
-    def count(self, name: str) -> int:
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        by_idx = {row[0]: row[1:] for row in rows}
+        return [by_idx[i] for i in idx.tolist()]
 
     def write_store(self, path: Path, decisions: pa.Table, meta: Mapping[str, str]) -> None:
         """Create the published store at `path` from the staged tables and the decisions."""
@@ -111,58 +106,46 @@ class Staging:
             con.execute("USE store")
             for statement in DDL:
                 con.execute(statement)
-            records = ", ".join(RECORD_SCHEMA.names)
-            staged = ", ".join(f"s.{name}" for name in RECORD_SCHEMA.names)
+            records = ", ".join(f"s.{name}" for name in RECORD_SCHEMA.names)
             con.execute(
-                f"INSERT INTO records SELECT {records} FROM staging.staged s "
-                "ANTI JOIN staging.decisions d ON s.idx = d.idx ORDER BY s.rid"
+                f"INSERT INTO records SELECT {records} FROM memory.staged s "
+                "ANTI JOIN memory.decisions d ON s.idx = d.idx"
+            )
+            # The records duplicates point at: a few per cluster, a small join side.
+            con.execute(
+                "CREATE TEMP TABLE targets AS SELECT s.idx, s.id, s.rid FROM memory.staged s "
+                "SEMI JOIN memory.decisions d ON s.idx = d.of_idx"
             )
             con.execute(
-                f"INSERT INTO duplicates SELECT {staged}, o.id, o.rid, d.method, d.similarity "
-                "FROM staging.decisions d JOIN staging.staged s ON s.idx = d.idx "
-                "JOIN staging.staged o ON o.idx = d.of_idx ORDER BY s.rid"
+                f"INSERT INTO duplicates SELECT {records}, o.id, o.rid, d.method, d.similarity "
+                "FROM memory.staged s JOIN memory.decisions d ON s.idx = d.idx "
+                "JOIN targets o ON o.idx = d.of_idx"
             )
+            con.execute("DROP TABLE targets")
             for name in ("rejected", "preferences", "pii_redactions"):
-                con.execute(
-                    f"INSERT INTO {name} SELECT * FROM staging.{name} ORDER BY {_ORDER[name]}"
-                )
-            con.execute("INSERT INTO meta SELECT key, value FROM staging.meta_rows ORDER BY key")
+                con.execute(f"INSERT INTO {name} SELECT * FROM memory.{name}")
+            con.execute("INSERT INTO meta SELECT key, value FROM memory.meta_rows")
             con.execute("CHECKPOINT store")
         finally:
-            con.execute("USE staging")
+            con.execute("USE memory")
             con.execute("DETACH store")
 
-    def close(self) -> None:
-        self.con.close()
-
-
-def write_records_parquet(store_path: Path, out: Path) -> None:
-    """Stream the store's kept records, in rid order, into Parquet with fixed settings."""
-    con = connect(store_path, read_only=True)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        names = ", ".join(RECORD_SCHEMA.names)
-        reader = con.sql(f"SELECT {names} FROM records ORDER BY rid").to_arrow_reader(
-            PARQUET_ROW_GROUP
-        )
+    def write_records_parquet(self, out: Path, rows_per_group: int) -> None:
+        """Stream the kept records (after `write_store`), in input order, into Parquet with
+        fixed settings: one row group per `rows_per_group` rows, the caller sizes it to
+        bound memory. Read from the uncompressed scratch tables, not the store: scanning
+        a compressed row group of long texts pins more memory than DuckDB's limit allows."""
+        self.con.execute("SET threads = 1")  # one ordered scan: no reorder buffers to hold
+        names = ", ".join(f"s.{name}" for name in RECORD_SCHEMA.names)
+        reader = self.con.sql(
+            f"SELECT {names} FROM staged s ANTI JOIN decisions d ON s.idx = d.idx"
+        ).to_arrow_reader(rows_per_group)
         with pq.ParquetWriter(
             out, RECORD_SCHEMA, compression="zstd", compression_level=3,
             write_statistics=True, use_dictionary=True,
         ) as writer:  # fmt: skip
-            pending: list[pa.RecordBatch] = []
-            size = 0
-            for batch in reader:
-                pending.append(batch)
-                size += batch.num_rows
-                if size >= PARQUET_ROW_GROUP:
-                    _write_groups(writer, pending)
-                    pending, size = [], 0
-            _write_groups(writer, pending)
-    finally:
-        con.close()
+            for batch in reader:  # one row group per batch: memory holds one batch
+                writer.write_table(pa.Table.from_batches([batch]).cast(RECORD_SCHEMA))
 
-
-def _write_groups(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
-    if batches:
-        table = pa.Table.from_batches(batches).cast(RECORD_SCHEMA)
-        writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+    def close(self) -> None:
+        self.con.close()
