@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import pickle
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -148,11 +149,13 @@ def run_rensa_bulk(texts: list[str]) -> dict[str, Any]:
     return {"seconds": [seconds], "cpu": [cpu], "flags": np.asarray(flags, bool)}
 
 
-def run_stage(tmp: str) -> dict[str, Any]:
+def run_stage(
+    tmp: str, overrides: tuple[str, ...] = ("data=t0_prompts", f"data.path={T0}")
+) -> dict[str, Any]:
     from pipeline.config import compose
     from pipeline.stages.dedup import run
 
-    cfg = compose(["data=t0_prompts", f"data.path={T0}", f"tracking.uri=sqlite:///{tmp}/mlflow.db"])
+    cfg = compose([*overrides, f"tracking.uri=sqlite:///{tmp}/mlflow.db"])
     start, cpu_start = time.perf_counter(), time.process_time()
     report = run(cfg, Path(tmp))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -169,7 +172,7 @@ RUNNERS = {
 
 def _child(kind: str, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if kind == "stage":
-        out = run_stage(path)
+        out = run_stage(path, **kwargs)
         out["rss_loaded_mb"] = 0.0
     else:
         with open(path, "rb") as fh:
@@ -306,6 +309,8 @@ def bench_planted(
         f"base: {'; '.join(by_target)}. (A variant below {THRESHOLD} can join its base "
         f"through another variant.)"
     )
+    if not args.skip_stage:
+        bench_planted_stage(tmp, texts, rows)
     slice_n = min(args.rensa_slice, n)
     sub = texts[:slice_n]
     del texts, truth
@@ -322,6 +327,35 @@ def bench_planted(
                  f"{n / rate / 60:.1f} min"])  # fmt: skip
 
 
+def bench_planted_stage(tmp: Path, texts: list[str], rows: list[list[str]]) -> None:
+    """The whole dedup stage on the planted set, written as one JSONL file of prompts."""
+    stage_dir = tmp / "planted_stage"
+    raw = stage_dir / "raw"
+    raw.mkdir(parents=True)
+    with (raw / "planted.jsonl").open("w", encoding="utf-8") as fh:
+        for i, text in enumerate(texts):
+            fh.write(json.dumps({"id": f"p{i}", "prompt": text}) + "\n")
+    size_mb = (raw / "planted.jsonl").stat().st_size / 2**20
+    out = in_child("stage", stage_dir, overrides=("data=sample", f"data.path={raw}"))
+    rows.append(stage_row(f"whole dedup stage, planted set ({size_mb:,.0f} MB JSONL)", out))
+    shutil.rmtree(stage_dir, ignore_errors=True)
+
+
+def stage_row(label: str, out: dict[str, Any]) -> list[str]:
+    report = out["report"]
+    n, seconds = report["input_records"], out["seconds"][0]
+    steps = report.get("seconds", {})
+    main_steps = ", ".join(
+        f"{k} {steps[k]:.1f}" for k in ("read", "pii", "minhash", "stage", "near", "write")
+        if k in steps
+    )  # fmt: skip
+    return [label, f"{n:,}", f"{n / seconds:,.0f}", cpu_rate(n, out), "-", "-", "-", "-", "-",
+            f"{out['rss_peak_mb']:,.0f}",
+            f"{seconds:.1f} s (s per step: {main_steps}); incl. read, validate, PII, exact, "
+            f"near, DuckDB + Parquet + MLflow; near dups {report['near_duplicates']:,}, "
+            f"exact {report['exact_duplicates']:,}"]  # fmt: skip
+
+
 def bench_stage(tmp: Path, rows: list[list[str]], notes: list[str]) -> None:
     try:
         import pipeline.stages.dedup  # noqa: F401
@@ -331,16 +365,7 @@ def bench_stage(tmp: Path, rows: list[list[str]], notes: list[str]) -> None:
     stage_dir = tmp / "stage"
     stage_dir.mkdir()
     out = in_child("stage", stage_dir)
-    report = out["report"]
-    n, seconds = report["input_records"], out["seconds"][0]
-    near_s = report.get("seconds", {})
-    near_s = near_s.get("near") if isinstance(near_s, dict) else None
-    rows.append(["whole dedup stage (pipeline.stages.dedup.run), t0-prompts", f"{n:,}",
-                 f"{n / seconds:,.0f}", cpu_rate(n, out), "-", "-", "-", "-", "-",
-                 f"{out['rss_peak_mb']:,.0f}",
-                 f"{seconds:.1f} s incl. read, validate, PII, exact, near ({near_s} s), "
-                 f"DuckDB + Parquet + MLflow; near dups {report['near_duplicates']:,}, "
-                 f"exact {report['exact_duplicates']:,}"])  # fmt: skip
+    rows.append(stage_row("whole dedup stage (pipeline.stages.dedup.run), t0-prompts", out))
 
 
 HEADER = ["method", "records", "records/s", "records/CPU-s", "pair recall", "pair precision",

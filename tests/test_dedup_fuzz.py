@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from pipeline.dedup.collect import collect
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.stages.dedup import run
+from pipeline.store.staging import STAGED_SCHEMA
 
 LIMITS = ValidateSettings(max_field_chars=300, max_line_bytes=2000)
 
@@ -87,8 +89,9 @@ def _check_core(root: Path) -> None:
     fields = FieldMap.from_cfg({"name": "fuzz"})
     got = collect(read_dataset(dataset_files(root / "raw"), 2000, stats), fields, LIMITS)
     assert got.input_records == len(got.records) + len(got.rejections)
-    # The Arrow tables the store loads accept whatever survived validation.
-    tables.records_table(got.records)
+    # The Arrow tables the stage stages accept whatever survived validation.
+    columns = {**tables.record_columns(got.records), "idx": list(range(len(got.records)))}
+    pa.table(columns, schema=STAGED_SCHEMA)
     tables.rejected_table(got.rejections)
     for record in got.records:
         record.prompt.encode("utf-8")

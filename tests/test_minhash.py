@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +273,29 @@ def test_recall_on_t0_prompts_against_all_pairs(t0_prompts_path) -> None:
     assert len(truth_pairs) > 1000, len(truth_pairs)  # 1,661 with this sample
     assert found <= truth_pairs
     assert len(found) / len(truth_pairs) >= 0.95
+
+
+def test_keyed_path_from_band_keys_and_fetched_texts_matches(tmp_path: Path) -> None:
+    """The stage's path: band keys made a batch at a time, a subset of rows, candidate texts
+    fetched on demand, shingles memory-mapped from a scratch file: the same clusters."""
+    texts = planted_corpus()
+    settings = NearDupSettings()
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.choice(len(texts), size=len(texts) * 3 // 4, replace=False))
+    priority = rng.permutation(len(rows))
+    keys = np.concatenate([minhash.band_keys_of(texts[i : i + 50], settings)
+                           for i in range(0, len(texts), 50)])  # fmt: skip
+    fetched: list[np.ndarray] = []
+
+    def fetch(idx: np.ndarray) -> list[str]:
+        fetched.append(idx)
+        return [texts[i] for i in idx]
+
+    got = minhash.near_duplicates_keyed(
+        keys, fetch, settings, priority, rows=rows, scratch=tmp_path
+    )
+    want = near_duplicates([texts[i] for i in rows], settings, priority)
+    assert got == want and len(want) > 10
+    asked = np.concatenate(fetched)
+    assert np.all(np.isin(asked, rows)) and len(asked) < len(rows)  # candidates only
+    assert (tmp_path / "shingles.u64").exists()

@@ -1,4 +1,4 @@
-"""Arrow tables of the stage's outcome, sorted so the same inputs give the same bytes."""
+"""Arrow schemas and tables of what the dedup stage stages: records, rejections, preferences."""
 
 from __future__ import annotations
 
@@ -79,33 +79,24 @@ def record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
     }
 
 
-def records_table(records: Sequence[Record]) -> pa.Table:
-    """Kept records in RECORD_SCHEMA, sorted by rid."""
-    ordered = sorted(records, key=lambda r: r.rid)
-    return pa.Table.from_pydict(record_columns(ordered), schema=RECORD_SCHEMA)
-
-
 def rejected_table(rejections: Sequence[Rejection]) -> pa.Table:
-    """Rejected rows sorted by file and line."""
-    ordered = sorted(rejections, key=lambda r: (r.file, r.line, r.reason, r.record_id or ""))
+    """Rejected rows, in input order."""
     names = REJECTED_SCHEMA.names
     return pa.Table.from_pydict(
-        {name: [getattr(r, name) for r in ordered] for name in names}, schema=REJECTED_SCHEMA
+        {name: [getattr(r, name) for r in rejections] for name in names}, schema=REJECTED_SCHEMA
     )
 
 
 def preferences_table(rows: Sequence[tuple[str, str, str, str | None]]) -> pa.Table:
-    """(record_id, chosen, rejected, source) rows sorted by record id."""
-    ordered = sorted(rows)
+    """(record_id, chosen, rejected, source) rows, in input order."""
     return pa.Table.from_pylist(
-        [dict(zip(PREFERENCE_SCHEMA.names, row, strict=True)) for row in ordered],
+        [dict(zip(PREFERENCE_SCHEMA.names, row, strict=True)) for row in rows],
         schema=PREFERENCE_SCHEMA,
     )
 
 
 def pii_table(rows: Sequence[tuple[str, str, str, int]]) -> pa.Table:
-    """(record_id, field, pii_type, count) rows sorted."""
-    ordered = sorted(rows)
+    """(record_id, field, pii_type, count) rows, in input order."""
     return pa.Table.from_pylist(
-        [dict(zip(PII_SCHEMA.names, row, strict=True)) for row in ordered], schema=PII_SCHEMA
+        [dict(zip(PII_SCHEMA.names, row, strict=True)) for row in rows], schema=PII_SCHEMA
     )

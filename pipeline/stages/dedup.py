@@ -182,26 +182,14 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
                 stream = _Stream(s, near, pii_settings, feedback, erasures, staging, timer)
                 rows = _progress(read_dataset(files, s.validate.max_line_bytes, stats), "read")
                 stream.consume(rows, Collector(s.fields, s.validate, transform, stream.first_id))
-                with timer("exact"):
-                    rank = ranks(
-                        [np.concatenate(c) for c in zip(*stream.policy, strict=True)], stream.n
-                    )
-                    removed, of = exact_pairs(_stack(stream.hashes, (0, 2)), rank)
-                with timer("near"):
-                    near_removed, near_of, sims = _near(stream, near, removed, rank, work)
-                decisions = pa.table({
-                    "idx": np.concatenate([removed, near_removed]),
-                    "of_idx": np.concatenate([of, near_of]),
-                    "method": ["exact"] * len(removed) + ["near"] * len(near_removed),
-                    "similarity": np.concatenate([np.ones(len(removed)), sims]),
-                })  # fmt: skip
-                kept = stream.n - len(removed) - len(near_removed)
+                decisions, n_exact, n_near = _decide(stream, near, work, timer)
+                kept = stream.n - n_exact - n_near
                 meta = {
                     "data_hash": digest,
                     "params": params_json,
                     "counts": json.dumps(
                         {"input_records": stream.input_records, "kept": kept,
-                         "duplicates": decisions.num_rows,
+                         "duplicates": n_exact + n_near,
                          "rejected": sum(stream.rejected.values())}, sort_keys=True),
                 }  # fmt: skip
                 with timer("write"):
@@ -219,8 +207,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             "blank_lines": stats.blank,
             "input_records": stream.input_records,
             "rejected": by_reason(stream.rejected),
-            "exact_duplicates": len(removed),
-            "near_duplicates": len(near_removed),
+            "exact_duplicates": n_exact,
+            "near_duplicates": n_near,
             "erased": stream.erased,
             "feedback": {
                 "records_rated": len(feedback),
@@ -429,6 +417,24 @@ def _redact_records(settings: Any, records: list[Record]) -> list[tuple[str, str
                 setattr(record, name, clean)
                 rows.extend((record.id, name, kind, n) for kind, n in counts.items() if n)
     return rows
+
+
+def _decide(stream: _Stream, near: Any, work: Path, timer: Timer) -> tuple[pa.Table, int, int]:
+    """Exact, then near duplicates among the exact survivors, from the numbers the stream
+    kept: a table of (idx, of_idx, method, similarity), and the exact and near counts."""
+    with timer("exact"):
+        columns = [np.concatenate(c) for c in zip(*stream.policy, strict=True)]
+        rank = ranks(columns, stream.n)
+        removed, of = exact_pairs(_stack(stream.hashes, (0, 2)), rank)
+    with timer("near"):
+        near_removed, near_of, sims = _near(stream, near, removed, rank, work)
+    decisions = pa.table({
+        "idx": np.concatenate([removed, near_removed]),
+        "of_idx": np.concatenate([of, near_of]),
+        "method": ["exact"] * len(removed) + ["near"] * len(near_removed),
+        "similarity": np.concatenate([np.ones(len(removed)), sims]),
+    })  # fmt: skip
+    return decisions, len(removed), len(near_removed)
 
 
 def _near(

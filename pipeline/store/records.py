@@ -1,43 +1,18 @@
-"""SQL of the dedup store: bulk-load the stage's tables, and read records back for the CLI."""
+"""SQL of the dedup store's readers: stats and records for the CLI (the stage writes it
+through `pipeline.store.staging`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.errors import NotFoundError
 from pipeline.store.db import connect
-from pipeline.store.schema import DDL
 
 TABLES: tuple[str, ...] = ("records", "duplicates", "rejected", "preferences", "pii_redactions")
-
-
-def write_store(path: Path, tables: Mapping[str, pa.Table], meta: Mapping[str, str]) -> None:
-    """Create a new store file at `path` and bulk-load each table from Arrow (sorted by caller)."""
-    con = connect(path, read_only=False)
-    try:
-        for statement in DDL:
-            con.execute(statement)
-        for name in TABLES:
-            table = tables.get(name)
-            if table is None or table.num_rows == 0:
-                continue
-            con.register("incoming", table)
-            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")
-            con.unregister("incoming")
-        rows = sorted(meta.items())
-        meta_table = pa.table({"key": [k for k, _ in rows], "value": [v for _, v in rows]})
-        con.register("incoming", meta_table)
-        con.execute("INSERT INTO meta BY NAME SELECT * FROM incoming")
-        con.unregister("incoming")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
