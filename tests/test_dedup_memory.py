@@ -79,5 +79,6 @@ def test_peak_memory_grows_with_records_not_text(tmp_path: Path) -> None:
     (small_bytes, small_peak), (large_bytes, large_peak) = runs["small"], runs["large"]
     extra_text_mb = (large_bytes - small_bytes) / 2**20  # ~110 MB
     growth_mb = large_peak - small_peak
+    print(f"text +{extra_text_mb:.0f} MB -> peak RSS {small_peak:.0f} -> {large_peak:.0f} MB")
     # Holding the texts would grow the peak by >= extra_text_mb (x2 with the Arrow copy).
     assert growth_mb < 0.5 * extra_text_mb, (runs, growth_mb, extra_text_mb)
