@@ -253,6 +253,7 @@ class _Stream:
     batch_chars: int = 0
     chars: int = 0  # prompt + response characters staged
     rejections: list[Rejection] = field(default_factory=list)
+    side_chars: int = 0  # raw characters of the buffered rejections
     prefs: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     erased_ids: dict[int, str] = field(default_factory=dict)
     bands: Any = None  # open file of band keys, (n, bands) uint64 row-major
@@ -307,7 +308,8 @@ class _Stream:
     def _reject(self, rejection: Rejection) -> None:
         self.rejected[rejection.reason] += 1
         self.rejections.append(rejection)
-        if len(self.rejections) >= self.s.batch_records:
+        self.side_chars += len(rejection.raw)  # up to 100k characters each
+        if len(self.rejections) >= self.s.batch_records or self.side_chars >= BATCH_CHARS:
             self._flush_side()
 
     def first_id(self, rid: int) -> str | None:
@@ -348,7 +350,7 @@ class _Stream:
 
     def _flush_side(self) -> None:
         """Stage the buffered rejections (their raw text redacted too) and preferences."""
-        rejections, self.rejections = self.rejections, []
+        rejections, self.rejections, self.side_chars = self.rejections, [], 0
         if self.pii_settings is not None:
             from pipeline.dedup.pii import redact
 
