@@ -11,9 +11,9 @@
    of short queries made from held-out t0 prompts; bounded by --requests and --max-seconds.
    Every request of the run sends a query no other request sends, so the service's query
    vector cache cannot help (the headline); one phase repeats 100 queries to show the cache.
-4. Before/after, same run: a second server with query micro-batching and the cache off
-   (search.encode_batch=1, encode_cache=0: each request encodes in its own thread) takes
-   the same vector load, in rounds alternating with the first server's.
+4. Batching on/off, same run: a second server with query micro-batching flipped
+   (search.encode_batch 1 <-> 16) and the cache off takes the same vector load, in rounds
+   alternating with the first server's.
 5. The same vector load while the index is rebuilt and republished --republish times.
 6. Reference, same run: other queries through the in-process `Searcher` (what a user
    embedding the library would call): the ratio is the cost of HTTP, auth and the query log.
@@ -136,14 +136,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(params: Path, port: int) -> subprocess.Popen:
+def start_server(params: Path, port: int, workers: int = 1) -> subprocess.Popen:
     """`pipeline serve` on loopback; returns once /health says ok."""
     import httpx
 
     log = open(params.with_suffix(".log"), "w")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "serve", "--params", str(params),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 180
@@ -221,13 +221,25 @@ def summarise(latencies: list[float], errors: list[str], seconds: float) -> dict
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux), NaN where /proc is absent."""
+def _stat(pid: int | str) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (uvicorn's workers), on
+    Linux; NaN where /proc is absent."""
+    fields = _stat(pid)
+    if fields is None:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = int(fields[11]) + int(fields[12])
+    for entry in Path("/proc").iterdir():
+        child = _stat(entry.name) if entry.name.isdigit() else None
+        if child is not None and int(child[1]) == pid:  # field 4: the parent's pid
+            total += int(child[11]) + int(child[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def merge(parts: list[dict]) -> dict:
@@ -326,20 +338,26 @@ def main() -> int:
             OmegaConf.update(cfg, name, OmegaConf.create(f"v: {value}").v, merge=False)
         params = work / "params.yaml"
         params.write_text(to_yaml(cfg), encoding="utf-8")
-        unbatched = copy.deepcopy(cfg)
-        unbatched.search.encode_batch, unbatched.search.encode_cache = 1, 0
-        params_off = work / "params-unbatched.yaml"
-        params_off.write_text(to_yaml(unbatched), encoding="utf-8")
+        # The comparison server flips micro-batching (1 <-> 16) and has no cache.
+        other_batch = 1 if int(cfg.search.encode_batch) > 1 else 16
+        other = copy.deepcopy(cfg)
+        other.search.encode_batch, other.search.encode_cache = other_batch, 0
+        other_name = f"vector, encode_batch={other_batch}, cache off"
+        params_off = work / "params-other.yaml"
+        params_off.write_text(to_yaml(other), encoding="utf-8")
         key, _ = create_key(cfg.paths.service_db, "reader", "bench")
         port, port_off = free_port(), free_port()
         started = time.perf_counter()
-        procs.append(start_server(params, port))
+        procs.append(start_server(params, port, int(cfg.serve.workers)))
         startup = time.perf_counter() - started
-        procs.append(start_server(params_off, port_off))
+        procs.append(start_server(params_off, port_off, int(cfg.serve.workers)))
         url, url_off = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port_off}"
         on, off = procs  # the servers, for their CPU time
-        for warm in (url, url_off):  # loads the query encoders (20 more distinct queries)
-            load(warm, key, pool.take(20), "vector", 2, 20, 60)
+        # Warm both servers under the full concurrency (encoder, DuckDB and page caches):
+        # without it the first measured round of whichever server comes first carries the
+        # cold start into its p99.
+        for warm in (url, url_off):
+            load(warm, key, pool.take(100), "vector", args.clients, 100, 60)
         phases = {}
         # One client: the service time of a request with no queueing behind others.
         phases["vector, 1 client"] = load(
@@ -357,7 +375,7 @@ def main() -> int:
                     load(server, key, pool.take(n // AB_ROUNDS), "vector", *share, process[server])
                 )
         phases["vector"] = merge(rounds[url])
-        phases["vector, batching and cache off"] = merge(rounds[url_off])
+        phases[other_name] = merge(rounds[url_off])
         phases["vector, 100 repeated queries (cache)"] = load(
             url, key, pool.take(100), "vector", *budget, on
         )
@@ -388,7 +406,8 @@ def main() -> int:
     lines.append(f"| in-process Searcher, vector (reference) | {ref['requests']} | 0 | "
                  f"{ref['rps']:.1f} | {ref['p50']:.1f} | {ref['p99']:.1f} | - |")  # fmt: skip
     v = phases["vector"]
-    off = phases["vector, batching and cache off"]
+    o = phases[other_name]
+    batched, unbatched = (o, v) if other_batch > 1 else (v, o)
     single = phases["vector, 1 client"]
     s = cfg.search
     settings = (
@@ -407,12 +426,15 @@ def main() -> int:
         f"{repub['republished']} index republishes during the republish phase, "
         f"{repub['errors']} failed requests.",
         f"Server settings: {settings}{' (--set ' + ' '.join(args.set) + ')' if args.set else ''}"
-        f"; the 'off' server: encode_batch=1, encode_cache=0. Every request sends a query no "
+        f"; the comparison server: encode_batch={other_batch}, encode_cache=0. Every request "
+        f"sends a query no "
         f"other request of the run sends, so the cache cannot help, except the 'repeated' "
         f"phase (100 queries){'; the query pool ran out and wrapped' if pool.wrapped else ''}.",
-        f"Micro-batching, unique queries, {args.clients} clients: p50 {off['p50']:.1f} -> "
-        f"{v['p50']:.1f} ms, p99 {off['p99']:.1f} -> {v['p99']:.1f} ms, req/s {off['rps']:.1f} "
-        f"-> {v['rps']:.1f}, server CPU {off['cpu_ms']:.1f} -> {v['cpu_ms']:.1f} ms per request "
+        f"Micro-batching off -> on (encode_batch 1 -> 16), unique queries, {args.clients} "
+        f"clients: p50 {unbatched['p50']:.1f} -> {batched['p50']:.1f} ms, p99 "
+        f"{unbatched['p99']:.1f} -> {batched['p99']:.1f} ms, req/s {unbatched['rps']:.1f} -> "
+        f"{batched['rps']:.1f}, server CPU {unbatched['cpu_ms']:.1f} -> "
+        f"{batched['cpu_ms']:.1f} ms per request "
         f"({AB_ROUNDS} alternating rounds each); in-process mean batch "
         f"{reference['mean_batch']:.1f} queries.",
         ratio + ".",
