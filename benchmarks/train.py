@@ -345,6 +345,16 @@ def goal(value: float | None, target: str, ok: bool | None) -> str:
     return f"{value:.3f} (goal {target}: {'met' if ok else 'NOT met'})"
 
 
+def _flags(args: argparse.Namespace) -> str:
+    """The command's options, as typed (for the Command line of the report)."""
+    out = " --quick" if args.quick else " --long" if args.long else ""
+    if args.models != MODELS:
+        out += " --models " + " ".join(args.models)
+    if args.splits != ["dataset", "template"]:
+        out += " --splits " + " ".join(args.splits)
+    return out + (" --no-overhead" if args.no_overhead else "")
+
+
 def render(results: dict[str, Any], args: argparse.Namespace, seconds: float) -> str:
     """The RESULTS.md section: setup, the table, goals, overhead."""
     lines = [
@@ -353,7 +363,7 @@ def render(results: dict[str, Any], args: argparse.Namespace, seconds: float) ->
         "",
         f"- Machine: {os.cpu_count()} cores (`nproc`), {platform.machine()}, Python "
         f"{platform.python_version()}; shared with other jobs while it ran.",
-        f"- Command: `.venv/bin/python benchmarks/train.py{' --quick' if args.quick else ''}`"
+        f"- Command: `.venv/bin/python benchmarks/train.py{_flags(args)}`"
         f" ({seconds / 60:.1f} min in total).",
         f"- Data: {results['records']} kept records after the dedup stage (exact + near "
         "duplicates removed from 55,185), label = task (8 classes), text = prompt.",
