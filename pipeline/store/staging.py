@@ -97,10 +97,10 @@ class Staging:
         con.execute("CREATE OR REPLACE TABLE decisions AS SELECT * FROM decided")
         con.unregister("decided")
         rows = sorted(meta.items())
-        con.register("meta_rows", pa.table({"key": [k for k, _ in rows],
-                                            "value": [v for _, v in rows]}))  # fmt: skip
-        con.execute("CREATE OR REPLACE TABLE meta_rows AS SELECT * FROM meta_rows")
-        con.unregister("meta_rows")
+        con.register("incoming", pa.table({"key": [k for k, _ in rows],
+                                           "value": [v for _, v in rows]}))  # fmt: skip
+        con.execute("CREATE OR REPLACE TABLE meta_rows AS SELECT * FROM incoming")
+        con.unregister("incoming")
         con.execute("ATTACH ? AS store", [str(path)])
         try:
             con.execute("USE store")
