@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from pipeline.dedup.shingles import mix64
+from pipeline.dedup.shingles import mix64, sort_unique_run
 
 _S32 = np.uint64(32)
 _BAND_DOMAIN = np.uint64(0x62616E6400000003)
@@ -156,14 +156,7 @@ def sort_unique_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) 
     ends = offsets[1:].copy()
     for k in nb.prange(len(rows)):
         o = offsets[rows[k]]
-        m = offsets[rows[k] + 1] - o
-        values[o : o + m].sort()
-        u = 1
-        for i in range(1, m):
-            if values[o + i] != values[o + u - 1]:
-                values[o + u] = values[o + i]
-                u += 1
-        ends[rows[k]] = o + u
+        ends[rows[k]] = o + sort_unique_run(values, o, offsets[rows[k] + 1] - o)
     return ends
 
 

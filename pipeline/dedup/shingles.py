@@ -35,6 +35,18 @@ def mix64(x: np.uint64) -> np.uint64:
 
 
 @nb.njit(inline="always")
+def sort_unique_run(values: np.ndarray, start: int, length: int) -> int:
+    """Sort values[start : start + length] in place, unique values first; their count."""
+    values[start : start + length].sort()
+    u = 1 if length > 0 else 0
+    for i in range(1, length):
+        if values[start + i] != values[start + u - 1]:
+            values[start + u] = values[start + i]
+            u += 1
+    return u
+
+
+@nb.njit(inline="always")
 def _space_len(buf: np.ndarray, i: int, end: int) -> int:
     """Byte length of the whitespace character at buf[i] (0 if none), as str.split() sees it."""
     b = buf[i]
@@ -141,13 +153,7 @@ def _ngram_sets(
             raw[o] = mix64(h ^ np.uint64(count))
         sizes[d] = m
         if unique:
-            raw[o : o + m].sort()
-            u = 1
-            for i in range(1, m):
-                if raw[o + i] != raw[o + u - 1]:
-                    raw[o + u] = raw[o + i]
-                    u += 1
-            sizes[d] = u
+            sizes[d] = sort_unique_run(raw, o, m)
     if not unique:
         return raw, raw_off
     offsets = np.zeros(n_docs + 1, np.int64)
