@@ -122,17 +122,24 @@ def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     return np.concatenate([values for values, _ in parts]), offsets
 
 
-def band_keys_of(texts: Sequence[str], settings: NearDupSettings) -> np.ndarray:
-    """LSH band keys (len(texts), bands) uint64 of one batch of texts."""
+def _minhash_batch(
+    texts: Sequence[str], settings: NearDupSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Band keys (len(texts), bands) of one batch, and its unsorted shingle CSR."""
     from pipeline.dedup.lsh import band_keys, permutation_params, signatures
     from pipeline.dedup.shingles import shingle_sets
 
     a, b = permutation_params(settings.num_perm, settings.seed)
+    values, offsets = shingle_sets(
+        texts, settings.shingle, settings.ngram, settings.seed, unique=False
+    )
+    return band_keys(signatures(values, offsets, a, b), settings.bands), values, offsets
+
+
+def band_keys_of(texts: Sequence[str], settings: NearDupSettings) -> np.ndarray:
+    """LSH band keys (len(texts), bands) uint64 of one batch of texts."""
     with _threads(settings.workers):
-        values, offsets = shingle_sets(
-            texts, settings.shingle, settings.ngram, settings.seed, unique=False
-        )
-        return band_keys(signatures(values, offsets, a, b), settings.bands)
+        return _minhash_batch(texts, settings)[0]
 
 
 def lsh_band_keys(
@@ -144,18 +151,11 @@ def lsh_band_keys(
     (KEEP_CHARS) keep them, and verification sorts the rows of candidate documents in place;
     large inputs drop them, and verification recomputes candidate documents only.
     """
-    from pipeline.dedup.lsh import band_keys, permutation_params, signatures
-    from pipeline.dedup.shingles import shingle_sets
-
-    a, b = permutation_params(settings.num_perm, settings.seed)
     keys = np.empty((len(texts), settings.bands), np.uint64)
     keep = sum(len(t) for t in texts) <= KEEP_CHARS
     kept: list[tuple[np.ndarray, np.ndarray]] = []
     for start, stop in _batches(len(texts), progress, "near-dup: minhash"):
-        values, offsets = shingle_sets(
-            texts[start:stop], settings.shingle, settings.ngram, settings.seed, unique=False
-        )
-        keys[start:stop] = band_keys(signatures(values, offsets, a, b), settings.bands)
+        keys[start:stop], values, offsets = _minhash_batch(texts[start:stop], settings)
         if keep:
             kept.append((values, offsets))
     return keys, (_concat_csr(kept) if keep else None)
