@@ -27,6 +27,11 @@ def data_hash(files: Sequence[tuple[Path, str]]) -> str:
     return outer.hexdigest()
 
 
+def user_hash(user_id: str) -> str:
+    """The form of a user id kept in data/erasures.txt and the erasure log: sha256 hex."""
+    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()
+
+
 def read_erasures(path: Path) -> frozenset[str]:
     """sha256 hex digests of erased user ids; an absent file erases nobody."""
     if not path.exists():

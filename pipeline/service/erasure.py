@@ -7,7 +7,6 @@ run) still completes the erasure. Every file is replaced by rename, never edited
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,10 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_path
-from pipeline.io.files import read_erasures
+from pipeline.io.files import read_erasures, user_hash
 from pipeline.service.settings import ServicePaths
 from pipeline.store import service as db
 from pipeline.store.erasure import StoreErasure, copy_without_user, user_rids
-
-
-def user_hash(user_id: str) -> str:
-    """The form of a user id kept in data/erasures.txt and the erasure log."""
-    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()
 
 
 def add_to_erasure_list(path: str | Path, digest: str) -> bool:

@@ -12,7 +12,6 @@ temporary directory and published by rename, under a lock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -40,7 +39,7 @@ from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
-from pipeline.io.files import data_hash, read_erasures, read_feedback_scores
+from pipeline.io.files import data_hash, read_erasures, read_feedback_scores, user_hash
 from pipeline.io.lock import exclusive
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.record import Record
@@ -288,11 +287,7 @@ class _Stream:
 
     def _record(self, record: Record) -> None:
         user = record.user_id
-        if (
-            user is not None
-            and self.erasures
-            and (hashlib.sha256(user.encode("utf-8")).hexdigest() in self.erasures)
-        ):
+        if user is not None and self.erasures and user_hash(user) in self.erasures:
             self.erased += 1
             self.erased_ids.setdefault(record.rid, record.id)
             return
