@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pipeline.embed.locks import file_lock
 from pipeline.embed.models import model_dir
 from pipeline.embed.onnx_paths import (
     FLOAT_FILE,
@@ -26,6 +25,7 @@ from pipeline.embed.onnx_paths import (
     onnx_dir,
 )
 from pipeline.io.atomic import atomic_dir
+from pipeline.io.lock import exclusive
 
 OPSET = 17
 
@@ -37,7 +37,7 @@ def ensure_onnx(model: str, cache_dir: str | Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Two stages starting together would both spend ~10 s exporting; one waits instead.
-    with file_lock(target.parent / f".{target.name}.lock"):
+    with exclusive(target.parent / f".{target.name}.lock", "onnx export", wait=None):
         if not is_exported(target):
             with atomic_dir(target) as tmp:
                 _export(model, tmp)
