@@ -166,8 +166,9 @@ def _encode(
 
     def flush() -> None:
         if cache is not None and keys is not None and pending:
-            rows = np.concatenate([p for p, _ in pending])
-            cache.add(keys[todo[rows]], np.concatenate([v for _, v in pending]))
+            rows = todo[np.concatenate([p for p, _ in pending])]
+            # The texts let the cache drop any erased meanwhile (its tombstones).
+            cache.add(keys[rows], np.concatenate([v for _, v in pending]), [texts[i] for i in rows])
         pending.clear()
 
     def on_batch(positions: np.ndarray, batch: np.ndarray) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.errors import BusyError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
 from pipeline.index.keyword import build_terms, save_terms
 from pipeline.index.manifest import (
@@ -83,25 +79,6 @@ def write_index_dir(
     return manifest
 
 
-@contextmanager
-def writer_lock(index_dir: str | Path) -> Iterator[None]:
-    """One writer at a time (build or erase); readers never need the lock."""
-    index_dir = Path(index_dir)
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = index_dir.parent / f".{index_dir.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BusyError(
-                f"{index_dir}: another build or erasure is writing this index; try again"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def publish_index(
     index_dir: str | Path,
     rids: np.ndarray,
@@ -111,6 +88,9 @@ def publish_index(
     encoder: dict[str, Any],
     source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build into a temporary sibling and swap it in: readers see the old or the new index."""
-    with writer_lock(index_dir), atomic_dir(index_dir) as tmp:
+    """Build into a temporary sibling and swap it in: readers see the old or the new index.
+
+    The caller holds the writer lock over the published data (pipeline/service/writer.py).
+    """
+    with atomic_dir(index_dir) as tmp:
         return write_index_dir(tmp, rids, vectors, texts, settings, encoder, source)

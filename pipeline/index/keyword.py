@@ -93,13 +93,20 @@ def load_terms(directory: Path) -> TermMatrix:
 
 
 def drop_rows(terms: TermMatrix, keep: np.ndarray) -> TermMatrix:
-    """The term matrix without the rows where `keep` is False (erasure)."""
+    """The term matrix without the rows where `keep` is False (erasure).
+
+    Terms no remaining row holds leave the vocabulary too: a word only an erased user wrote
+    must not survive in vocab.txt. The result equals `build_terms` over the remaining texts
+    (same sorted vocabulary, same counts), without needing the texts.
+    """
     from scipy.sparse import csc_matrix
 
     matrix = csc_matrix(
         (terms.data, terms.indices, terms.indptr), shape=(terms.n_docs, len(terms.vocab))
     )
     kept = matrix[np.flatnonzero(keep)].tocsc()
+    used = np.flatnonzero(np.diff(kept.indptr) > 0)
+    kept = kept[:, used].tocsc()
     kept.sort_indices()
     return TermMatrix(
         data=kept.data.astype(np.int32),
@@ -107,7 +114,7 @@ def drop_rows(terms: TermMatrix, keep: np.ndarray) -> TermMatrix:
         indptr=kept.indptr.astype(np.int64),
         doclen=terms.doclen[keep],
         rids=terms.rids[keep],
-        vocab=terms.vocab,
+        vocab=[terms.vocab[j] for j in used],
     )
 
 
