@@ -142,8 +142,9 @@ def test_rerun_is_byte_identical(tmp_path: Path, mlflow_uri: str) -> None:
 def test_second_writer_gets_busy_error(tmp_path: Path, mlflow_uri: str) -> None:
     write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
     cfg = make_cfg(tmp_path, tmp_path / "raw", mlflow_uri)
-    with exclusive(tmp_path / "data" / ".dedup.lock", "test"):
-        with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
+    # One lock over the published data: a running index build (or erase) blocks dedup too.
+    with exclusive(tmp_path / "data" / ".writer.lock", "pipeline index build"):
+        with pytest.raises(BusyError, match=f"`pipeline index build` \\(pid {os.getpid()}\\)"):
             run(cfg, tmp_path)
         proc = subprocess.run(
             [sys.executable, "-m", "pipeline", "dedup", "--root", str(tmp_path)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -343,10 +344,16 @@ def test_cli_verify_fails_on_a_gap(cli_project: Path, capsys: pytest.CaptureFixt
     assert out.startswith("problem: 1 vector id(s) are not kept records")
 
 
-def test_second_writer_is_busy(cli_project: Path) -> None:
-    from pipeline.errors import BusyError
-    from pipeline.index import erase_rids
-    from pipeline.index.build import writer_lock
+def test_second_index_build_is_busy_before_reading_anything(
+    cli_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The writer lock comes first: with the kept records gone, a build that read (or
+    embedded) before locking would fail with "no kept records" (exit 3), not exit 4."""
+    from pipeline.io.lock import exclusive
 
-    with writer_lock(cli_project / "index"), pytest.raises(BusyError, match="another build"):
-        erase_rids(cli_project / "index", {1})
+    (cli_project / "data" / "dedup" / "records.parquet").unlink(missing_ok=True)
+    with exclusive(cli_project / "data" / ".writer.lock", "pipeline dedup"):
+        code = main(["index", "build", "--root", str(cli_project)])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert f"`pipeline dedup` (pid {os.getpid()})" in err and "no kept records" not in err

@@ -105,7 +105,7 @@ def build_store(root: Path, extra: bool = False) -> ServiceConfig:
     )
     con.execute("INSERT INTO pii_redactions VALUES ('a2', 'prompt', 'email', 1)")
     con.execute(
-        """INSERT INTO rejected VALUES
+        """INSERT INTO rejected (file, line, reason, detail, record_id, raw) VALUES
            ('raw.jsonl', 50, 'empty_prompt', 'prompt is empty', 'z',
             '{"user_id": "alice", "prompt": ""}'),
            ('raw.jsonl', 51, 'invalid_json', 'bad json', NULL, '{oops')"""
@@ -119,18 +119,16 @@ def build_store(root: Path, extra: bool = False) -> ServiceConfig:
 
 def write_params(config: ServiceConfig, root: Path) -> Path:
     """A params.yaml with the sections the service commands read, pointing into root."""
+    from dataclasses import fields
+
     import yaml
 
-    paths = {
-        "store": str(config.paths.store),
-        "records": str(config.paths.records),
-        "erasures": str(config.paths.erasures),
-        "index_dir": str(config.paths.index_dir),
-        "service_db": str(config.paths.service_db),
-        "embed_cache": str(config.paths.embed_cache),
-    }
+    paths = {f.name: str(getattr(config.paths, f.name)) for f in fields(config.paths)}
+    mlflow_db = config.paths.mlruns.parent / "mlflow.db"  # the artifacts live beside it
+    del paths["mlruns"]
+    params = {"paths": paths, "serve": {"port": 0}, "tracking": {"uri": f"sqlite:///{mlflow_db}"}}
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump({"paths": paths, "serve": {"port": 0}}), encoding="utf-8")
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
 
 

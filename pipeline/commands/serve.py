@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from typing import Any
 
 
@@ -102,12 +103,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     e = subparsers.add_parser(
         "erase", help="erase a user's records everywhere (store, parquet, indexes, feedback)",
-        description="Remove a user's records from the store, records.parquet, the vector and "
-        "keyword indexes and the feedback, and add sha256(user id) to data/erasures.txt so "
-        "the next `dvc repro` does not bring them back.",
+        description="Remove a user's rows and texts from every place the platform keeps them "
+        "(docs/erasure.md) and add sha256(user id) to data/erasures.txt so the next `dvc "
+        "repro` does not bring them back. Waits up to erase.lock_timeout_seconds for a "
+        "running dedup or index build, then exits 4 with nothing erased. `--status` lists "
+        "unfinished erasures (exit 1 when there are any); the next writer completes them.",
     )  # fmt: skip
     _common(e)
-    e.add_argument("--user-id", required=True, help="the user id to erase")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--user-id", help="the user id to erase")
+    what.add_argument("--status", action="store_true", help="list unfinished erasures")
+    e.add_argument(
+        "--wait", type=float, metavar="SECONDS",
+        help="wait at most this long for the writer lock (default erase.lock_timeout_seconds)",
+    )  # fmt: skip
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=_erase)
 
@@ -213,24 +222,58 @@ def _feedback_snapshot(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
     from pipeline.config import load_params
     from pipeline.service.feedback import write_feedback_scores
+    from pipeline.service.writer import writer
 
     cfg = load_params(args.params, args.overrides)
-    rated = write_feedback_scores(cfg.paths.service_db, cfg.paths.feedback)
+    config = _config(args)
+    # The snapshot is published data an erasure rewrites: one writer at a time.
+    with writer(config.paths, "pipeline stats feedback", _erase_wait(cfg, None), _waiting):
+        rated = write_feedback_scores(config.paths.service_db, config.paths.feedback)
     row = {"records_rated": rated, "path": str(cfg.paths.feedback)}
     emit(row, args.json, f"{rated} rated records -> {cfg.paths.feedback} (run `dvc repro`)")
     return 0
 
 
+def _erase_wait(cfg: Any, given: float | None) -> float:
+    from omegaconf import OmegaConf
+
+    if given is not None:
+        return given
+    return float(OmegaConf.select(cfg, "erase.lock_timeout_seconds", default=300.0))
+
+
+def _waiting(holder: str) -> None:
+    print(f"waiting for the writer lock: {holder} holds it", file=sys.stderr, flush=True)
+
+
 def _erase(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
-    from pipeline.service.erasure import erase_user
+    from pipeline.config import load_params
+    from pipeline.service.erasure import erase_user, pending_erasures
 
-    row = erase_user(_config(args).paths, args.user_id, f"cli:{getpass.getuser()}")
+    cfg = load_params(args.params, args.overrides)
+    config = _config(args)
+    if args.status:
+        rows = pending_erasures(config.paths)
+        lines = [f"{r['user_hash']}  requested {r['requested_at']} by {r['requested_by']}  "
+                 f"done: {', '.join(r['steps_done']) or '-'}" for r in rows]  # fmt: skip
+        emit(rows, args.json, "\n".join(["unfinished erasures:", *lines]) if rows
+             else "no unfinished erasures")  # fmt: skip
+        return 1 if rows else 0
+    wait = _erase_wait(cfg, args.wait)
+
+    def waiting(holder: str) -> None:
+        print(f"erase: waiting up to {wait:g} s for {holder} to release "
+              f"{config.paths.writer_lock}; nothing is erased until then",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    row = erase_user(config.paths, args.user_id, f"cli:{getpass.getuser()}", wait, waiting)
     emit(
         row,
         args.json,
         f"erased: {row['records']} records, {row['duplicates']} duplicates, "
-        f"{row['feedback']} feedback, {row['index_removed']} index entries "
+        f"{row['rejected']} rejected rows, {row['feedback']} feedback, "
+        f"{row['index_removed']} index entries "
         f"(user hash {row['user_hash'][:12]}... added to the erasure list)",
     )
     return 0

@@ -25,6 +25,7 @@ REJECTED_SCHEMA = pa.schema(
         ("detail", pa.string()),
         ("record_id", pa.string()),
         ("raw", pa.string()),
+        ("user_hash", pa.string()),
     ]
 )
 PREFERENCE_SCHEMA = pa.schema(
@@ -47,6 +48,7 @@ class Rejection:
     detail: str
     record_id: str | None
     raw: str
+    user_hash: str | None = None  # sha256 of the row's user id, when one could be read
 
 
 def metadata_json(metadata: dict[str, Any]) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,12 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SplitTexts:
-    """One side of the split: ids, texts and label names, in rid order."""
+    """One side of the split: ids, texts, label names and users, in rid order."""
 
     ids: list[str]
     texts: list[str]
     labels: list[str]
+    users: list[str | None] = field(default_factory=list)  # to honour the erasure list
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,7 +55,10 @@ def load_splits(split_path: Path, records_path: Path, text_mode: str) -> dict[st
         if not path.exists():
             raise NotFoundError(f"{path}: not found; run `dvc repro` first")
     split = pq.read_table(split_path, columns=["id", "rid", "label", "split"])
-    records = pq.read_table(records_path, columns=["rid", "prompt", "response"])
+    columns = ["rid", "prompt", "response"]
+    if "user_id" in pq.read_schema(records_path).names:
+        columns.append("user_id")
+    records = pq.read_table(records_path, columns=columns)
     joined = split.join(records, keys="rid", join_type="left outer").sort_by("rid")
     rows = joined.to_pylist()
     orphans = [r["id"] for r in rows if r["prompt"] is None]
@@ -74,5 +78,6 @@ def load_splits(split_path: Path, records_path: Path, text_mode: str) -> dict[st
             ids=[r["id"] for r in part],
             texts=[text_of(r["prompt"], r["response"], settings) for r in part],
             labels=[r["label"] for r in part],
+            users=[r.get("user_id") for r in part],
         )
     return out

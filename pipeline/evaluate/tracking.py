@@ -21,15 +21,7 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def log_evaluation(
-    tracking_uri: str,
-    run_id: str,
-    metrics: Mapping[str, Any],
-    per_class: Mapping[str, Any],
-    mistakes: list[dict[str, Any]],
-    artifacts: list[Path],
-) -> None:
-    """Resume run `run_id` and log metrics, per-class report, plots and the mistakes table."""
+def _resume(tracking_uri: str, run_id: str) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -41,6 +33,19 @@ def log_evaluation(
             f"models/meta.json: mlflow_run_id {run_id} is not in {tracking_uri}; "
             "re-run train (`dvc repro`) against this tracking store"
         ) from exc
+
+
+def log_evaluation(
+    tracking_uri: str,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    per_class: Mapping[str, Any],
+    artifacts: list[Path],
+) -> None:
+    """Resume run `run_id` and log metrics, per-class report and plots."""
+    import mlflow
+
+    _resume(tracking_uri, run_id)
     with mlflow.start_run(run_id=run_id):
         # The train run becomes the record of both stages; `stage` says how far it got.
         mlflow.set_tags({"stage": "evaluate", "evaluated": "true"})
@@ -48,6 +53,17 @@ def log_evaluation(
         mlflow.log_dict(dict(per_class), "eval/per_class.json")
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="eval")
+
+
+def log_mistakes(tracking_uri: str, run_id: str, mistakes: list[dict[str, Any]]) -> None:
+    """Log the most confident mistakes as the run's table (call it holding the writer lock:
+    an erasure scrubs this artifact and must not be undone)."""
+    import mlflow
+
+    from pipeline.evaluate.mistakes import ARTIFACT
+
+    _resume(tracking_uri, run_id)
+    with mlflow.start_run(run_id=run_id):
         columns = ["id", "actual", "predicted", "confidence", "actual_probability", "text"]
         table = {c: [m[c] for m in mistakes] for c in columns}
-        mlflow.log_table(table, artifact_file="eval/most_confident_mistakes.json")
+        mlflow.log_table(table, artifact_file=ARTIFACT)

@@ -28,6 +28,7 @@ class RawRow:
     reason: str | None = None
     detail: str = ""
     from_text: bool = False  # CSV: every value is a string and is coerced by type
+    header: list[str] | None = None  # CSV: the column names, to read a malformed row's cells
 
     def raw_text(self) -> str:
         """The row as text for the `rejected` table (invalid bytes escaped, long rows cut)."""

@@ -47,11 +47,13 @@ def read_csv(fh: IO[bytes], rel: str, limit: int, stats: ReadStats) -> Iterator[
 def _csv_row(header: list[str], row: list[str], rel: str, line: int) -> RawRow:
     # The cells stand in for the raw text; it is formatted only if the row is rejected.
     if any(LONE_SURROGATE.search(cell) for cell in row):
-        return RawRow(rel, line, row, reason="invalid_utf8", detail="invalid UTF-8 bytes")
+        return RawRow(
+            rel, line, row, reason="invalid_utf8", detail="invalid UTF-8 bytes", header=header
+        )
     if len(row) != len(header):
         return RawRow(
             rel, line, row, reason="invalid_csv",
-            detail=f"CSV: {len(row)} fields, the header has {len(header)}",
+            detail=f"CSV: {len(row)} fields, the header has {len(header)}", header=header,
         )  # fmt: skip
     return RawRow(rel, line, row, dict(zip(header, row, strict=True)), from_text=True)
 

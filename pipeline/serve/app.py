@@ -7,6 +7,7 @@ the store reader and the key cache are thread-safe.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ from pipeline.service.keys import Principal
 from pipeline.service.querylog import usage_report
 from pipeline.store import lookup
 
+log = logging.getLogger("pipeline.serve")
 _ERRORS = {401: "missing or invalid API key", 403: "role or scope does not allow this"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
@@ -62,12 +64,27 @@ def _scope_conditions(principal: Principal) -> tuple:
     return tuple(Condition(f, "in", values) for f, values in sorted(principal.scope.items()))
 
 
+def _complete_erasures(config: ServiceConfig) -> None:
+    """Finish erasures a killed process left unfinished, unless a writer is at work (it will
+    finish them itself); a failure here is logged, not fatal: the next writer retries."""
+    from pipeline.service.writer import complete_pending_if_free
+
+    try:
+        done = complete_pending_if_free(config.paths, f"pipeline serve (pid {os.getpid()})")
+    except PipelineError as exc:
+        log.error("unfinished erasures could not be completed at start: %s", exc)
+        return
+    if done:
+        log.warning("completed %d unfinished erasure(s) at start", len(done))
+
+
 def create_app(config: ServiceConfig, state: ServiceState | None = None) -> FastAPI:
     """The FastAPI app; `state` is injectable so tests can open it on files in tmp_path."""
     service = state or ServiceState(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _complete_erasures(config)
         service.start()
         try:
             yield
@@ -232,11 +249,26 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         service.keys.reload()
         return {"revoked": key_id}
 
-    @app.post("/erase", response_model=EraseResponse, responses=_RESPONSES, tags=["admin"])
+    @app.post(
+        "/erase", response_model=EraseResponse,
+        responses={**_RESPONSES, 503: {"model": ErrorBody,
+                                       "description": "a writer is busy; nothing erased yet"}},
+        tags=["admin"],
+    )  # fmt: skip
     def erase(body: EraseRequest, principal: Admin) -> Any:
-        """Erase a user's records everywhere; records who erased how many, never what."""
+        """Erase a user's records everywhere; records who erased how many, never what.
+
+        Waits up to `serve.erase_lock_timeout_seconds` for a running dedup or index build,
+        then answers 503 with Retry-After: nothing has been erased then."""
         service.querylog.flush()  # buffered rows must be scrubbed of the erased ids too
-        row = erase_user(config.paths, body.user_id, f"key:{principal.key_id}")
+
+        def waiting(holder: str) -> None:
+            log.warning("POST /erase: waiting for the writer lock held by %s", holder)
+
+        row = erase_user(
+            config.paths, body.user_id, f"key:{principal.key_id}",
+            wait=config.serve.erase_lock_timeout_seconds, on_wait=waiting,
+        )  # fmt: skip
         service.refresh(force=True)
         return row
 

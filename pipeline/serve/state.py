@@ -47,7 +47,7 @@ class ServiceConfig:
 
         return cls(
             serve=ServeSettings.from_cfg(plain("serve")),
-            paths=ServicePaths.from_cfg(plain("paths")),
+            paths=ServicePaths.from_cfg(plain("paths"), plain("tracking")),
             search=plain("search"),
             embed=plain("embed"),
         )

@@ -1,12 +1,18 @@
-"""Erase a user: their records leave the store, records.parquet, the indexes and the feedback,
-and their id's hash joins data/erasures.txt so the next `dvc repro` does not bring them back.
+"""Erase a user: every place the platform keeps their rows or text, as a journal.
 
-The erasure list is written first: if anything later fails, a re-run (or the next dedup
-run) still completes the erasure. Every file is replaced by rename, never edited in place.
+Under the writer lock (pipeline/service/writer.py) an erasure records its intent in the
+journal (pipeline/service/journal.py), appends sha256(user id) to data/erasures.txt so no
+later dedup brings the user back, gathers the user's record ids, and then applies itself to
+each place in turn, recording each step in the journal entry; the audit row comes last but
+one and removing the entry last. Every step is idempotent, so a killed erasure is finished
+by whoever takes the lock next. Files are replaced by rename, never edited in place.
+What it reaches and what it cannot: docs/erasure.md.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +22,109 @@ import pyarrow.parquet as pq
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.files import read_erasures, user_hash
+from pipeline.io.pause import point
+from pipeline.service import journal
 from pipeline.service.settings import ServicePaths
-from pipeline.store import service as db
-from pipeline.store.erasure import StoreErasure, copy_without_user, user_rids
+
+NOTHING_YET = "nothing was erased yet; run the erasure again when it has finished"
 
 
 def add_to_erasure_list(path: str | Path, digest: str) -> bool:
-    """Append a hash to the erasure list (atomically); False when it is already there."""
+    """Append a hash to the erasure list (atomically, fsynced); False when already there."""
     path = Path(path)
     if digest in read_erasures(path):  # the dedup stage's reader: one format, one parser
         return False
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + digest + "\n", encoding="utf-8")
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(old + digest + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     return True
 
 
-def _erase_from_parquet(path: Path, user_id: str) -> list[int]:
+def erase_user(
+    paths: ServicePaths,
+    user_id: str,
+    erased_by: str,
+    wait: float | None = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Remove every trace of `user_id` the platform holds; returns the counts removed.
+
+    Waits up to `wait` seconds for the writer lock (calling `on_wait(holder)` first), then
+    raises BusyError saying nothing was erased yet.
+    """
+    from pipeline.service.writer import writer
+
+    if not user_id or not user_id.strip():
+        raise UserInputError("user id: must not be empty")
+    with writer(paths, f"pipeline erase ({erased_by})", wait, on_wait, NOTHING_YET, False):
+        entry = journal.begin(paths.erasure_journal, user_id, erased_by)
+        point("erase:intent")
+        from pipeline.service.writer import complete_pending
+
+        return complete_pending(paths)[entry.user_hash]
+
+
+def pending_erasures(paths: ServicePaths) -> list[dict[str, Any]]:
+    """Unfinished erasures (hash, when, by whom; never the user id), oldest first."""
+    return [entry.public() for entry in journal.pending(paths.erasure_journal)]
+
+
+def apply_entry(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any]:
+    """Apply one journalled erasure to every place (the caller holds the writer lock)."""
+    from pipeline.service import erase_steps as steps
+
+    user, digest = entry.user_id, entry.user_hash
+
+    def step(name: str, action: Callable[[], Any]) -> None:
+        if name not in entry.done:
+            entry.done[name] = action()
+            journal.save(paths.erasure_journal, entry)
+        point(f"erase:{name}")
+
+    step("listed", lambda: add_to_erasure_list(paths.erasures, digest))
+    if entry.plan is None:
+        # Gathered before anything is removed: a resumed erasure still knows the record ids
+        # after the store has lost them. The embedding cache is keyed by the texts, so it
+        # is cleared now, while the texts can still be read.
+        plan, texts = steps.gather(paths, user)
+        entry.done["embed_cache"] = steps.forget_embeddings(paths, texts, digest)
+        entry.plan = plan
+        journal.save(paths.erasure_journal, entry)
+    point("erase:planned")
+    plan = entry.plan
+    step("store", lambda: steps.erase_store(paths, user, digest))
+    step("parquet_rows", lambda: steps.erase_parquet(paths.records, user))
+    step("index_removed", lambda: steps.erase_index(paths.index_dir, plan["all_rids"]))
+    step("feedback_snapshot", lambda: steps.erase_feedback_snapshot(paths.feedback, plan))
+    step("mistakes", lambda: steps.erase_mistakes(paths, plan["ids"]))
+    step("service", lambda: steps.erase_service_db(paths, entry))
+    journal.finish(paths.erasure_journal, entry)
+    return _summary(entry)
+
+
+def _summary(entry: journal.Entry) -> dict[str, Any]:
+    done = entry.done
+    store, service = done["store"], done["service"]
+    return {
+        "user_hash": entry.user_hash,
+        "erased_by": entry.requested_by,
+        **store,
+        "feedback": service["feedback"],
+        "index_removed": done["index_removed"],
+        "parquet_rows": done["parquet_rows"],
+        "embedding_cache": done["embed_cache"],
+        "feedback_snapshot": done["feedback_snapshot"],
+        "mistakes": done["mistakes"],
+        "queries_scrubbed": service["queries_scrubbed"],
+        "erased_at": service["erased_at"],
+    }
+
+
+def erase_from_parquet(path: Path, user_id: str) -> list[int]:
     """Rewrite records.parquet without the user's rows; returns their rids."""
     if not path.exists():
         return []
@@ -44,48 +134,16 @@ def _erase_from_parquet(path: Path, user_id: str) -> list[int]:
         return []
     rids = sorted(table.filter(mine)["rid"].to_pylist())
     with atomic_path(path) as tmp:
-        pq.write_table(table.filter(pc.invert(mine)), tmp)
+        pq.write_table(table.filter(pc.invert(mine)), tmp, compression="zstd")
     return rids
 
 
-def erase_user(paths: ServicePaths, user_id: str, erased_by: str) -> dict[str, Any]:
-    """Remove every trace of `user_id` the platform holds; returns the counts removed."""
-    if not user_id or not user_id.strip():
-        raise UserInputError("user id: must not be empty")
-    digest = user_hash(user_id)
-    add_to_erasure_list(paths.erasures, digest)
-
-    removed = StoreErasure()
-    if paths.store.exists():
-        kept, dups = user_rids(paths.store, user_id)
-        if kept or dups:
-            with atomic_path(paths.store) as tmp:
-                removed = copy_without_user(paths.store, tmp, user_id)
-    parquet_rids = _erase_from_parquet(paths.records, user_id)
-
-    index_rids = set(removed.kept_rids) | set(parquet_rids)
-    index_removed = 0
-    if index_rids and paths.index_dir.exists():
-        from pipeline.index import erase_rids
-
-        index_removed = erase_rids(paths.index_dir, index_rids)
-
-    all_rids = sorted(set(removed.all_rids) | set(parquet_rids))
-    with db.open_service_db(paths.service_db) as con:
-        feedback = db.delete_feedback(con, all_rids) if all_rids else 0
-        if all_rids:
-            db.scrub_query_results(con, all_rids)
-        row: dict[str, Any] = {
-            "erased_by": erased_by,
-            "user_hash": digest,
-            "records": removed.records,
-            "duplicates": removed.duplicates,
-            "preferences": removed.preferences,
-            "pii_redactions": removed.pii_redactions,
-            "rejected": removed.rejected,
-            "feedback": feedback,
-            "index_removed": index_removed,
-        }
-        row["erased_at"] = db.insert_erasure(con, row)
-    row["parquet_rows"] = len(parquet_rids)
-    return row
+__all__ = [
+    "NOTHING_YET",
+    "add_to_erasure_list",
+    "apply_entry",
+    "erase_from_parquet",
+    "erase_user",
+    "pending_erasures",
+    "user_hash",
+]

@@ -19,6 +19,8 @@ class ServeSettings:
     key_cache_seconds: float = 2.0  # a revoked key stops working within this
     log_flush_seconds: float = 1.0
     lock_timeout_seconds: float = 10.0
+    # POST /erase waits this long for the writer lock (a dedup or index build), then 503.
+    erase_lock_timeout_seconds: float = 20.0
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
@@ -28,7 +30,7 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class ServicePaths:
-    """The files the service reads and writes (`cfg.paths`)."""
+    """The files the service and erasure read and write (`cfg.paths`, `cfg.tracking`)."""
 
     store: Path = Path("data/dedup/store.duckdb")
     records: Path = Path("data/dedup/records.parquet")
@@ -36,18 +38,34 @@ class ServicePaths:
     index_dir: Path = Path("data/index")
     service_db: Path = Path("data/service.duckdb")
     embed_cache: Path = Path("data/cache/embeddings")
+    feedback: Path = Path("data/feedback.parquet")
+    reports: Path = Path("reports")
+    # One writer at a time over everything above (pipeline/service/writer.py).
+    writer_lock: Path = Path("data/.writer.lock")
+    # Unfinished erasures, one file per user (pipeline/service/journal.py).
+    erasure_journal: Path = Path("data/erasures.pending")
+    mlruns: Path = Path("mlruns")  # the local MLflow artifact store, if any
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any]) -> ServicePaths:
-        return cls(
-            store=Path(cfg["store"]),
-            records=Path(cfg["records"]),
-            erasures=Path(cfg["erasures"]),
-            index_dir=Path(cfg["index_dir"]),
-            service_db=Path(cfg["service_db"]),
-            embed_cache=Path(cfg["embed_cache"]),
-        )
+    def from_cfg(
+        cls, cfg: Mapping[str, Any], tracking: Mapping[str, Any] | None = None
+    ) -> ServicePaths:
+        """From `cfg.paths` (keys added later fall back to their defaults) and `cfg.tracking`."""
+        names = [f.name for f in fields(cls) if f.name != "mlruns"]
+        values = {name: Path(cfg[name]) for name in names if name in cfg}
+        uri = str((tracking or {}).get("uri", "sqlite:///mlflow.db"))
+        return cls(**values, mlruns=_artifact_dir(uri))
 
     def under(self, root: Path) -> ServicePaths:
         """The same layout below `root` (tests, or a server started elsewhere)."""
         return ServicePaths(*(root / getattr(self, f.name) for f in fields(self)))
+
+
+def _artifact_dir(uri: str) -> Path:
+    """Where a local tracking store keeps artifacts: `mlruns/` beside a sqlite file (as
+    pipeline.tracking sets it), or the directory of a file store."""
+    for prefix in ("sqlite:///", "file://", "file:"):
+        if uri.startswith(prefix):
+            rest = Path(uri[len(prefix) :])
+            return rest.parent / "mlruns" if prefix == "sqlite:///" else rest
+    return Path(uri) if "://" not in uri else Path("mlruns")

@@ -7,7 +7,9 @@ per record (exact-key hash, keep-policy keys, rid; LSH band keys go to a memory-
 file), never the texts, so an input larger than memory works. Duplicate decisions are made
 on those numbers, candidate texts are fetched back for verification, and the store and
 records.parquet are built from the scratch file by SQL. Everything is written under a
-temporary directory and published by rename, under a lock.
+temporary directory and published by rename, holding the writer lock over the published
+data for the whole run (pipeline/service/writer.py): an erasure waits for the run and then
+applies to what it published, so the run cannot bring an erased user back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,12 @@ from pipeline.dedup.policy import check_policy, policy_columns, ranks
 from pipeline.dedup.report import accounting, by_reason, log_mlflow
 from pipeline.dedup.tables import Rejection
 from pipeline.dedup.transforms import get_transform
+from pipeline.dedup.userid import UserIdReader
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
 from pipeline.io.files import data_hash, read_erasures, read_feedback_scores, user_hash
-from pipeline.io.lock import exclusive
+from pipeline.io.pause import point
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset
 from pipeline.record import Record
 from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
@@ -165,8 +168,14 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     params = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "dedup")}
     params_json = json.dumps(params, sort_keys=True)
     dedup_dir = root / s.dedup_dir
-    with exclusive(dedup_dir.parent / f".{dedup_dir.name}.lock", "`pipeline dedup`"):
-        _remove_stale_tmp(dedup_dir)  # left by a killed run; the lock says none is live
+    from pipeline.service.settings import ServicePaths
+    from pipeline.service.writer import writer
+
+    paths = ServicePaths.from_cfg(cfg.paths, cfg.get("tracking")).under(root)
+    # Taken before reading anything, and held until the report is written; a killed
+    # run's temporaries are removed and unfinished erasures completed first.
+    with writer(paths, "pipeline dedup"):
+        point("dedup:locked")
         timer = Timer()
         stats = ReadStats()
         files = dataset_files(root / s.data_path)
@@ -180,7 +189,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             try:
                 stream = _Stream(s, near, pii_settings, feedback, erasures, staging, timer)
                 rows = _progress(read_dataset(files, s.validate.max_line_bytes, stats), "read")
-                stream.consume(rows, Collector(s.fields, s.validate, transform, stream.first_id))
+                collector = Collector(s.fields, s.validate, transform, stream.first_id)
+                stream.consume(rows, collector, UserIdReader(s.fields))
                 decisions, n_exact, n_near = _decide(stream, near, work, timer)
                 kept = stream.n - n_exact - n_near
                 meta = {
@@ -198,6 +208,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             finally:
                 staging.close()
                 shutil.rmtree(work, ignore_errors=True)
+            point("dedup:written")
+        point("dedup:published")
         report: dict[str, Any] = {
             "dataset": s.fields.default_source,
             "data_hash": digest,
@@ -257,18 +269,24 @@ class _Stream:
     erased_ids: dict[int, str] = field(default_factory=dict)
     bands: Any = None  # open file of band keys, (n, bands) uint64 row-major
 
-    def consume(self, rows: Any, collector: Collector) -> None:
-        """Run every row through the collector and stage what comes out."""
+    def consume(self, rows: Any, collector: Collector, user_of: Any) -> None:
+        """Run every row through the erasure list and the collector; stage what comes out."""
         if self.near is not None:
             self.bands = (self.staging.directory / "bands.u64").open("wb")
+        erased_rows = 0
         try:
             begin = time.perf_counter()
             for row in rows:
+                digest = _user_digest(user_of(row))
+                if digest is not None and digest in self.erasures:
+                    # Before validation: an erased user's row is never stored, valid or not.
+                    erased_rows += 1
+                    continue
                 for item in collector.feed(row):
                     if isinstance(item, Record):
                         self._record(item)
                     elif isinstance(item, Rejection):
-                        self._reject(item)
+                        self._reject(replace(item, user_hash=digest))
                     else:
                         self.prefs.append(item)
                         self.preferences += 1
@@ -280,12 +298,14 @@ class _Stream:
         finally:
             if self.bands is not None:
                 self.bands.close()
-        self.input_records = collector.input_records
+        self.erased += erased_rows
+        self.input_records = collector.input_records + erased_rows
 
     def _inner(self) -> float:
         return sum(self.timer.seconds.get(k, 0.0) for k in ("pii", "minhash", "stage"))
 
     def _record(self, record: Record) -> None:
+        # A transform (hh_rlhf) may give its turn records a user id its raw row did not show.
         user = record.user_id
         if user is not None and self.erasures and user_hash(user) in self.erasures:
             self.erased += 1
@@ -349,19 +369,20 @@ class _Stream:
         if self.pii_settings is not None:
             from pipeline.dedup.pii import redact
 
-            rejections = [
-                Rejection(r.file, r.line, r.reason, r.detail, r.record_id,
-                          redact(r.raw, self.pii_settings)[0])
-                for r in rejections
-            ]  # fmt: skip
+            rejections = [replace(r, raw=redact(r.raw, self.pii_settings)[0]) for r in rejections]
         self.staging.append("rejected", tables.rejected_table(rejections))
         prefs, self.prefs = self.prefs, []
         self.staging.append("preferences", tables.preferences_table(prefs))
 
 
-def _remove_stale_tmp(dedup_dir: Path) -> None:
-    for stale in dedup_dir.parent.glob(f".{dedup_dir.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+def _user_digest(user: str | None) -> str | None:
+    """sha256 of a user id as the erasure list holds it; None without a (hashable) id."""
+    if user is None:
+        return None
+    try:
+        return user_hash(user)
+    except UnicodeEncodeError:  # a lone surrogate: no erasure list entry can match it
+        return None
 
 
 def _rows_per_group(chars: int, n: int) -> int:

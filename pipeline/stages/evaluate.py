@@ -36,6 +36,7 @@ class EvaluateSettings:
     mistakes: int = 20  # most confident mistakes logged as an MLflow table
     registered_model: str = REGISTERED_MODEL
     onnx: bool = True  # export to ONNX and check it against PyTorch
+    lock_timeout_seconds: float = 600.0  # waiting for the writer lock to write the mistakes
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
 
     @classmethod
@@ -48,7 +49,8 @@ class EvaluateSettings:
         section = cfg.get("evaluate") or {}
         if not isinstance(section, Mapping):
             section = OmegaConf.to_container(section, resolve=True)
-        known = {"batch_size", "ece_bins", "mistakes", "registered_model", "onnx", "baseline"}
+        known = {"batch_size", "ece_bins", "mistakes", "registered_model", "onnx", "baseline",
+                 "lock_timeout_seconds"}  # fmt: skip
         unknown = sorted(set(section) - known)
         if unknown:
             raise UserInputError(f"config key evaluate.{unknown[0]} does not exist")
@@ -150,7 +152,6 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
             [(b["confidence"], b["accuracy"], b["count"]) for b in bins],
         )
         write_json(tmp / "per_class.json", per_class)
-        write_json(tmp / "mistakes.json", mistakes)
         write_json(tmp / "confusion_matrix.json", {"labels": labels, "matrix": matrix.tolist()})
         plots.confusion_png(matrix, labels, tmp / "confusion.png")
         plots.calibration_png(bins, ece, tmp / "calibration.png")
@@ -180,9 +181,10 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
         meta["mlflow_run_id"],
         {k: v for k, v in report.items() if k not in ("n_train", "labels")},
         per_class,
-        mistakes,
         [out_dir / "confusion.png", out_dir / "calibration.png", out_dir / "confusion_matrix.json"],
     )
+    user_of = dict(zip(test.ids, test.users, strict=True))
+    _publish_mistakes(cfg, root, s, meta["mlflow_run_id"], mistakes, user_of)
     outcome = register_and_promote(
         f"runs:/{meta['mlflow_run_id']}/model",
         s.registered_model,
@@ -191,6 +193,38 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
         tags={"model": str(meta["model"]), "data_hash": str(meta.get("data_hash", ""))},
     )
     return {**report, "registry": outcome.to_dict()}
+
+
+def _publish_mistakes(
+    cfg: Any,
+    root: Path,
+    s: EvaluateSettings,
+    run_id: str,
+    mistakes: list[dict[str, Any]],
+    user_of: Mapping[str, str | None],
+) -> None:
+    """Write the mistakes (they quote records' text) holding the writer lock, without the
+    records of users on the erasure list: an erasure either comes first and is honoured
+    here, or comes after and scrubs what is written here (docs/erasure.md)."""
+    import sys
+
+    from pipeline.evaluate.mistakes import drop_erased
+    from pipeline.evaluate.tracking import log_mistakes
+    from pipeline.io.atomic import write_json
+    from pipeline.io.files import read_erasures
+    from pipeline.service.settings import ServicePaths
+    from pipeline.service.writer import writer
+
+    paths = ServicePaths.from_cfg(cfg.paths, cfg.get("tracking")).under(root)
+
+    def waiting(holder: str) -> None:
+        print(f"evaluate: waiting up to {s.lock_timeout_seconds:g} s for the writer lock "
+              f"({holder}) to write the mistakes", file=sys.stderr, flush=True)  # fmt: skip
+
+    with writer(paths, "pipeline evaluate", s.lock_timeout_seconds, waiting):
+        kept = drop_erased(mistakes, user_of, read_erasures(paths.erasures))
+        write_json(s.reports / "eval" / "mistakes.json", kept)
+        log_mistakes(s.tracking_uri, run_id, kept)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,24 +29,41 @@ def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | Non
 
 def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     """Build and publish data/index from the kept records; returns the stage report."""
-    from pipeline.embed import EmbedSettings, embed_texts, text_of
-    from pipeline.embed.query import ensure_query_model
-    from pipeline.index.build import publish_index
+    from pipeline.embed import EmbedSettings
     from pipeline.index.factory import IndexSettings
-    from pipeline.index.manifest import file_sha256
-    from pipeline.io.atomic import write_json
+    from pipeline.io.pause import point
+    from pipeline.service.settings import ServicePaths
+    from pipeline.service.writer import writer
 
     root = Path(root)
     paths = cfg.paths
     embed = EmbedSettings.from_cfg(cfg.embed)
     settings = IndexSettings.from_cfg(cfg.index)
     records_path = root / paths.records
+    published = ServicePaths.from_cfg(paths, cfg.get("tracking")).under(root)
+    # The lock comes first: a second build (or a running dedup or erasure) is reported at
+    # once, before minutes of embedding; and no erasure can slip between reading the kept
+    # records and publishing their index.
+    with writer(published, "pipeline index build"):
+        point("index:locked")
+        return _build(cfg, root, embed, settings, records_path)
 
+
+def _build(cfg: Any, root: Path, embed: Any, settings: Any, records_path: Path) -> dict[str, Any]:
+    from pipeline.embed import embed_texts, text_of
+    from pipeline.embed.query import ensure_query_model
+    from pipeline.index.build import publish_index
+    from pipeline.index.manifest import file_sha256
+    from pipeline.io.atomic import write_json
+    from pipeline.io.pause import point
+
+    paths = cfg.paths
     rids, prompts, responses = load_kept(records_path)
     texts = [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
     start = time.perf_counter()
     vectors = embed_texts(texts, embed, cache_dir=root / paths.embed_cache, progress=True)
     embed_seconds = time.perf_counter() - start
+    point("index:embedded")
     # `pipeline search` encodes queries with the torch-free ONNX export: make sure it exists.
     ensure_query_model(embed, root / paths.embed_cache)
     encoder = {
@@ -72,6 +89,7 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
         "data_hash": manifest["data_hash"],
     }
     write_json(root / paths.reports / "index.json", report)
+    point("index:published")
     return report
 
 

@@ -42,7 +42,9 @@ DDL: tuple[str, ...] = (
         reason VARCHAR NOT NULL,        -- short machine-readable code, e.g. 'invalid_json'
         detail VARCHAR NOT NULL,        -- the human-readable message
         record_id VARCHAR,              -- the row's id when it could be read
-        raw VARCHAR NOT NULL)""",
+        raw VARCHAR NOT NULL,
+        user_hash VARCHAR)              -- sha256 of its user id, when readable: for erasure
+        """,
     # Preference feedback found in the data (hh-rlhf chosen/rejected final replies).
     """CREATE TABLE IF NOT EXISTS preferences (
         record_id VARCHAR NOT NULL,     -- the turn record whose response is `chosen`

@@ -296,6 +296,79 @@ def list_erasures(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     )
 
 
+# --- erasure (pipeline/service/erase_steps.py) ------------------------------------------
+
+
+def queries_mentioning(
+    con: duckdb.DuckDBPyConnection, rids: Sequence[int], needle: str
+) -> list[tuple[int, str, list[str], bool]]:
+    """Logged queries that returned one of `rids` or whose text or filters contain `needle`
+    (as a substring; the caller narrows): (rowid, text, filters, returned one of rids)."""
+    return con.execute(
+        """SELECT rowid, text, filters, len(list_intersect(result_rids, $rids::BIGINT[])) > 0
+           FROM query_log
+           WHERE len(list_intersect(result_rids, $rids::BIGINT[])) > 0
+              OR contains(text, $n) OR contains(array_to_string(filters, chr(31)), $n)""",
+        {"rids": list(rids), "n": needle},
+    ).fetchall()
+
+
+def blank_queries(con: duckdb.DuckDBPyConnection, rowids: Sequence[int]) -> int:
+    """Empty the text and filters of these logged queries (their counts and latency stay)."""
+    if not rowids:
+        return 0
+    con.execute(
+        "UPDATE query_log SET text = '', filters = []::VARCHAR[] "
+        "WHERE list_contains($r::BIGINT[], rowid)",
+        {"r": list(rowids)},
+    )
+    return len(rowids)
+
+
+def erasure_recorded(con: duckdb.DuckDBPyConnection, user_hash: str, since: str) -> str | None:
+    """When an audit row for this user was written at or after `since` (ISO), if one was:
+    a resumed erasure must not record itself twice."""
+    row = con.execute(
+        f"""SELECT {_iso("erased_at")} FROM erasures
+            WHERE user_hash = $h AND erasures.erased_at >= $since::TIMESTAMPTZ
+            ORDER BY erasures.erased_at LIMIT 1""",
+        {"h": user_hash, "since": since},
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def compact_into_fresh_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Copy the open database into a new file and rename that over `path`.
+
+    DuckDB leaves deleted or overwritten values in the file's free blocks; a copy holds
+    only live rows. `con` stays open until the new file is in place, so no other process
+    can open the old file and write to it meanwhile (they wait for its lock, then open
+    the new one).
+    """
+    import os
+    import uuid
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.erasure.{uuid.uuid4().hex[:8]}.tmp")
+    source = con.execute("SELECT current_database()").fetchone()[0]
+    con.execute("CHECKPOINT")  # nothing of the old file waits in a WAL
+    try:
+        con.execute("ATTACH ? AS fresh", [str(tmp)])
+        try:
+            # Copies tables and sequences (at their current position), not free blocks.
+            con.execute(f'COPY FROM DATABASE "{source}" TO fresh')
+        finally:
+            con.execute("DETACH fresh")
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

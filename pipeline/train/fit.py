@@ -115,13 +115,21 @@ def features_for(
     return encode(texts, max_length=int(cfg.model.get("max_length", 128)))
 
 
-def example_input(net: torch.nn.Module, features: Any, rows: int = 2) -> np.ndarray:
-    """A small model input for MLflow's signature: embeddings, or padded input_ids."""
-    if net.input_kind == "embedding":
-        return np.asarray(features[:rows], dtype=np.float32)
-    from pipeline.train.tokenize import pad_batch
+# MLflow stores the input example beside the model (input_example.json): it must not be
+# derived from any record, or an erased user's text (or its token ids or embedding) would
+# outlive the erasure in every run's artifacts (docs/erasure.md).
+EXAMPLE_TEXTS = ("an example prompt", "another example prompt, a little longer")
 
-    ids, _ = pad_batch(list(features[:rows]))
+
+def example_input(net: torch.nn.Module, features: Any, rows: int = 2) -> np.ndarray:
+    """A fixed model input for MLflow's signature: unit embeddings of the features' width,
+    or the token ids of EXAMPLE_TEXTS; only the shape of `features` is read."""
+    if net.input_kind == "embedding":
+        dim = int(np.asarray(features[:1]).shape[1])
+        return np.full((rows, dim), 1.0 / np.sqrt(dim), dtype=np.float32)
+    from pipeline.train.tokenize import encode, pad_batch
+
+    ids, _ = pad_batch(encode(EXAMPLE_TEXTS[:rows]))
     return ids.numpy()
 
 

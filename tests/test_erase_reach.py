@@ -1,0 +1,195 @@
+"""Every place an erasure must reach, one test each: rejected raw lines of any format, users
+with only rejected rows, the keyword vocabulary, the feedback snapshot, the query log (and
+the service DB file's bytes), the mistakes report and MLflow table, the embedding cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+from test_serve_support import _rid, build_index, build_store
+
+from pipeline.embed.cache import EmbeddingCache
+from pipeline.index.keyword import build_terms, load_terms
+from pipeline.service.erasure import erase_user
+from pipeline.service.feedback import add_feedback, write_feedback_scores
+from pipeline.service.keys import Principal
+from pipeline.service.querylog import QueryLog
+from pipeline.store import service as service_db
+
+
+def _rows(store: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
+    con.execute("USE store")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _add_rejected(store: Path, rows: list[tuple]) -> None:
+    con = duckdb.connect(str(store))
+    try:
+        con.executemany(
+            "INSERT INTO rejected (file, line, reason, detail, record_id, raw, user_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    finally:
+        con.close()
+
+
+def test_rejected_rows_of_every_format_and_rejected_only_users(tmp_path: Path) -> None:
+    config = build_store(tmp_path)
+    store = config.paths.store
+    from pipeline.io.files import user_hash
+
+    _add_rejected(
+        store,
+        [
+            ("x.jsonl", 1, "invalid_json", "d", None, '{"user_id": "alice", "prompt": "cut', None),
+            ("x.csv", 2, "invalid_csv", "d", None, "c9,prompt text,alice,1,extra", None),
+            ("x.jsonl", 3, "invalid_utf8", "d", None, "alice wrote \\xff here", None),
+            ("x.jsonl", 4, "invalid_json", "d", None, "by alice.", None),
+            ("x.jsonl", 7, "invalid_json", "d", None, "malice, alice-2, alice.b, alice@x", None),
+            ("x.jsonl", 5, "empty_prompt", "d", "o1", "{...}", user_hash("olga")),
+            ("x.jsonl", 6, "invalid_json", "d", None, "unrelated", None),
+        ],
+    )
+    first = erase_user(config.paths, "alice", "test")
+    # The JSON one from build_store and the four above that name alice as a whole token.
+    assert first["rejected"] == 5
+    lines = {line for (line,) in _rows(store, "SELECT line FROM rejected")}
+    assert lines == {51, 5, 6, 7}
+    # A user with only rejected rows (found by the stored hash of their id).
+    second = erase_user(config.paths, "olga", "test")
+    assert (second["rejected"], second["records"]) == (1, 0)
+    assert {line for (line,) in _rows(store, "SELECT line FROM rejected")} == {51, 6, 7}
+    # A new file, not one with deleted rows in its free blocks.
+    assert b"alice wrote" not in store.read_bytes() and b"cookies" not in store.read_bytes()
+
+
+def test_keyword_vocabulary_keeps_no_word_only_the_user_wrote(tmp_path: Path) -> None:
+    config = build_store(tmp_path)
+    build_index(config)
+    vocab = config.paths.index_dir / "keyword" / "vocab.txt"
+    assert "password" in vocab.read_text().split("\n")  # only alice's a1 has it
+    erase_user(config.paths, "alice", "test")
+    words = vocab.read_text().split("\n")
+    assert "password" not in words and "cookies" not in words and "refund" in words
+    # Pruning equals a rebuild over the remaining texts.
+    remaining = pq.read_table(config.paths.records, columns=["rid", "prompt"]).sort_by("rid")
+    rebuilt = build_terms(remaining["prompt"].to_pylist(), remaining["rid"].to_numpy())
+    terms = load_terms(config.paths.index_dir / "keyword")
+    assert terms.vocab == rebuilt.vocab
+    for name in ("data", "indices", "indptr", "doclen", "rids"):
+        np.testing.assert_array_equal(getattr(terms, name), getattr(rebuilt, name))
+
+
+def test_feedback_snapshot_loses_the_users_records(tmp_path: Path) -> None:
+    config = build_store(tmp_path)
+    writer = Principal("k1", "w", "writer", {})
+    for rid_s in ("a1", "b1"):
+        record = {"id": rid_s, "rid": _rid(rid_s)}
+        add_feedback(config.paths.service_db, writer, record, "up")
+    assert write_feedback_scores(config.paths.service_db, config.paths.feedback) == 2
+    row = erase_user(config.paths, "alice", "test")
+    assert row["feedback_snapshot"] == 1
+    assert pq.read_table(config.paths.feedback)["id"].to_pylist() == ["b1"]
+
+
+def test_query_log_text_is_blanked_and_gone_from_the_file(tmp_path: Path) -> None:
+    config = build_store(tmp_path)
+    db = config.paths.service_db
+    log = QueryLog(db)
+    secret = "how do I reset my password zebrafinch"
+    log.record("k", "n", secret, [], "keyword", 5, [_rid("a1"), _rid("b1")], 1.0)
+    log.record("k", "n", "anything", ["user_id=alice"], "keyword", 5, [], 1.0)
+    log.record("k", "n", "notes of malice", [], "keyword", 5, [_rid("b1")], 1.0)
+    log.flush()
+    erase_user(config.paths, "alice", "test")
+    with service_db.open_service_db(db) as con:
+        rows = con.execute("SELECT text, filters, result_rids FROM query_log").fetchall()
+    assert sorted(rows) == [
+        ("", [], []),
+        ("", [], [_rid("b1")]),
+        ("notes of malice", [], [_rid("b1")]),
+    ]
+    data = db.read_bytes()
+    assert b"zebrafinch" not in data and b"user_id=alice" not in data
+    # The file is whole and still counts its feedback ids on.
+    with service_db.open_service_db(db) as con:
+        assert len(service_db.list_erasures(con)) == 1
+
+
+def test_mistakes_report_and_mlflow_tables_lose_the_user(tmp_path: Path) -> None:
+    import mlflow
+
+    from pipeline.evaluate.mistakes import ARTIFACT
+    from pipeline.evaluate.tracking import log_mistakes
+
+    config = build_store(tmp_path)
+    mistakes = [
+        {"id": i, "text": f"text of {i}", "actual": "a", "predicted": "b",
+         "confidence": 0.9, "actual_probability": 0.1}
+        for i in ("a1", "b1", "a1-dup")
+    ]  # fmt: skip
+    report = config.paths.reports / "eval" / "mistakes.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps(mistakes))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.create_experiment("e", artifact_location=(tmp_path / "mlruns").as_uri())
+    run_ids = []
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=exp) as run:
+            run_ids.append(run.info.run_id)
+        log_mistakes(uri, run.info.run_id, mistakes)
+    row = erase_user(config.paths, "alice", "test")
+    assert row["mistakes"] == 2 + 2 * 2
+    assert [m["id"] for m in json.loads(report.read_text())] == ["b1"]
+    tables = sorted((tmp_path / "mlruns").rglob(Path(ARTIFACT).name))
+    assert len(tables) == len(run_ids) == 2
+    for path in tables:
+        table = json.loads(path.read_text())
+        assert [r[table["columns"].index("id")] for r in table["data"]] == ["b1"]
+
+
+def test_embedding_cache_entries_are_deleted_and_tombstoned(tmp_path: Path) -> None:
+    config = build_store(tmp_path)
+    cache = EmbeddingCache(config.paths.embed_cache, "enc-1", 4)
+    alice = ["how do I reset my password", "it still does not work"]
+    both = [*alice, "refund for a damaged parcel"]
+    cache.add(cache.keys(both), np.ones((3, 4), np.float32), both)
+    # Texts embedded as prompt + response count too.
+    joined = ["how do I reset my password\nclick forgot password"]
+    cache.add(cache.keys(joined), np.ones((1, 4), np.float32), joined)
+    row = erase_user(config.paths, "alice", "test")
+    assert row["embedding_cache"] == 3
+    found, _ = cache.lookup(cache.keys([*both, *joined]))
+    assert found.tolist() == [False, False, True, False]
+    # A run that embedded alice's text before the erasure and stores it after: dropped.
+    late = EmbeddingCache(config.paths.embed_cache, "enc-2", 4)
+    late.add(late.keys(alice), np.ones((2, 4), np.float32), alice)
+    assert not late.lookup(late.keys(alice))[0].any()
+
+
+def test_train_input_example_is_not_derived_from_records() -> None:
+    import torch
+
+    from pipeline.train.fit import example_input
+
+    class Net(torch.nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.input_kind = kind
+
+    for kind, a, b in (
+        ("embedding", np.random.default_rng(0).random((5, 6)), np.zeros((5, 6))),
+        ("tokens", [np.array([101, 7, 102])] * 3, [np.array([101, 9, 9, 9, 102])] * 3),
+    ):
+        np.testing.assert_array_equal(example_input(Net(kind), a), example_input(Net(kind), b))
