@@ -11,7 +11,6 @@ import duckdb
 import pytest
 from test_dedup_stage import make_cfg, write_jsonl
 
-from pipeline.dedup.userid import UserIdReader
 from pipeline.dedup.validate import FieldMap
 from pipeline.io.rows import RawRow
 from pipeline.stages.dedup import run
@@ -77,6 +76,8 @@ def test_erased_users_rows_never_reach_the_store(tmp_path: Path, mlflow_uri: str
 
 
 def test_the_user_id_is_read_from_broken_rows() -> None:
+    from pipeline.dedup.userid import UserIdReader
+
     read = UserIdReader(FieldMap.from_cfg({"fields": {"user_id": "author"}}))
     assert read(RawRow("f", 1, "", {"author": "ann", "user_id": "not-mapped"})) == "ann"
     assert read(RawRow("f", 1, '{"x": 1, "author" : "b\\u00e9a", "prompt": "cut')) == "béa"

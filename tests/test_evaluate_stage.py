@@ -128,6 +128,45 @@ def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
     assert again["registry"]["champion_version"] == result["registry"]["version"]
 
 
+def test_mistakes_of_erased_users_are_never_written(trained) -> None:
+    """The mistakes quote records' text: those of a user on the erasure list are dropped
+    before reports/eval/mistakes.json and the MLflow table are written."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from pipeline.evaluate.mistakes import ARTIFACT
+    from pipeline.stages import evaluate
+
+    root, cfg = trained
+    records = root / "data/dedup/records.parquet"
+    original = records.read_bytes()
+    evaluate.run(cfg, root)
+    before = json.loads((root / "reports/eval/mistakes.json").read_text())
+    assert before  # the two-epoch model makes mistakes
+    erased = before[0]["id"].split(":")[0]  # its label; each label is one user here
+    table = pq.read_table(records)
+    users = pc.binary_join_element_wise(pa.scalar("user-"), table["label"], "")
+    pq.write_table(table.set_column(table.schema.get_field_index("user_id"), "user_id", users),
+                   records)  # fmt: skip
+    erasures = root / "data" / "erasures.txt"
+    erasures.write_text(hashlib.sha256(f"user-{erased}".encode()).hexdigest() + "\n")
+    [artifact] = (root / "mlruns").rglob(Path(ARTIFACT).name)
+    logged = len(json.loads(artifact.read_text())["data"])
+    try:
+        evaluate.run(cfg, root)
+    finally:
+        records.write_bytes(original)
+        erasures.unlink()
+    after = json.loads((root / "reports/eval/mistakes.json").read_text())
+    assert after and not [m for m in after if m["id"].startswith(f"{erased}:")]
+    table = json.loads(artifact.read_text())  # MLflow appends: this run's rows are last
+    new = [row[table["columns"].index("id")] for row in table["data"][logged:]]
+    assert new == [m["id"] for m in after]
+
+
 def test_missing_model_is_a_clear_error(trained, tmp_path: Path) -> None:
     from pipeline.stages import evaluate
 
