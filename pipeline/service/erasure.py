@@ -60,6 +60,10 @@ def erase_user(
 
     if not user_id or not user_id.strip():
         raise UserInputError("user id: must not be empty")
+    try:
+        user_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserInputError("user id: holds an unpaired surrogate; not a user id") from None
     with writer(paths, f"pipeline erase ({erased_by})", wait, on_wait, NOTHING_YET, False):
         entry = journal.begin(paths.erasure_journal, user_id, erased_by)
         point("erase:intent")
