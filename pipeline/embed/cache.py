@@ -18,6 +18,7 @@ names its encoder in `model.txt`, because the keys of a text depend on it.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import time
@@ -30,6 +31,7 @@ import numpy as np
 
 from pipeline.embed.models import slug
 from pipeline.errors import BusyError
+from pipeline.io.atomic import write_durably
 from pipeline.io.lock import exclusive
 
 log = logging.getLogger(__name__)
@@ -187,18 +189,8 @@ class EmbeddingCache:
         return removed
 
     def _write(self, filename: str, data: np.ndarray | str) -> None:
-        tmp = self.dir / f".{filename}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                if isinstance(data, str):
-                    fh.write(data.encode("utf-8"))
-                else:
-                    np.save(fh, data, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / filename)
-        finally:
-            tmp.unlink(missing_ok=True)
+        payload = data.encode("utf-8") if isinstance(data, str) else _npy_bytes(data)
+        write_durably(self.dir / filename, payload)
 
     def _open_shards(self, names: list[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         # Compaction may delete shards between listing and opening: list again.
@@ -258,7 +250,7 @@ def forget(cache_dir: str | Path, texts: Sequence[str], name: str) -> int:
     old = np.load(folder / f"{name}.npy") if (folder / f"{name}.npy").exists() else None
     if old is None or not np.isin(digests, old).all():
         merged = digests if old is None else np.union1d(old, digests)
-        _write_durably(folder / f"{name}.npy", merged)
+        write_durably(folder / f"{name}.npy", _npy_bytes(merged))
     removed = 0
     for directory in sorted((root / "vectors").glob("*")):
         if not directory.is_dir():
@@ -275,18 +267,7 @@ def forget(cache_dir: str | Path, texts: Sequence[str], name: str) -> int:
     return removed
 
 
-def _write_durably(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -11,7 +11,6 @@ What it reaches and what it cannot: docs/erasure.md.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
-from pipeline.io.atomic import atomic_path
+from pipeline.io.atomic import atomic_path, write_durably
 from pipeline.io.files import read_erasures, user_hash
 from pipeline.io.pause import point
 from pipeline.service import journal
@@ -37,10 +36,7 @@ def add_to_erasure_list(path: str | Path, digest: str) -> bool:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
-        fh.write(old + digest + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_durably(path, (old + digest + "\n").encode("utf-8"))
     return True
 
 

@@ -11,14 +11,13 @@ owner can read it.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.io.atomic import fsync_dir, write_durably
 from pipeline.io.files import user_hash
 
 SUFFIX = ".json"
@@ -45,29 +44,11 @@ class Entry:
         }
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(journal: Path, entry: Entry) -> None:
-    """Write the entry durably: temporary file (0600), fsync, rename, fsync the directory."""
+    """Write the entry durably (fsynced, renamed, directory fsynced), readable by its owner only."""
     journal.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = journal / f"{entry.user_hash}{SUFFIX}"
-    tmp = journal / f".{entry.user_hash}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(entry), fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(journal)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = json.dumps(asdict(entry), sort_keys=True).encode("utf-8")
+    write_durably(journal / f"{entry.user_hash}{SUFFIX}", data, mode=0o600)
 
 
 def begin(journal: Path, user_id: str, requested_by: str) -> Entry:
@@ -85,7 +66,7 @@ def begin(journal: Path, user_id: str, requested_by: str) -> Entry:
 def finish(journal: Path, entry: Entry) -> None:
     """Remove the entry: the erasure is complete."""
     (journal / f"{entry.user_hash}{SUFFIX}").unlink(missing_ok=True)
-    _fsync_dir(journal)
+    fsync_dir(journal)
 
 
 def pending(journal: Path) -> list[Entry]:

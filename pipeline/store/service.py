@@ -348,6 +348,8 @@ def compact_into_fresh_file(con: duckdb.DuckDBPyConnection, path: str | Path) ->
     import os
     import uuid
 
+    from pipeline.io.atomic import fsync_dir
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.erasure.{uuid.uuid4().hex[:8]}.tmp")
     source = con.execute("SELECT current_database()").fetchone()[0]
@@ -360,11 +362,7 @@ def compact_into_fresh_file(con: duckdb.DuckDBPyConnection, path: str | Path) ->
         finally:
             con.execute("DETACH fresh")
         os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
