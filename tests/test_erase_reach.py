@@ -138,6 +138,25 @@ def test_query_log_text_is_blanked_and_gone_from_the_file(tmp_path: Path) -> Non
         assert len(service_db.list_erasures(con)) == 1
 
 
+def test_api_keys_scoped_to_the_user_lose_the_id(tmp_path: Path) -> None:
+    from pipeline.service.keys import create_key, list_keys
+
+    config = build_store(tmp_path)
+    db = config.paths.service_db
+    _, alone = create_key(db, "reader", "alone", {"user_id": ["alice"]})
+    _, shared = create_key(db, "reader", "shared", {"user_id": ["alice", "bob"]})
+    _, other = create_key(db, "reader", "other", {"user_id": ["bob"]})
+    erase_user(config.paths, "alice", "test")
+    keys = {k["key_id"]: k for k in list_keys(db)}
+    # Alone: revoked (an emptied scope would mean every user), the id replaced by its hash.
+    assert keys[alone["key_id"]]["revoked_at"] is not None
+    assert keys[alone["key_id"]]["scope_user_ids"][0].startswith("sha256:")
+    assert keys[shared["key_id"]]["scope_user_ids"] == ["bob"]
+    assert keys[shared["key_id"]]["revoked_at"] is None
+    assert keys[other["key_id"]]["scope_user_ids"] == ["bob"]
+    assert b"alice" not in db.read_bytes()
+
+
 def test_mistakes_report_and_mlflow_tables_lose_the_user(tmp_path: Path) -> None:
     import mlflow
 

@@ -131,6 +131,7 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
             if returned or pattern.search(text) or any(pattern.search(f) for f in filters)
         ]
         db.blank_queries(con, blank)
+        keys = _rescope_keys(con, entry)
         if rids:
             db.scrub_query_results(con, rids)
         store = done.get("store", {})
@@ -146,4 +147,21 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
         if erased_at is None:
             erased_at = db.insert_erasure(con, row)
         db.compact_into_fresh_file(con, paths.service_db)
-    return {"feedback": feedback, "queries_scrubbed": len(blank), "erased_at": erased_at}
+    return {
+        "feedback": feedback,
+        "queries_scrubbed": len(blank),
+        "keys_rescoped": keys,
+        "erased_at": erased_at,
+    }
+
+
+def _rescope_keys(con: Any, entry: journal.Entry) -> int:
+    """API keys scoped to the user lose the id; a key scoped to them alone is revoked (an
+    empty scope would mean every user) and keeps only the hash, as the audit does."""
+    from pipeline.store import service as db
+
+    keys = db.keys_scoped_to(con, entry.user_id)
+    for key_id, scope in keys:
+        others = [u for u in scope if u != entry.user_id]
+        db.rescope_key(con, key_id, others or [f"sha256:{entry.user_hash}"], revoke=not others)
+    return len(keys)

@@ -120,6 +120,7 @@ def _summary(entry: journal.Entry) -> dict[str, Any]:
         "feedback_snapshot": done["feedback_snapshot"],
         "mistakes": done["mistakes"],
         "queries_scrubbed": service["queries_scrubbed"],
+        "keys_rescoped": service.get("keys_rescoped", 0),
         "erased_at": service["erased_at"],
     }
 

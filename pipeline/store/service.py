@@ -325,6 +325,26 @@ def blank_queries(con: duckdb.DuckDBPyConnection, rowids: Sequence[int]) -> int:
     return len(rowids)
 
 
+def keys_scoped_to(con: duckdb.DuckDBPyConnection, user_id: str) -> list[tuple[str, list[str]]]:
+    """(key id, scope user ids) of every key whose scope names this user id."""
+    return con.execute(
+        "SELECT key_id, scope_user_ids FROM api_keys WHERE list_contains(scope_user_ids, ?)",
+        [user_id],
+    ).fetchall()
+
+
+def rescope_key(
+    con: duckdb.DuckDBPyConnection, key_id: str, user_ids: list[str], revoke: bool
+) -> None:
+    """Set a key's user-id scope (never to empty: that would mean "every user"); revoke it."""
+    con.execute(
+        "UPDATE api_keys SET scope_user_ids = $ids, "
+        "revoked_at = CASE WHEN $revoke THEN coalesce(revoked_at, now()) ELSE revoked_at END "
+        "WHERE key_id = $k",
+        {"ids": user_ids, "revoke": revoke, "k": key_id},
+    )
+
+
 def erasure_recorded(con: duckdb.DuckDBPyConnection, user_hash: str, since: str) -> str | None:
     """When an audit row for this user was written at or after `since` (ISO), if one was:
     a resumed erasure must not record itself twice."""
