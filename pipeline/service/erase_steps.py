@@ -16,7 +16,6 @@ from pipeline.service.settings import ServicePaths
 
 def gather(paths: ServicePaths, user_id: str) -> tuple[dict[str, Any], list[str]]:
     """The user's record ids and rids (store and records.parquet), and their texts."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from pipeline.store.erasure import user_rows
@@ -28,8 +27,8 @@ def gather(paths: ServicePaths, user_id: str) -> tuple[dict[str, Any], list[str]
     pairs = list(rows.texts) if rows else []
     if paths.records.exists():
         columns = ["rid", "id", "prompt", "response", "user_id"]
-        table = pq.read_table(paths.records, columns=columns)
-        mine = table.filter(pc.fill_null(pc.equal(table["user_id"], user_id), False))
+        # The filter is applied per row group as it is read: only the user's rows are held.
+        mine = pq.read_table(paths.records, columns=columns, filters=[("user_id", "=", user_id)])
         kept |= set(mine["rid"].to_pylist())
         every |= set(mine["rid"].to_pylist())
         ids |= set(mine["id"].to_pylist())

@@ -126,16 +126,28 @@ def _summary(entry: journal.Entry) -> dict[str, Any]:
 
 
 def erase_from_parquet(path: Path, user_id: str) -> list[int]:
-    """Rewrite records.parquet without the user's rows; returns their rids."""
+    """Rewrite records.parquet without the user's rows; returns their rids.
+
+    Streams one row group at a time (with the file's own schema and row-group sizes), so a
+    file larger than memory can be rewritten; untouched when the user has no row.
+    """
     if not path.exists():
         return []
-    table = pq.read_table(path)
-    mine = pc.fill_null(pc.equal(table["user_id"], user_id), False)
+    source = pq.ParquetFile(path)
+    ids = source.read(columns=["rid", "user_id"])
+    mine = pc.fill_null(pc.equal(ids["user_id"], user_id), False)
     if not pc.any(mine).as_py():
         return []
-    rids = sorted(table.filter(mine)["rid"].to_pylist())
-    with atomic_path(path) as tmp:
-        pq.write_table(table.filter(pc.invert(mine)), tmp, compression="zstd")
+    rids = sorted(ids.filter(mine)["rid"].to_pylist())
+    # The writer closes before atomic_path renames (contexts exit in reverse order).
+    with (
+        atomic_path(path) as tmp,
+        pq.ParquetWriter(tmp, source.schema_arrow, compression="zstd") as out,
+    ):
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            keep = pc.invert(pc.fill_null(pc.equal(table["user_id"], user_id), False))
+            out.write_table(table.filter(keep))
     return rids
 
 
