@@ -209,5 +209,17 @@ def searched_files(root: Path) -> list[Path]:
     return [*out, root / "mlflow.db"]
 
 
+def eventually(condition, timeout: float = 30.0) -> bool:
+    """Poll `condition` until it holds or the deadline passes (what another process does
+    on its own clock, e.g. a server swapping to a replaced store)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.05)
+    return True
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
