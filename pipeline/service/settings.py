@@ -19,6 +19,7 @@ class ServeSettings:
     key_cache_seconds: float = 2.0  # a revoked key stops working within this
     log_flush_seconds: float = 1.0
     lock_timeout_seconds: float = 10.0
+    max_body_bytes: int = 1_048_576  # a request body above this gets 413, before it is read
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
