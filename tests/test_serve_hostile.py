@@ -330,6 +330,16 @@ def test_nan_and_infinity_are_a_422_never_a_500(server):
     assert server.request("GET", "/usage?top=NaN", key="admin").status_code == 422
 
 
+def test_odd_record_ids_and_filter_values_are_a_4xx(server):
+    # "²" and "٣" pass str.isdigit; "--1" passed a strip of "-": each once made int() fail.
+    for record_id in ("%C2%B2", "%D9%A3", "--1", "-", "%00", "9" * 400):
+        assert server.request("GET", f"/records/{record_id}").status_code == 404, record_id
+    for value in ("quality>nan", "quality<inf", "created_at>0001-01-01T00:00:00+14:00"):
+        body = {"text": "x", "mode": "keyword", "filters": [value]}
+        response = server.request("POST", "/search", json=body)
+        assert response.status_code == 400 and value in response.json()["detail"]
+
+
 def test_wrong_content_types_are_a_4xx(server):
     body = json.dumps({"text": "refund", "mode": "keyword"})
     for content_type in (
