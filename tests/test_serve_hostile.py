@@ -23,6 +23,7 @@ import httpx
 import pytest
 from test_serve_support import build_index, build_store, write_params
 
+from pipeline.cli import main
 from pipeline.service import limits
 from pipeline.service.keys import create_key
 from pipeline.service.settings import ServeSettings
@@ -416,3 +417,10 @@ def test_the_query_log_grows_only_as_the_caps_allow(server):
     bound = (hostile + accepted) * row_max + 2 * 1024 * 1024  # DuckDB allocates 256 KiB blocks
     print(f"\nservice.duckdb grew {grown} bytes for {hostile + accepted} requests (bound {bound})")
     assert grown <= bound
+
+
+def test_a_bad_body_cap_is_a_config_error(tmp_path, capsys):
+    params = write_params(build_store(tmp_path), tmp_path)
+    params.write_text(params.read_text().replace("port: 0", "port: 0\n  max_body_bytes: 1MB"))
+    assert main(["serve", "--params", str(params)]) == 2
+    assert "serve.max_body_bytes '1MB'" in capsys.readouterr().err

@@ -76,11 +76,10 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
     )
     app.state.service = service
     errors.install(app)
-    public = {"/health", app.openapi_url, app.docs_url, app.redoc_url}
-    public.add(app.swagger_ui_oauth2_redirect_url)
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(
         RequestGuard, keys=service.keys, max_body_bytes=config.serve.max_body_bytes,
-        public_paths={p for p in public if p},
+        public_paths={"/health", *(path for path in docs if path)},
     )  # fmt: skip
 
     def store_cursor() -> Any:

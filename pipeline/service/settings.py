@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserInputError
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -20,6 +22,14 @@ class ServeSettings:
     log_flush_seconds: float = 1.0
     lock_timeout_seconds: float = 10.0
     max_body_bytes: int = 1_048_576  # a request body above this gets 413, before it is read
+
+    def __post_init__(self) -> None:
+        # Compared with every request's Content-Length: a bad value would fail each request.
+        size = self.max_body_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UserInputError(
+                f"serve.max_body_bytes {size!r}: expected a whole number of bytes, at least 1"
+            )
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
