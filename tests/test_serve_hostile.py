@@ -288,47 +288,43 @@ def test_string_caps_on_every_request_model(server):
 
 
 SURROGATE = '"a\\ud800b"'  # JSON for a string holding a lone surrogate
+# Every field of every request model, as (path, key, body with {v} where the value goes).
+SLOTS = [
+    ("/search", "reader", '{{"text": {v}}}'),
+    ("/search", "reader", '{{"text": "x", "k": {v}}}'),
+    ("/search", "reader", '{{"text": "x", "filters": [{v}]}}'),
+    ("/search", "reader", '{{"text": "x", "extra": {v}}}'),
+    ("/feedback", "writer", '{{"record_id": {v}, "thumb": "up"}}'),
+    ("/feedback", "writer", '{{"record_id": "a1", "score": {v}}}'),
+    ("/feedback", "writer", '{{"record_id": "a1", "thumb": "up", "comment": {v}}}'),
+    ("/keys", "admin", '{{"role": {v}}}'),
+    ("/keys", "admin", '{{"role": "reader", "name": {v}}}'),
+    ("/keys", "admin", '{{"role": "reader", "scope": {{"source": [{v}]}}}}'),
+    ("/erase", "admin", '{{"user_id": {v}}}'),
+]
 
 
-def test_lone_surrogates_are_a_422_never_a_500(server):
-    bodies = [
-        ("/search", "reader", f'{{"text": {SURROGATE}}}'),
-        ("/search", "reader", f'{{"text": "x", "filters": [{SURROGATE}]}}'),
-        ("/search", "reader", f'{{"text": "x", {SURROGATE}: 1}}'),
-        ("/feedback", "writer", f'{{"record_id": {SURROGATE}, "thumb": "up"}}'),
-        ("/feedback", "writer", f'{{"record_id": "a1", "thumb": "up", "comment": {SURROGATE}}}'),
-        ("/keys", "admin", f'{{"role": "reader", "name": {SURROGATE}}}'),
-        ("/keys", "admin", f'{{"role": "reader", "scope": {{"source": [{SURROGATE}]}}}}'),
-        ("/erase", "admin", f'{{"user_id": {SURROGATE}}}'),
-    ]
-    for path, key, body in bodies:
-        response = server.request("POST", path, key=key, content=body, headers=JSON)
-        assert response.status_code == 422, (path, body, response.text)
-        assert "Unicode" in response.text
-    # Invalid UTF-8 on the wire, and a surrogate in the path.
-    raw = server.request("POST", "/search", content=b'{"text": "\xff\xfe"}',
-                         headers=JSON)  # fmt: skip
-    assert 400 <= raw.status_code < 500
-    assert server.request("GET", "/records/%ED%A0%80").status_code == 404
-
-
-def test_nan_and_infinity_are_a_422_never_a_500(server):
-    for value in ("NaN", "Infinity", "-Infinity", "1e999"):
-        for path, key, body in (
-            ("/feedback", "writer", f'{{"record_id": "a1", "score": {value}}}'),
-            ("/search", "reader", f'{{"text": "x", "k": {value}}}'),
-            ("/search", "reader", f'{{"text": {value}}}'),
-            ("/search", "reader", f'{{"text": "x", "filters": [{value}]}}'),
-            ("/search", "reader", f'{{"text": "x", "extra": {value}}}'),
-            ("/keys", "admin", f'{{"role": {value}}}'),
-        ):
+def test_surrogates_nan_and_infinity_are_a_422_never_a_500(server):
+    for value in (SURROGATE, "NaN", "Infinity", "-Infinity", "1e999"):
+        for path, key, template in SLOTS:
+            body = template.format(v=value)
             response = server.request("POST", path, key=key, content=body, headers=JSON)
             assert response.status_code == 422, (body, response.text)
+    # The messages say what is wrong.
+    text = server.request("POST", "/search", content=f'{{"text": {SURROGATE}}}', headers=JSON)
+    assert "not valid Unicode" in text.json()["detail"][0]["msg"]
+    score = '{"record_id": "a1", "score": NaN}'
+    nan = server.request("POST", "/feedback", key="writer", content=score, headers=JSON)
+    assert "finite number" in nan.json()["detail"][0]["msg"]
     finite = server.request(
         "POST", "/feedback", key="writer", json={"record_id": "a1", "score": 1e308}
     )
     assert finite.status_code == 422 and "less than or equal to 5" in finite.text
     assert server.request("GET", "/usage?top=NaN", key="admin").status_code == 422
+    # Invalid UTF-8 on the wire, and a surrogate in the path.
+    raw = server.request("POST", "/search", content=b'{"text": "\xff\xfe"}', headers=JSON)
+    assert 400 <= raw.status_code < 500
+    assert server.request("GET", "/records/%ED%A0%80").status_code == 404
 
 
 def test_odd_record_ids_and_filter_values_are_a_4xx(server):
