@@ -41,6 +41,7 @@ class Server:
     log: Path
     service_db: Path
     keys: dict[str, str]
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     statuses: list[int] = field(default_factory=list)  # every status the suite saw
 
     @property
@@ -58,7 +59,7 @@ class Server:
         headers = dict(kwargs.pop("headers", {}))
         if key is not None:
             headers["Authorization"] = f"Bearer {self.keys[key]}"
-        response = httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        response = self.client.request(method, self.url + path, headers=headers, **kwargs)
         self.statuses.append(response.status_code)
         return response
 
@@ -95,6 +96,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     try:
         yield running
     finally:
+        running.client.close()
         running.proc.send_signal(signal.SIGINT)  # a clean shutdown flushes the query log
         try:
             running.proc.wait(timeout=30)
