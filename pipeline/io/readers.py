@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.errors import UserInputError
-from pipeline.io.json_rows import read_json_array, read_jsonl
+from pipeline.io.json_array import read_json_array
+from pipeline.io.json_rows import read_jsonl
 from pipeline.io.rows import RawRow, ReadStats
 from pipeline.io.tabular import read_csv, read_parquet
 
