@@ -6,11 +6,12 @@ element after a missing comma. Where the structure is lost (a bracket that close
 or the wrong thing, a `, {` inside an object, a line break inside a string, the end of the
 file or `max_line_bytes` reached), the reader skips to the next `, {` that starts a
 complete, non-empty object followed by `,` or `]`: inside a JSON string every quote is
-escaped, so no such object can hide in one. Where the quotes may be out of step
-(something other than `:` `,` `}` `]` after a string, a backslash outside one, a `,` at
-array depth 1 not followed by what may start an element), such an object found after the
-string where they went wrong, and before the structural end, wins. Text no element can be
-recovered from runs to the end of the file, scanned in bounded memory.
+escaped, so no such object can hide in one. Where the quotes may be out of step (after a
+string, something other than `:` `,` `}` `]` or another string; a backslash outside
+strings; a `,` at array depth 1 not followed by what may start an element), such an
+object found after the string where they went wrong, and before the structural end, wins.
+Text no element can be recovered from runs to the end of the file, scanned in bounded
+memory.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from pipeline.io.text_window import TextWindow, surely_bad
 _OUTSIDE = re.compile(r'[][{}",\\]')  # what matters to the structure outside strings
 _INSIDE = re.compile(r'["\\\n]')  # inside a string; a raw line break is never JSON there
 _NON_WS = re.compile(r"[^ \t\r\n]")
-_AFTER_STRING = frozenset(":,}]")
+# What follows a string. A second string is a missing ':' or ',' (a local slip), not
+# quotes out of step.
+_AFTER_STRING = frozenset(':,}]"')
 _STARTS = frozenset('{["-0123456789tfn]')  # what may follow a ',' in an array
 # A likely element start: ', {' then a key and its ':' (only a non-empty object counts: an
 # empty one could hide in a string). Bounded repeats keep the search linear.
