@@ -2,7 +2,7 @@
 with every 100th element cut short), read by `pipeline.io.readers.read_file`, optionally
 against another checkout in alternating rounds.
 
-    python benchmarks/readers.py [--rounds 5] [--base ../main] [--t0 PATH] [--no-append]
+    python benchmarks/readers.py [--rounds 5] [--base ../main] [--t0 PATH] [--note TEXT]
 
 The files are written to a temporary directory (never into the repository). Each timing is
 one fresh process reading one file to the end (rows are counted, not kept), so neither
@@ -86,6 +86,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="timed reads per file and checkout")
     parser.add_argument("--base", type=Path, help="another checkout to compare (e.g. ../main)")
     parser.add_argument("--t0", type=Path, default=T0, help="t0-prompts.jsonl.gz")
+    parser.add_argument("--note", default="", help="a sentence for RESULTS.md (what --base is)")
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
     if not args.t0.exists():
@@ -124,6 +125,7 @@ def main() -> int:
             "",
             f"`python benchmarks/readers.py --rounds {args.rounds}{base}`",
             "",
+            *([args.note, ""] if args.note else []),
             *lines,
         ]
         with RESULTS.open("a", encoding="utf-8") as fh:
