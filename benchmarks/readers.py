@@ -15,19 +15,18 @@ rounds, alternating, so machine load hits both alike. Appends a section to RESUL
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from results import append_section
+
 REPO = Path(__file__).resolve().parent.parent
 T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 
 # Run in a child process: import `pipeline` from the given checkout, read one file, print
 # rows, rejected rows and CPU seconds (on a shared machine, wall time mostly measures the
@@ -118,18 +117,9 @@ def main() -> int:
                 )
     print("\n".join(lines))
     if not args.no_append:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         base = f" --base {args.base}" if args.base else ""
-        section = [
-            f"\n## Readers ({stamp}, {os.cpu_count()} cores, Python {sys.version.split()[0]})",
-            "",
-            f"`python benchmarks/readers.py --rounds {args.rounds}{base}`",
-            "",
-            *([args.note, ""] if args.note else []),
-            *lines,
-        ]
-        with RESULTS.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(section) + "\n")
+        command = f"python benchmarks/readers.py --rounds {args.rounds}{base}"
+        append_section("Readers", command, [*([args.note, ""] if args.note else []), *lines])
     return 0
 
 
