@@ -17,11 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from results import append_section
+
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 
@@ -87,20 +87,19 @@ def main() -> None:
     print("\n".join(table))
     if args.no_append:
         return
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0]
-    section = [
-        f"\n## Erase waiting for a running dedup ({now})\n",
-        f"Machine: {os.cpu_count()} cores, load average {load:.1f} at the end. Command: "
-        "`python benchmarks/erase_wait.py`. `pipeline erase` starts as soon as a second "
-        "`pipeline dedup` holds the writer lock; dedup_s is that run's wall time, erase_s "
-        "the erase's from its start, waited_s the part before the dedup exited, "
-        "after_lock_s the erasure itself (process start-up and imports included).\n",
-        *table,
-        "",
-    ]
-    with RESULTS.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(section))
+    append_section(
+        "Erase waiting for a running dedup",
+        "python benchmarks/erase_wait.py",
+        [
+            f"Load average {load:.1f} at the end. `pipeline erase` starts as soon as a second "
+            "`pipeline dedup` holds the writer lock; dedup_s is that run's wall time, erase_s "
+            "the erase's from its start, waited_s the part before the dedup exited, "
+            "after_lock_s the erasure itself (process start-up and imports overlap the wait).",
+            "",
+            *table,
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,9 @@ for the ratio. Appends a section to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
 LABELLED = REPO / "tests" / "data" / "pii_labelled.jsonl"
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+from results import append_section  # noqa: E402
 
 from pipeline.dedup.pii import PII_TYPES, PiiSettings, evaluate, find_pii, redact  # noqa: E402
 
@@ -150,17 +149,10 @@ def main() -> int:
         lines.append(f"t0-prompts throughput skipped: {T0} is absent.")
     print("\n".join(lines))
     if not args.no_append:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        section = [
-            f"\n## PII redaction ({stamp}, {os.cpu_count()} cores)",
-            "",
-            f"`python benchmarks/pii.py --records {args.records} "
-            f"--peer-records {args.peer_records}`",
-            "",
-            *lines,
-        ]
-        with RESULTS.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(section) + "\n")
+        command = (
+            f"python benchmarks/pii.py --records {args.records} --peer-records {args.peer_records}"
+        )
+        append_section("PII redaction", command, lines)
     return 0
 
 

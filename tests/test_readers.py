@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.io import json_rows
+from pipeline.io import text_window
 from pipeline.io.readers import ReadStats, dataset_files, read_dataset, read_file
 
 
@@ -70,7 +70,7 @@ def test_truncated_gzip_keeps_rows_read_so_far(tmp_path: Path) -> None:
 
 
 def test_json_array_streams_elements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(json_rows, "CHUNK_CHARS", 7)  # elements span many small reads
+    monkeypatch.setattr(text_window, "CHUNK_CHARS", 7)  # elements span many small reads
     path = tmp_path / "a.json"
     items = [{"prompt": f"p{i}", "n": i} for i in range(3000)]
     path.write_text("\ufeff" + json.dumps(items, indent=1), encoding="utf-8")

@@ -41,6 +41,11 @@ def test_parse(text: str, expected: Condition) -> None:
         ("label=", "missing value"),
         ("just words", "expected FIELD=VALUE"),
         ("rid=1; DROP TABLE records", "unknown field 'rid'"),
+        ("quality>nan", "not a finite number"),
+        ("quality<=-inf", "not a finite number"),
+        ("quality>1e999", "not a finite number"),
+        ("created_at>0001-01-01T00:00:00+14:00", "out of range"),
+        ("created_at<9999-12-31T23:59:59-14:00", "out of range"),
     ],
 )
 def test_bad_filters_name_the_problem(text: str, needle: str) -> None:

@@ -1,16 +1,21 @@
 """The service DB is shared by the server and the CLI (separate processes): a holder of its
-lock makes the others wait, then fail with BusyError; a query log batch is never lost."""
+lock makes the others wait, then fail with BusyError; a query log batch is never lost; a
+request never waits for the file."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
+from fastapi.testclient import TestClient
+from test_serve_support import build_index, build_store
 
 from pipeline.errors import BusyError
-from pipeline.service.keys import create_key, list_keys
+from pipeline.serve.app import create_app
+from pipeline.service.keys import create_key, list_keys, revoke_key
 from pipeline.service.querylog import QueryLog, usage_report
 from pipeline.store import service as service_db
 
@@ -66,3 +71,74 @@ def test_query_log_batch_survives_a_busy_flush(tmp_path):
     assert log.flush() == 2 and log.pending() == 0
     report = usage_report(db)
     assert report["queries"] == 2 and report["zero_result_queries"] == 1
+
+
+HOLD_UNTIL_RELEASED = """
+import sys, time, duckdb
+deadline = time.monotonic() + 30
+while True:  # the server opens the file briefly and often: take it between two opens
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.01)
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+con.close()
+"""
+
+
+def _search(client, key):
+    body = {"text": "refund parcel", "mode": "keyword"}
+    return client.post("/search", json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_requests_never_wait_for_a_busy_service_db(tmp_path):
+    """Another process holds data/service.duckdb past the key cache's life: searches are
+    answered from the last key set read, while the file is still held; a revocation takes
+    effect once the file can be read again."""
+    config = build_store(tmp_path)
+    build_index(config)
+    # Before, a request past the key cache's life waited this long for the file, then 503.
+    config = replace(config, serve=replace(config.serve, lock_timeout_seconds=3.0))
+    db = config.paths.service_db
+    key = create_key(db, "reader")[0]
+    doomed, doomed_row = create_key(db, "reader")
+    with TestClient(create_app(config)) as client:
+        keys = client.app.state.service.keys
+        assert _search(client, key).status_code == 200
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_UNTIL_RELEASED, str(db)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            deadline = time.monotonic() + 30
+            while keys.age() <= 2 * keys.ttl:  # the key set is now older than its ttl
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            for caller in (key, doomed):
+                assert _search(client, caller).status_code == 200
+            assert _search(client, "pk_000000000000_unknown").status_code == 401
+            assert holder.poll() is None  # all answered while the file was held
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        revoke_key(db, doomed_row["key_id"])
+        deadline = time.monotonic() + 30
+        while _search(client, doomed).status_code != 401:
+            assert time.monotonic() < deadline, "the revocation never took effect"
+            time.sleep(0.02)
+        assert _search(client, key).status_code == 200
+
+
+def test_a_key_created_by_another_process_works_at_once(tmp_path):
+    """Keys are re-read every 300 s here: an unknown key id makes the reader read now."""
+    config = build_store(tmp_path)
+    build_index(config)
+    config = replace(config, serve=replace(config.serve, key_cache_seconds=600.0))
+    with TestClient(create_app(config)) as client:
+        key = create_key(config.paths.service_db, "reader")[0]  # as `pipeline keys create` does
+        assert _search(client, key).status_code == 200

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.cli import emit
 
 DEFAULT_STORE = "data/dedup/store.duckdb"
+_SHOWN = 10  # skipped files named on the terminal; the report lists them all
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +62,11 @@ def run_dedup(args: argparse.Namespace) -> int:
         f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
         f"{report['seconds']['total']:.1f} s -> reports/dedup.json"
     )
+    skipped = report["skipped_files"]
+    if skipped:
+        shown = ", ".join(f"{f['path']} ({f['reason']})" for f in skipped[:_SHOWN])
+        more = f" and {len(skipped) - _SHOWN} more" if len(skipped) > _SHOWN else ""
+        text += f"\n{len(skipped)} file{'s' * (len(skipped) > 1)} not read: {shown}{more}"
     emit(report, args.json, text)
     return 0 if check["holds"] else 1
 

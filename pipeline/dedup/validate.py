@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.dedup.ids import default_id, rid_of
+from pipeline.dedup.invisible import is_blank
 from pipeline.errors import UserInputError
 from pipeline.record import ORIGINS, USER_FIELDS, Record
 
@@ -230,8 +231,10 @@ def to_record(
     if prompt is None:
         raise Invalid("missing_prompt", "no 'prompt' field")
     prompt = _text("prompt", prompt, limit)
-    if not prompt or not prompt.strip():
+    if not prompt:
         raise Invalid("empty_prompt", "'prompt' is empty")
+    if is_blank(prompt):  # a prompt no one can see (only U+200B, say) is no prompt
+        raise Invalid("empty_prompt", "'prompt' has only whitespace or invisible characters")
     texts = {name: _text(name, values.get(name), limit) for name in _TEXT_FIELDS}
 
     origin = values.get("origin")

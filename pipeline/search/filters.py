@@ -8,6 +8,7 @@ value is only ever compared, never executed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -99,9 +100,12 @@ def _coerce(field: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise UserInputError(f"quality value {value!r} is not a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserInputError(f"quality value {value!r} is not a number") from None
+        if not math.isfinite(number):  # NaN compares false to everything: a silent no-match
+            raise UserInputError(f"quality value {value!r} is not a finite number")
+        return number
     if field == "created_at":
         return _timestamp(value)
     if not isinstance(value, str):
@@ -124,4 +128,7 @@ def _timestamp(value: Any) -> datetime:
             ) from None
     else:
         raise UserInputError(f"created_at value {value!r} is not a date")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first representable instant
+        raise UserInputError(f"created_at value {value!r} is out of range") from None

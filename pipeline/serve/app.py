@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Query
+from fastapi import Path as PathParam
 
-from pipeline.errors import BusyError, NotFoundError, PipelineError, UserInputError
+from pipeline.errors import NotFoundError, PipelineError
+from pipeline.serve import errors
 from pipeline.serve.auth import Admin, Caller, Reader, Writer, forbid_out_of_scope
+from pipeline.serve.guard import RequestGuard
 from pipeline.serve.models import (
     EraseRequest,
     EraseResponse,
@@ -38,6 +40,7 @@ from pipeline.service import keys as key_admin
 from pipeline.service.erasure import erase_user
 from pipeline.service.feedback import add_feedback
 from pipeline.service.keys import Principal
+from pipeline.service.limits import KEY_ID_MAX, RECORD_ID_MAX
 from pipeline.service.querylog import usage_report
 from pipeline.store import lookup
 
@@ -46,16 +49,6 @@ _ERRORS = {401: "missing or invalid API key", 403: "role or scope does not allow
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
 }
-
-
-def _status(exc: PipelineError) -> int:
-    if isinstance(exc, UserInputError):
-        return 400
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, BusyError):
-        return 503
-    return 500
 
 
 def _scope_conditions(principal: Principal) -> tuple:
@@ -99,11 +92,12 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         lifespan=lifespan,
     )
     app.state.service = service
-
-    @app.exception_handler(PipelineError)
-    async def pipeline_error(request: Request, exc: PipelineError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if isinstance(exc, BusyError) else None
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc), headers=headers)
+    errors.install(app)
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(
+        RequestGuard, keys=service.keys, max_body_bytes=config.serve.max_body_bytes,
+        public_paths={"/health", *(path for path in docs if path)},
+    )  # fmt: skip
 
     def store_cursor() -> Any:
         """A store cursor for one request; 503 (not 404) while no store has been built."""
@@ -156,7 +150,7 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
                         item["session"] = [t for t in item["session"] if principal.sees(t)]
             rids = [item["rid"] for item in items]
         except PipelineError as exc:
-            status = _status(exc)
+            status = errors.status_of(exc)
             raise
         except HTTPException as exc:
             status = exc.status_code
@@ -178,7 +172,9 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         responses={**_RESPONSES, 404: {"model": ErrorBody, "description": "no such record"}},
         tags=["search"],
     )
-    def read_record(record_id: str, principal: Reader) -> RecordResponse:
+    def read_record(
+        record_id: Annotated[str, PathParam(max_length=RECORD_ID_MAX)], principal: Reader
+    ) -> RecordResponse:
         """One record by id (or rid), with its session's turns and its removed duplicates."""
         with store_cursor() as cur:
             record = lookup.get_record(cur, record_id)
@@ -243,7 +239,9 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         return {**row, "key": key}
 
     @app.delete("/keys/{key_id}", responses=_RESPONSES, tags=["admin"])
-    def revoke_key(key_id: str, _: Admin) -> dict[str, str]:
+    def revoke_key(
+        key_id: Annotated[str, PathParam(max_length=KEY_ID_MAX)], _: Admin
+    ) -> dict[str, str]:
         """Revoke a key; it stops working within `serve.key_cache_seconds`."""
         key_admin.revoke_key(config.paths.service_db, key_id)
         service.keys.reload()

@@ -20,7 +20,14 @@ def current_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> Principal:
-    """The caller's key identity; 401 when the key is missing, malformed or revoked."""
+    """The caller's key identity; 401 when the key is missing, malformed or revoked.
+
+    The request guard (pipeline/serve/guard.py) has already authenticated the headers,
+    before the body was read; the schemes above document the key in the OpenAPI schema.
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
     key = bearer.credentials if bearer is not None else header
     try:
         return request.app.state.service.keys.authenticate(key)

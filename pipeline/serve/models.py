@@ -3,25 +3,37 @@ in the OpenAPI schema (`/openapi.json`, `/docs`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from pipeline.service import limits
 
 Mode = Literal["vector", "keyword", "hybrid"]
 
 
+# Every string a caller sends has a cap (pipeline/service/limits.py): nothing unbounded
+# reaches the search, the store lookups or the query log.
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=limits.QUERY_TEXT_MAX)]
+FilterText = Annotated[str, StringConstraints(min_length=1, max_length=limits.FILTER_MAX)]
+RecordId = Annotated[str, StringConstraints(min_length=1, max_length=limits.RECORD_ID_MAX)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=limits.USER_ID_MAX)]
+ScopeValue = Annotated[str, StringConstraints(min_length=1, max_length=limits.SCOPE_VALUE_MAX)]
+
+
 class _Strict(BaseModel):
-    # An unknown field is a typo the caller wants to hear about, not silently ignore.
-    model_config = ConfigDict(extra="forbid")
+    # An unknown field is a typo the caller wants to hear about, not silently ignore; NaN
+    # and Infinity are valid JSON to Python but never a valid score.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SearchRequest(_Strict):
-    text: str = Field(min_length=1, max_length=2000, description="the query text")
+    text: QueryText = Field(description="the query text")
     k: int = Field(default=10, ge=1, le=100, description="how many results")
     mode: Mode = "hybrid"
-    filters: list[str] = Field(
+    filters: list[FilterText] = Field(
         default_factory=list,
-        max_length=20,
+        max_length=limits.FILTERS_MAX,
         description="as in the CLI: `label=support`, `quality>=4`, `created_at<2024-06-01`",
         examples=[["label=support"]],
     )
@@ -48,10 +60,10 @@ class RecordResponse(BaseModel):
 
 
 class FeedbackRequest(_Strict):
-    record_id: str = Field(min_length=1, max_length=1000)
+    record_id: RecordId
     score: float | None = Field(default=None, ge=1, le=5, description="1 (bad) to 5 (good)")
     thumb: Literal["up", "down"] | None = None
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=limits.COMMENT_MAX)
 
     @model_validator(mode="after")
     def _one_signal(self) -> FeedbackRequest:
@@ -73,13 +85,17 @@ class FeedbackResponse(BaseModel):
 
 
 class KeyScope(_Strict):
-    user_id: list[str] | None = Field(default=None, min_length=1)
-    source: list[str] | None = Field(default=None, min_length=1)
+    user_id: list[ScopeValue] | None = Field(
+        default=None, min_length=1, max_length=limits.SCOPE_VALUES_MAX
+    )
+    source: list[ScopeValue] | None = Field(
+        default=None, min_length=1, max_length=limits.SCOPE_VALUES_MAX
+    )
 
 
 class KeyCreateRequest(_Strict):
     role: Literal["reader", "writer", "admin"]
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=limits.NAME_MAX)
     scope: KeyScope = Field(default_factory=KeyScope)
 
 
@@ -99,7 +115,7 @@ class KeyCreateResponse(KeyInfo):
 
 
 class EraseRequest(_Strict):
-    user_id: str = Field(min_length=1, max_length=1000)
+    user_id: UserId
 
 
 class EraseResponse(BaseModel):

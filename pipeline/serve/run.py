@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from pipeline.errors import UserInputError
+from pipeline.serve.logs import log_config
 from pipeline.serve.state import ServiceConfig
 
 _PARAMS_ENV = "PIPELINE_SERVE_PARAMS"
@@ -47,12 +48,13 @@ def serve(
         raise UserInputError(f"serve.port {port}: expected 0-65535")
     if workers < 1:
         raise UserInputError(f"serve.workers {workers}: expected at least 1")
+    log_options = {"log_level": "info", "log_config": log_config()}  # URLs redacted in access log
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(config), host=host, port=port, **log_options)
         return
     os.environ[_PARAMS_ENV] = str(params)
     os.environ[_OVERRIDES_ENV] = json.dumps(list(overrides))
     uvicorn.run(
         "pipeline.serve.run:app_factory", factory=True, host=host, port=port, workers=workers,
-        log_level="info",
+        **log_options,
     )  # fmt: skip

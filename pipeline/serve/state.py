@@ -1,5 +1,5 @@
 """What a server process holds: the searcher, a store reader, the key cache and the query log,
-kept fresh by one background thread.
+kept fresh by background threads (one for the index, store and log; one for the keys).
 
 A new index is loaded beside the current one and swapped in with one assignment (the
 Searcher's own reload): requests in flight finish on the old one and none waits. A replaced
@@ -85,7 +85,9 @@ class ServiceState:
     ) -> None:
         self.config = config
         paths, serve = config.paths, config.serve
-        self.keys = KeyCache(paths.service_db, ttl=serve.key_cache_seconds)
+        self.keys = KeyCache(
+            paths.service_db, ttl=serve.key_cache_seconds, lock_timeout=serve.lock_timeout_seconds
+        )
         self.querylog = QueryLog(paths.service_db, lock_timeout=serve.lock_timeout_seconds)
         self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
         self._factory = searcher_factory
@@ -152,13 +154,10 @@ class ServiceState:
     def _loop(self) -> None:
         serve = self.config.serve
         next_reload = next_flush = time.monotonic()
-        tick = min(serve.reload_seconds, serve.log_flush_seconds, serve.key_cache_seconds) / 2
+        tick = min(serve.reload_seconds, serve.log_flush_seconds) / 2
         while not self._stop.wait(tick):
             now = time.monotonic()
             try:
-                # Keys are refreshed here, before they expire, so no request pays for it.
-                if self.keys.age() > serve.key_cache_seconds / 2:
-                    self.keys.reload()
                 if now >= next_reload:
                     self.refresh()
                     next_reload = now + serve.reload_seconds
@@ -169,7 +168,10 @@ class ServiceState:
                 log.exception("service maintenance failed; retrying")
 
     def start(self) -> None:
-        """Open what can be opened and start the maintenance thread."""
+        """Open what can be opened and start the maintenance and key refresh threads."""
+        # Keys have their own thread: a query log flush waiting for a busy service DB must
+        # not hold back the key set (nor index reloads hold back keys).
+        self.keys.start()
         self.searcher()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="serve-maintenance", daemon=True)
@@ -180,6 +182,7 @@ class ServiceState:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.keys.stop()
         self.querylog.flush()
         self.store.close()
         with self.gate.exclusive():

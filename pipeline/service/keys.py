@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -17,13 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AuthError, NotFoundError, UserInputError
+from pipeline.errors import AuthError, BusyError, NotFoundError, UserInputError
+from pipeline.service import limits
 from pipeline.store import service as db
 from pipeline.store.lookup import SCOPE_FIELDS
 
 # Each role can do what the roles before it can.
 ROLES: tuple[str, ...] = ("reader", "writer", "admin")
 KEY_PREFIX = "pk_"
+
+log = logging.getLogger("pipeline.serve")
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ def create_key(
     if role not in ROLES:
         raise UserInputError(f"role {role!r}: expected one of {', '.join(ROLES)}")
     scope = {k: tuple(v) for k, v in (scope or {}).items() if v}
+    _check_limits(name, scope)
     if role == "admin" and scope:
         # Admins manage keys and erase any user: a scope would be a false promise.
         raise UserInputError("an admin key cannot be scoped; use a reader or writer key")
@@ -96,6 +101,21 @@ def create_key(
         row["created_at"] = db.insert_key(con, row)
     listed = {k: v for k, v in row.items() if k != "key_hash"}
     return key, listed
+
+
+def _check_limits(name: str | None, scope: Mapping[str, Sequence[str]]) -> None:
+    """The caps of pipeline/service/limits.py, for the CLI as for the HTTP API."""
+    if name is not None and len(name) > limits.NAME_MAX:
+        raise UserInputError(f"key name: {len(name)} characters, at most {limits.NAME_MAX}")
+    for field_name, values in scope.items():
+        if len(values) > limits.SCOPE_VALUES_MAX:
+            raise UserInputError(
+                f"scope {field_name}: {len(values)} values, at most {limits.SCOPE_VALUES_MAX}"
+            )
+        if any(len(v) > limits.SCOPE_VALUE_MAX for v in values):
+            raise UserInputError(
+                f"scope {field_name}: a value is longer than {limits.SCOPE_VALUE_MAX} characters"
+            )
 
 
 def revoke_key(service_db: str | Path, key_id: str) -> None:
@@ -127,45 +147,127 @@ def _key_id_of(key: str) -> str | None:
     return key_id if sep else None
 
 
-class KeyCache:
-    """The active keys, reloaded from the service DB at most every `ttl` seconds.
+class UnknownKeyError(AuthError):
+    """A well-formed key whose id is not among the active keys last read."""
 
-    Requests never open the database: a revoked key stops working within `ttl`, and an
-    unknown key id triggers at most one reload per `miss_reload` seconds (a new key works
-    at once; a flood of bad keys cannot hammer the file).
+
+class KeyCache:
+    """The active keys of the service DB, held in memory and compared in constant time.
+
+    A command (`pipeline feedback`) just calls `authenticate`, which reads the file when its
+    copy is older than `ttl` or the key id is unknown. A server calls `start()`: a thread
+    then reads the file every `ttl / 2` and `authenticate` never opens it, so no request
+    waits for another process holding data/service.duckdb. A read that cannot get the file
+    keeps the last good set and is retried at the next tick: a revoked key stops working at
+    the first successful read after its revocation (within `ttl` while the file can be read).
     """
 
-    def __init__(self, service_db: str | Path, ttl: float = 2.0, miss_reload: float = 0.5):
+    def __init__(
+        self,
+        service_db: str | Path,
+        ttl: float = 2.0,
+        miss_reload: float = 0.5,
+        lock_timeout: float = 10.0,
+    ) -> None:
         self.service_db = Path(service_db)
         self.ttl = ttl
-        self.miss_reload = miss_reload
+        self.miss_reload = miss_reload  # a flood of unknown key ids reads at most this often
+        self.lock_timeout = lock_timeout
         self._rows: dict[str, tuple[str, Principal]] = {}
-        self._loaded = float("-inf")
-        self._lock = threading.Lock()
+        self._loaded = float("-inf")  # when the last successful read ended
+        self._read_from = float("-inf")  # and when it began: a waiter needs one begun later
+        self._last_miss = float("-inf")
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def reload(self) -> None:
-        """Read the active keys now."""
-        with db.open_service_db(self.service_db, read_only=True) as con:
+    def reload(self, lock_timeout: float | None = None) -> None:
+        """Read the active keys now (waits up to `lock_timeout` for the file)."""
+        timeout = self.lock_timeout if lock_timeout is None else lock_timeout
+        began = time.monotonic()
+        with db.open_service_db(self.service_db, read_only=True, lock_timeout=timeout) as con:
             rows = db.active_key_rows(con)
-        with self._lock:
-            self._rows = {r["key_id"]: (r["key_hash"], _principal(r)) for r in rows}
-            self._loaded = time.monotonic()
+        with self._cond:
+            if began >= self._read_from:  # reads from other threads may end out of order
+                self._rows = {r["key_id"]: (r["key_hash"], _principal(r)) for r in rows}
+                self._loaded, self._read_from = time.monotonic(), began
+            self._cond.notify_all()
 
     def age(self) -> float:
         """Seconds since the keys were last read."""
         return time.monotonic() - self._loaded
 
     def authenticate(self, key: str | None) -> Principal:
-        """The principal of a valid key, or AuthError."""
+        """The principal of a valid key, or AuthError (UnknownKeyError for an unknown id)."""
         if not key:
             raise AuthError("missing API key (send `Authorization: Bearer <key>`)")
         key_id = _key_id_of(key)
         if key_id is None:
             raise AuthError("invalid API key")
-        age = time.monotonic() - self._loaded
-        if age > self.ttl or (key_id not in self._rows and age > self.miss_reload):
-            self.reload()
+        if self._thread is None:  # no refresher: read the file when stale or the id is new
+            age = self.age()
+            if age > self.ttl or (key_id not in self._rows and age > self.miss_reload):
+                self.reload()
         entry = self._rows.get(key_id)
-        if entry is None or not hmac.compare_digest(entry[0], hash_key(key)):
+        if entry is None:
+            raise UnknownKeyError("invalid or revoked API key")
+        if not hmac.compare_digest(entry[0], hash_key(key)):
             raise AuthError("invalid or revoked API key")
         return entry[1]
+
+    def read_for_unknown_key(self, timeout: float) -> bool:
+        """Have the refresher read now, so a key created a moment ago works at once; waits up
+        to `timeout` for the read. At most once per `miss_reload`: False when skipped, or
+        when the read did not complete in time."""
+        with self._cond:
+            now = time.monotonic()
+            if self._thread is None or now - self._last_miss < self.miss_reload:
+                return False
+            self._last_miss = now
+            self._wake.set()
+            # A read already under way may have missed the key: wait for one begun after now.
+            return self._cond.wait_for(lambda: self._read_from >= now, timeout)
+
+    # --- the refresher (servers) ------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the keys, then keep them fresh from a background thread."""
+        try:
+            self.reload()  # starting up may wait for the file, like any command
+        except BusyError as exc:
+            log.warning("API keys not read yet (%s); retrying in the background", exc)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._refresh, name="key-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.lock_timeout + 1)
+        self._thread = None
+
+    def _refresh(self) -> None:
+        interval = self.ttl / 2
+        failing = False
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                # Short: a busy file is retried at the next tick, with the keys we have.
+                self.reload(lock_timeout=min(self.lock_timeout, interval))
+            except Exception as exc:  # the thread must outlive any one failure
+                if not failing:
+                    log.warning(
+                        "API keys not refreshed (%s); serving the set read %.1f s ago until "
+                        "the file can be read", exc, self.age(),
+                    )  # fmt: skip
+                failing = True
+                continue
+            if failing:
+                log.info("API keys refreshed again")
+                failing = False

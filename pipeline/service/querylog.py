@@ -3,6 +3,10 @@
 Writing a row per request would open the DuckDB file on the hot path and contend with the
 CLI for its lock; a batch a second costs one open. A batch that cannot be written (the
 file is locked for longer than the timeout) stays buffered for the next flush.
+
+A row holds the query text and filters clipped to the request caps (pipeline/service/
+limits.py) and PII-redacted as the dedup stage redacts records: a key can add a bounded
+number of bytes per search, and an e-mail address typed into a query is not kept.
 """
 
 from __future__ import annotations
@@ -14,8 +18,27 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline.dedup.pii import PiiSettings, redact
 from pipeline.errors import BusyError
+from pipeline.service.limits import FILTER_MAX, FILTERS_MAX, QUERY_TEXT_MAX, clip
 from pipeline.store import service as db
+
+_PII = PiiSettings()
+
+
+def loggable(text: str, limit: int) -> str:
+    """`text` as the query log keeps it: at most `limit` characters, PII replaced by
+    placeholders (`<EMAIL>`, `<PHONE>`, ...), lone surrogates escaped so it can be stored."""
+    redacted, _ = redact(clip(text, limit), _PII)
+    return clip(redacted.encode("utf-8", "backslashreplace").decode("utf-8"), limit)
+
+
+def _stored(row: dict) -> dict:
+    return {
+        **row,
+        "text": loggable(row["text"], QUERY_TEXT_MAX),
+        "filters": [loggable(f, FILTER_MAX) for f in row["filters"]],
+    }
 
 
 class QueryLog:
@@ -40,13 +63,14 @@ class QueryLog:
         latency_ms: float,
         status: int = 200,
     ) -> None:
-        """Buffer one query."""
+        """Buffer one query (text and filters bounded; redacted when written)."""
         row = {
             "ts": datetime.now(UTC),
             "key_id": key_id,
             "key_name": key_name,
-            "text": text,
-            "filters": list(filters),
+            # Clipped now (the buffer stays bounded), redacted at flush (off the request path).
+            "text": clip(text, QUERY_TEXT_MAX),
+            "filters": [clip(f, FILTER_MAX) for f in filters[:FILTERS_MAX]],
             "mode": mode,
             "k": k,
             "result_rids": [int(r) for r in result_rids],
@@ -67,7 +91,7 @@ class QueryLog:
                 rows, self._rows = self._rows, []
             if not rows:
                 return 0
-            table = pa.Table.from_pylist(rows, schema=db.QUERY_LOG_SCHEMA)
+            table = pa.Table.from_pylist([_stored(row) for row in rows], schema=db.QUERY_LOG_SCHEMA)
             try:
                 with db.open_service_db(self.service_db, lock_timeout=self.lock_timeout) as con:
                     db.append_queries(con, table)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserInputError
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -19,8 +21,17 @@ class ServeSettings:
     key_cache_seconds: float = 2.0  # a revoked key stops working within this
     log_flush_seconds: float = 1.0
     lock_timeout_seconds: float = 10.0
+    max_body_bytes: int = 1_048_576  # a request body above this gets 413, before it is read
     # POST /erase waits this long for the writer lock (a dedup or index build), then 503.
     erase_lock_timeout_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        # Compared with every request's Content-Length: a bad value would fail each request.
+        size = self.max_body_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UserInputError(
+                f"serve.max_body_bytes {size!r}: expected a whole number of bytes, at least 1"
+            )
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:

@@ -44,7 +44,7 @@ from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
 from pipeline.io.files import data_hash, read_erasures, read_feedback_scores, user_hash
 from pipeline.io.pause import point
-from pipeline.io.readers import ReadStats, dataset_files, read_dataset
+from pipeline.io.readers import ReadStats, read_dataset, scan_dataset
 from pipeline.record import Record
 from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
 
@@ -178,7 +178,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
         point("dedup:locked")
         timer = Timer()
         stats = ReadStats()
-        files = dataset_files(root / s.data_path)
+        scan = scan_dataset(root / s.data_path)
+        files = scan.files
         with timer("hash"):
             digest = data_hash(files)
         erasures = read_erasures(root / s.erasures)
@@ -214,6 +215,7 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             "dataset": s.fields.default_source,
             "data_hash": digest,
             "files": len(stats.files),
+            "skipped_files": scan.skipped,  # files under data.path not read, with why
             "input_lines": stats.lines,
             "blank_lines": stats.blank,
             "input_records": stream.input_records,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +19,8 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import NotFoundError
+
+_RID_SHAPED = re.compile(r"-?[0-9]{1,20}")
 
 # The record fields a key can be restricted on (`pipeline keys create --scope FIELD=v1,v2`).
 SCOPE_FIELDS: tuple[str, ...] = ("user_id", "source")
@@ -118,7 +121,8 @@ def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def get_record(cur: duckdb.DuckDBPyConnection, record_id: str) -> dict[str, Any] | None:
     """The kept record with this id (or this rid, when `record_id` is an integer)."""
-    rid = int(record_id) if record_id.lstrip("-").isdigit() else None
+    # ASCII digits only: str.isdigit also accepts "²" and "٣", which int() rejects or reads.
+    rid = int(record_id) if _RID_SHAPED.fullmatch(record_id) else None
     if rid is not None and not -(2**63) <= rid < 2**63:
         rid = None  # not a BIGINT, so not a rid: look it up as an id only
     cur.execute(

@@ -1,10 +1,11 @@
-"""All SQL of the service database (data/service.duckdb): API keys, feedback, query log, erasures.
+"""All SQL of the service database (data/service.duckdb): API keys, feedback, query log, erasures
+(the tables themselves, their version and migrations: pipeline/store/service_schema.py).
 
 The server and the CLI (`pipeline keys`, `pipeline feedback`, `pipeline erase`) are separate
 processes and DuckDB lets one process write a file at a time, so every operation opens the
 file, does its work and closes it, retrying while another process holds the lock. The hot
-path of the server never opens the file: keys are cached and the query log is written in
-batches (pipeline/service/querylog.py).
+path of the server never opens the file: keys are read by a background thread
+(pipeline/service/keys.py) and the query log is written in batches (querylog.py).
 """
 
 from __future__ import annotations
@@ -21,55 +22,7 @@ import pyarrow as pa
 
 from pipeline.errors import BusyError
 from pipeline.store.db import connect
-
-DDL: tuple[str, ...] = (
-    # Only the sha256 of a key is stored; `key_id` is the public part shown in listings.
-    """CREATE TABLE IF NOT EXISTS api_keys (
-        key_id VARCHAR PRIMARY KEY,
-        name VARCHAR NOT NULL,
-        role VARCHAR NOT NULL,
-        key_hash VARCHAR NOT NULL,
-        scope_user_ids VARCHAR[],       -- NULL: not restricted by user_id
-        scope_sources VARCHAR[],        -- NULL: not restricted by source
-        created_at TIMESTAMPTZ NOT NULL,
-        created_by VARCHAR NOT NULL,
-        revoked_at TIMESTAMPTZ)""",
-    """CREATE SEQUENCE IF NOT EXISTS feedback_seq START 1""",
-    """CREATE TABLE IF NOT EXISTS feedback (
-        feedback_id BIGINT PRIMARY KEY DEFAULT nextval('feedback_seq'),
-        record_id VARCHAR NOT NULL,
-        rid BIGINT NOT NULL,
-        key_id VARCHAR NOT NULL,
-        key_name VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,          -- 'score' | 'up' | 'down'
-        score DOUBLE NOT NULL,          -- normalised to [0, 1]: (s - 1) / 4, up = 1, down = 0
-        raw_score DOUBLE,               -- the 1..5 score as sent, for kind = 'score'
-        comment VARCHAR,
-        created_at TIMESTAMPTZ NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS query_log (
-        ts TIMESTAMPTZ NOT NULL,
-        key_id VARCHAR NOT NULL,
-        key_name VARCHAR NOT NULL,
-        text VARCHAR NOT NULL,
-        filters VARCHAR[] NOT NULL,
-        mode VARCHAR NOT NULL,
-        k INTEGER NOT NULL,
-        result_rids BIGINT[] NOT NULL,
-        latency_ms DOUBLE NOT NULL,
-        status INTEGER NOT NULL)""",
-    # Who erased how much, when: never the user id or any erased content.
-    """CREATE TABLE IF NOT EXISTS erasures (
-        erased_at TIMESTAMPTZ NOT NULL,
-        erased_by VARCHAR NOT NULL,
-        user_hash VARCHAR NOT NULL,     -- sha256 of the user id, as in data/erasures.txt
-        records BIGINT NOT NULL,
-        duplicates BIGINT NOT NULL,
-        preferences BIGINT NOT NULL,
-        pii_redactions BIGINT NOT NULL,
-        rejected BIGINT NOT NULL,
-        feedback BIGINT NOT NULL,
-        index_removed BIGINT NOT NULL)""",
-)
+from pipeline.store.service_schema import migrate
 
 
 # Timestamps are set by DuckDB (`now()`) and read back as ISO text: binding or fetching an
@@ -98,7 +51,8 @@ QUERY_LOG_SCHEMA = pa.schema(
 def open_service_db(
     path: str | Path, read_only: bool = False, lock_timeout: float = 10.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the service DB (creating its tables), retrying while another process writes it.
+    """Open the service DB (creating or migrating its tables: pipeline/store/service_schema.py),
+    retrying while another process writes it.
 
     `read_only` documents intent only: the file is always opened read-write, because DuckDB
     refuses, within one process, a read-only and a read-write connection to the same file
@@ -123,8 +77,7 @@ def open_service_db(
         try:
             key = (str(path.resolve()), path.stat().st_ino)
             if key not in _INITIALISED:  # once per file per process: opens stay cheap
-                for statement in DDL:
-                    con.execute(statement)
+                migrate(con, path)  # creates the tables, or brings an older file forward
                 _INITIALISED.add(key)
             yield con
         finally:
