@@ -133,9 +133,12 @@ def test_query_log_text_is_blanked_and_gone_from_the_file(tmp_path: Path) -> Non
     ]
     data = db.read_bytes()
     assert b"zebrafinch" not in data and b"user_id=alice" not in data
-    # The file is whole and still counts its feedback ids on.
+    # The fresh copy is whole: its rows, its schema version, its feedback id sequence.
+    from pipeline.store.service_schema import SCHEMA_VERSION, schema_version
+
     with service_db.open_service_db(db) as con:
         assert len(service_db.list_erasures(con)) == 1
+        assert schema_version(con) == SCHEMA_VERSION
 
 
 def test_api_keys_scoped_to_the_user_lose_the_id(tmp_path: Path) -> None:
