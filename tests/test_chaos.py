@@ -281,7 +281,8 @@ def test_two_services_over_one_store(base: Path, project: Path) -> None:
                 url = f"{service.url}/records/cz{n:02d}-0"
                 assert eventually(lambda u=url: httpx.get(u, headers=headers).status_code == 404)
             body = {"text": "refund", "mode": "keyword", "k": 5}
-            assert httpx.post(f"{service.url}/search", json=body, headers=headers).is_success
+            found = httpx.post(f"{service.url}/search", json=body, headers=headers, timeout=60)
+            assert found.is_success, found.text + "".join(service.proc.err)[-3000:]
     finally:
         first.stop()
         second.stop()

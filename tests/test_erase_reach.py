@@ -124,11 +124,15 @@ def test_query_log_text_is_blanked_and_gone_from_the_file(tmp_path: Path) -> Non
     log.record("k", "n", "notes of malice", [], "keyword", 5, [_rid("b1")], 1.0)
     log.flush()
     erase_user(config.paths, "alice", "test")
+    # The process's next flush, its first use of the new file, is written.
+    log.record("k", "n", "later", [], "keyword", 5, [], 1.0)
+    assert log.flush() == 1
     with service_db.open_service_db(db) as con:
         rows = con.execute("SELECT text, filters, result_rids FROM query_log").fetchall()
     assert sorted(rows) == [
         ("", [], []),
         ("", [], [_rid("b1")]),
+        ("later", [], []),
         ("notes of malice", [], [_rid("b1")]),
     ]
     data = db.read_bytes()
@@ -139,6 +143,7 @@ def test_query_log_text_is_blanked_and_gone_from_the_file(tmp_path: Path) -> Non
     with service_db.open_service_db(db) as con:
         assert len(service_db.list_erasures(con)) == 1
         assert schema_version(con) == SCHEMA_VERSION
+        assert con.execute("SELECT count(*) FROM query_log").fetchone()[0] == 4
 
 
 def test_api_keys_scoped_to_the_user_lose_the_id(tmp_path: Path) -> None:

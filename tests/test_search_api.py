@@ -99,6 +99,22 @@ def test_keyword_bm25_ranks_term_matches(text_project: Path) -> None:
         searcher.search("parcel", mode="vector")
 
 
+def test_keyword_search_after_a_republish_answers_from_the_new_index(text_project: Path) -> None:
+    """The keyword matrix loads on the first keyword query; an index republished (an
+    erasure by another process) since the snapshot loaded must not give a mismatch error."""
+    import numpy as np
+
+    from pipeline.index import erase_rids
+
+    searcher = Searcher(
+        text_project / "index", text_project / "store.duckdb", SearchSettings(), None
+    )
+    rids = np.load(text_project / "index" / "rids.npy")
+    erase_rids(text_project / "index", {int(rids[0])})  # republished behind its back
+    hits = searcher.search("parcel", k=50, mode="keyword")
+    assert hits and int(rids[0]) not in {h.rid for h in hits}
+
+
 def test_hybrid_fuses_both_rankings(text_project: Path) -> None:
     index_dir, store = text_project / "index", text_project / "store.duckdb"
     state_vectors = np.load(index_dir / "vectors.npy")

@@ -20,7 +20,7 @@ from pipeline.errors import UserInputError
 from pipeline.search.filters import Condition, as_conditions
 from pipeline.search.hybrid import FUSIONS, NORMALIZATIONS, fuse
 from pipeline.search.results import SearchResult, to_results
-from pipeline.search.state import IndexState, signature
+from pipeline.search.state import IndexChanged, IndexState, signature
 
 MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
 MAX_K = 1000
@@ -183,15 +183,32 @@ class Searcher:
             raise UserInputError("empty query: give the text to search for")
         _check(k, mode)
         conditions = as_conditions(filters) + as_conditions(scope)
-        state = self._state
-        rows = self._allowed_rows(state, conditions)
-        if rows is not None and len(rows) == 0:
-            return []
         query = None
         if mode != "keyword":
             if self._encode is None:
                 raise UserInputError("this searcher has no query encoder; use mode=keyword")
             query = self._encode(text)
+        try:
+            return self._search_state(self._state, text, query, k, mode, conditions, with_session)
+        except IndexChanged:
+            # The keyword matrix is loaded lazily; the index was republished since the
+            # snapshot loaded (an erasure, a build). Load the new one and answer from it.
+            self.reload_if_changed()
+            return self._search_state(self._state, text, query, k, mode, conditions, with_session)
+
+    def _search_state(
+        self,
+        state: IndexState,
+        text: str,
+        query: np.ndarray | None,
+        k: int,
+        mode: str,
+        conditions: tuple[Condition, ...],
+        with_session: bool,
+    ) -> list[SearchResult]:
+        rows = self._allowed_rows(state, conditions)
+        if rows is not None and len(rows) == 0:
+            return []
         return self._rank(state, text, query, k, mode, rows, with_session)
 
     def search_vector(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import PipelineError
+from pipeline.errors import BusyError, PipelineError
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, top_rows
 from pipeline.index.manifest import (
@@ -27,6 +27,11 @@ from pipeline.index.manifest import (
     VECTORS_FILE,
     read_manifest,
 )
+
+
+class IndexChanged(BusyError):
+    """The index was republished after this snapshot loaded; a part loaded lazily (the
+    keyword matrix) would not match it. Reload and retry (exit 4 / 503 if it persists)."""
 
 
 def signature(index_dir: Path) -> tuple[int, int] | None:
@@ -97,7 +102,16 @@ class IndexState:
         """BM25 over the same rows, loaded on first keyword query (vector-only users skip it)."""
         with self._lock:
             if self._bm25 is None:
-                terms = load_terms(self.index_dir / KEYWORD_DIR)
+                # Loaded after the rest: the directory may have been republished since (an
+                # erasure, a build), and its keyword files then belong to another snapshot.
+                try:
+                    terms = load_terms(self.index_dir / KEYWORD_DIR)
+                except PipelineError:
+                    if signature(self.index_dir) != self.signature:
+                        raise IndexChanged(f"{self.index_dir}: republished; retry") from None
+                    raise
+                if signature(self.index_dir) != self.signature:
+                    raise IndexChanged(f"{self.index_dir}: republished; retry")
                 if not np.array_equal(terms.rids, self.rids):
                     raise PipelineError(
                         f"{self.index_dir}: keyword index rows differ from the vector index; "

@@ -97,13 +97,15 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The file's schema version: 0 for a file from before versioning (or a new one)."""
+    # fetchall, not fetchone: a result left unfinished makes the connection's next
+    # `register` (the query log's bulk append) fail with "unfinished result".
     found = con.execute(
         "SELECT count(*) FROM duckdb_tables() "
         "WHERE database_name = current_database() AND table_name = 'schema_version'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not found:
         return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
 
 
 def migrate(
