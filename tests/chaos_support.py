@@ -151,8 +151,12 @@ class Service:
         self.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
-        self.proc.popen.send_signal(signal.SIGTERM)  # lifespan: the query log is flushed
+        """Stop it (SIGTERM: the lifespan flushes the query log); it must not have failed."""
+        self.proc.popen.send_signal(signal.SIGTERM)
         self.proc.popen.wait(TIMEOUT)
+        self.proc._err_pump.join(TIMEOUT)
+        err = "".join(self.proc.err)
+        assert "Traceback" not in err, err[-4000:]
 
 
 def base_rows(store: Path) -> dict[tuple[str, int], tuple[str | None, str | None, str]]:
