@@ -45,7 +45,12 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `pipeline train model=finetune` (Hydra's and the old train/evaluate syntax).
+        sets = [item for item in extra if "=" in item and not item.startswith("-")]
+        hint = f" (config overrides take -S: {' '.join(f'-S {s}' for s in sets)})" if sets else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

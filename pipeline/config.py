@@ -9,14 +9,16 @@ each core a narrow, typed slice of it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import UserInputError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -38,39 +40,58 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
         raise UserInputError(f"config: {exc}".splitlines()[0]) from exc
 
 
-def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> DictConfig:
-    """Read the composed parameters DVC tracks, optionally with dotted `key=value` overrides."""
+def read_params(path: str | Path) -> dict[str, Any]:
+    """params.yaml as plain data, or an error naming the file."""
     path = Path(path)
     if not path.exists():
-        raise UserInputError(f"{path}: not found; run from the repository root or `make params`")
+        raise UserInputError(f"{path}: not found; run from the project root or pass --root")
     try:
         with path.open(encoding="utf-8") as fh:
-            cfg = OmegaConf.create(yaml.safe_load(fh) or {})
+            data = yaml.safe_load(fh) or {}
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path}: invalid YAML: {exc}".splitlines()[0]) from exc
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserInputError(f"override {item!r}: expected key=value")
-        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-            raise UserInputError(f"override {item!r}: config key {key!r} does not exist")
-        OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
-    return cfg
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: expected a mapping of config sections")
+    return data
 
 
-_MISSING = object()
+def conf_dir_for(params_path: str | Path) -> Path:
+    """The `conf/` beside a params file (a project's own groups), else the package's."""
+    beside = Path(params_path).resolve().parent / "conf"
+    return beside if (beside / "config.yaml").exists() else CONF_DIR
 
 
-def require(cfg: DictConfig, key: str) -> Any:
-    """Return `cfg.key`, or fail with a message naming the missing key."""
-    value = OmegaConf.select(cfg, key, default=_MISSING)
-    if value is _MISSING:
-        raise UserInputError(f"config key {key!r} is missing (see conf/ and params.yaml)")
-    return value
+def load_plain(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """params.yaml with overrides (pipeline/overrides.py), as plain data."""
+    params = read_params(path)
+    if overrides:
+        from pipeline.overrides import apply_overrides
+
+        params = apply_overrides(params, overrides, conf_dir_for(path))
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> DictConfig:
+    """params.yaml with overrides: a group choice (`model=finetune`) or a dotted value."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(load_plain(path, overrides))
+
+
+def require(cfg: Mapping[str, Any], key: str) -> Any:
+    """Return `cfg.key` of a DictConfig or plain mapping, or fail naming the missing key."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise UserInputError(f"config key {key!r} is missing (see conf/ and params.yaml)")
+        node = node[part]
+    return node
 
 
 def to_yaml(cfg: DictConfig) -> str:
     """Serialise a composed config byte for byte as `dvc exp run` writes `params.yaml`."""
+    from omegaconf import OmegaConf
+
     cfg = cfg.copy()
     OmegaConf.resolve(cfg)
     return OmegaConf.to_yaml(cfg)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli import emit
+from pipeline.commands.options import add_config_options, config_path, load_config
 
 DEFAULT_STORE = "data/dedup/store.duckdb"
-_SHOWN = 10  # skipped files named on the terminal; the report lists them all
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,15 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the dataset of params.yaml (`data`), validate, redact PII, drop "
         "exact and near duplicates, and publish data/dedup/ and reports/dedup.json.",
     )
-    dedup.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params.yaml key, e.g. --set dedup.near.threshold=0.9 (repeatable)",
-    )
-    dedup.add_argument("--root", default=".", help="project root (default: .)")
+    add_config_options(dedup)
     dedup.add_argument("--json", action="store_true", help="print the stage report as JSON")
     dedup.set_defaults(func=run_dedup)
 
@@ -40,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.add_argument("id", help="record id (or rid), e.g. r00042 or chat.jsonl:17")
     for parser in (stats, show):
-        parser.add_argument("--root", default=".", help="project root (default: .)")
+        add_config_options(parser)
         parser.add_argument("--store", help=f"store file (default: paths.store, {DEFAULT_STORE})")
         parser.add_argument("--json", action="store_true", help="print as JSON")
     stats.set_defaults(func=run_stats)
@@ -49,38 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_dedup(args: argparse.Namespace) -> int:
-    from pipeline.config import load_params
+    from pipeline.stages import summaries
     from pipeline.stages.dedup import run
 
-    root = Path(args.root)
-    report = run(load_params(root / "params.yaml", args.overrides), root)
-    check = report["accounting"]
-    text = (
-        f"{report['input_records']} records in: {report['kept']} kept, "
-        f"{report['exact_duplicates']} exact + {report['near_duplicates']} near duplicates, "
-        f"{report['rejected']['total']} rejected, {report['erased']} erased "
-        f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
-        f"{report['seconds']['total']:.1f} s -> reports/dedup.json"
-    )
-    skipped = report["skipped_files"]
-    if skipped:
-        shown = ", ".join(f"{f['path']} ({f['reason']})" for f in skipped[:_SHOWN])
-        more = f" and {len(skipped) - _SHOWN} more" if len(skipped) > _SHOWN else ""
-        text += f"\n{len(skipped)} file{'s' * (len(skipped) > 1)} not read: {shown}{more}"
-    emit(report, args.json, text)
-    return 0 if check["holds"] else 1
+    report = run(load_config(args), Path(args.root))
+    emit(report, args.json, summaries.dedup(report))
+    return 0 if report["accounting"]["holds"] else 1
 
 
 def _store(args: argparse.Namespace) -> Path:
-    root = Path(args.root)
-    if args.store:
-        return Path(args.store)
-    params = root / "params.yaml"
-    if params.exists():
-        from pipeline.config import load_params
-
-        return root / str(load_params(params).paths.store)
-    return root / DEFAULT_STORE
+    return Path(args.store) if args.store else config_path(args, "paths.store", DEFAULT_STORE)
 
 
 def run_stats(args: argparse.Namespace) -> int:

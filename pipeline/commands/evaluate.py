@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.commands.options import add_config_options, load_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand (imports nothing heavy)."""
@@ -15,21 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reports/eval/, logs into the train run in MLflow and moves the `champion` alias "
         "only when test macro-F1 beats the current champion's.",
     )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of params.yaml"
-    )
-    parser.add_argument("--params", default="params.yaml", help="composed parameters file")
-    parser.add_argument("--root", default=".", help="repository root (default: .)")
+    add_config_options(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
-    from pipeline.config import load_params
-    from pipeline.stages.evaluate import run, summary
+    from pipeline.stages.evaluate import run
+    from pipeline.stages.summaries import evaluate as summary
 
-    root = Path(args.root)
-    result = run(load_params(root / args.params, args.overrides), root)
+    result = run(load_config(args), Path(args.root))
     emit(result, args.json, summary(result))
     return 0

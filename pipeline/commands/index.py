@@ -7,27 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli import emit
+from pipeline.commands.options import add_config_options, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="build or verify the vector + keyword index")
     inner = index.add_subparsers(dest="index_command", metavar="ACTION")
     build = inner.add_parser("build", help="embed kept records (cached) and publish data/index")
-    build.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params.yaml key, e.g. --set index.factory=Flat (repeatable)",
-    )
-    build.add_argument("--root", default=".", help="project root (default: .)")
+    add_config_options(build)
     build.add_argument("--json", action="store_true", help="print the stage report as JSON")
     build.set_defaults(func=run_build)
     verify = inner.add_parser(
         "verify", help="check every vector is a kept record and every kept record has one"
     )
-    verify.add_argument("--root", default=".", help="project root (default: .)")
+    add_config_options(verify)
     verify.add_argument("--json", action="store_true", help="print the findings as JSON")
     verify.set_defaults(func=run_verify)
     index.set_defaults(func=lambda args: index.print_help() or 2)
@@ -51,32 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="e.g. label=support, tags=billing, quality>=4, created_at<2024-06-01 (repeatable)",
     )
     search.add_argument("--session", action="store_true", help="show the other turns of each hit")
-    search.add_argument("--root", default=".", help="project root (default: .)")
+    add_config_options(search)
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=run_search)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from pipeline.config import load_params
+    from pipeline.stages import summaries
     from pipeline.stages.index import run
 
-    root = Path(args.root)
-    report = run(load_params(root / "params.yaml", args.overrides), root)
-    text = (
-        f"indexed {report['records']} records with {report['factory']} "
-        f"(recall@10 {report['recall_at_10']}, build {report['build_seconds']} s, "
-        f"embed {report['embed_seconds']} s)"
-    )
-    emit(report, args.json, text)
+    report = run(load_config(args), Path(args.root))
+    emit(report, args.json, summaries.index(report))
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from pipeline.config import load_params
     from pipeline.index.verify import verify_index
 
     root = Path(args.root)
-    paths = load_params(root / "params.yaml").paths
+    paths = load_config(args).paths
     report = verify_index(root / paths.index_dir, root / paths.store)
     if report["ok"]:
         text = (
@@ -99,6 +85,7 @@ def run_search(args: argparse.Namespace) -> int:
         filters=args.filter,
         with_session=args.session,
         root=args.root,
+        params=load_config(args, plain=True),
     )
     emit([r.to_dict() for r in results], args.json, _human(results))
     return 0

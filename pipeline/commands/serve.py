@@ -11,20 +11,17 @@ import os
 import sys
 from typing import Any
 
+from pipeline.commands.options import add_config_options, params_path
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="composed config (params.yaml)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config key, e.g. --set serve.port=9000 (repeatable)",
-    )  # fmt: skip
+    add_config_options(parser)
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from pipeline.config import load_params
-    from pipeline.serve.state import ServiceConfig
+    from pipeline.serve.run import service_config
 
-    return ServiceConfig.from_cfg(load_params(args.params, args.overrides))
+    return service_config(args.root, params_path(args), args.overrides)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +128,10 @@ def _positive(text: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pipeline.serve.run import serve
 
-    serve(_config(args), args.params, args.overrides, args.host, args.port, args.workers)
+    serve(
+        _config(args), args.root, params_path(args), args.overrides,
+        args.host, args.port, args.workers,
+    )  # fmt: skip
     return 0
 
 
@@ -220,17 +220,17 @@ def _usage(args: argparse.Namespace) -> int:
 
 def _feedback_snapshot(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
-    from pipeline.config import load_params
+    from pipeline.commands.options import load_config
     from pipeline.service.feedback import write_feedback_scores
     from pipeline.service.writer import writer
 
-    cfg = load_params(args.params, args.overrides)
+    cfg = load_config(args)
     config = _config(args)
     # The snapshot is published data an erasure rewrites: one writer at a time.
     with writer(config.paths, "pipeline stats feedback", _erase_wait(cfg, None), _waiting):
         rated = write_feedback_scores(config.paths.service_db, config.paths.feedback)
-    row = {"records_rated": rated, "path": str(cfg.paths.feedback)}
-    emit(row, args.json, f"{rated} rated records -> {cfg.paths.feedback} (run `dvc repro`)")
+    row = {"records_rated": rated, "path": str(config.paths.feedback)}
+    emit(row, args.json, f"{rated} rated records -> {config.paths.feedback} (run `dvc repro`)")
     return 0
 
 
@@ -248,10 +248,10 @@ def _waiting(holder: str) -> None:
 
 def _erase(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
-    from pipeline.config import load_params
+    from pipeline.commands.options import load_config
     from pipeline.service.erasure import erase_user, pending_erasures
 
-    cfg = load_params(args.params, args.overrides)
+    cfg = load_config(args)
     config = _config(args)
     if args.status:
         rows = pending_erasures(config.paths)

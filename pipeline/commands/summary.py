@@ -8,13 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli import emit
-
-REPORTS = {
-    "dedup": "reports/dedup.json",
-    "train": "reports/train.json",
-    "evaluate": "reports/metrics.json",
-    "index": "reports/index.json",
-}
+from pipeline.commands.options import add_config_options, config_path
 
 NEXT_STEPS = (
     "source .venv/bin/activate                           # puts pipeline, dvc and mlflow on PATH",
@@ -29,45 +23,35 @@ NEXT_STEPS = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("summary", help="summarise the last run and suggest next steps")
-    parser.add_argument("--root", default=".", help="repository root (default: .)")
+    add_config_options(parser)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(func=run)
 
 
-def collect(root: Path) -> dict[str, Any]:
+def collect(reports_dir: Path) -> dict[str, Any]:
     """Read each stage's report that exists."""
+    from pipeline.stages.summaries import STAGES
+
     found: dict[str, Any] = {}
-    for stage, rel in REPORTS.items():
-        path = root / rel
+    for stage, (name, _) in STAGES.items():
+        path = reports_dir / name
         if path.exists():
             found[stage] = json.loads(path.read_text(encoding="utf-8"))
     return found
 
 
 def _line(stage: str, report: dict[str, Any]) -> str:
-    pick = {
-        "dedup": ("input_records", "kept", "exact_duplicates", "near_duplicates", "rejected"),
-        "train": ("model", "best_val.val_macro_f1", "epochs", "train_samples_per_s"),
-        "evaluate": ("accuracy", "macro_f1", "baseline_macro_f1", "ece"),
-        "index": ("records", "factory", "recall_at_10"),
-    }[stage]
-    parts = []
-    for key in pick:
-        value: Any = report
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, dict):
-            value = value.get("total", value)
-        if isinstance(value, float):
-            value = f"{value:.3f}"
-        if value is not None:
-            parts.append(f"{key}={value}")
-    return f"  {stage:<9} " + "  ".join(parts)
+    from pipeline.stages.summaries import STAGES
+
+    try:
+        text = STAGES[stage][1](report)
+    except (KeyError, TypeError):  # a report written by another version of the stage
+        text = f"(reports/{STAGES[stage][0]} lacks the expected fields: re-run the stage)"
+    return f"  {stage:<9} " + text.replace("\n", "\n" + " " * 12)
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.root)
-    reports = collect(root)
+    reports = collect(config_path(args, "paths.reports", "reports"))
     text = ["Pipeline outputs:"]
     text += [_line(stage, report) for stage, report in reports.items()]
     if not reports:

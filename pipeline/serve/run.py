@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -14,23 +16,31 @@ from pipeline.errors import UserInputError
 from pipeline.serve.logs import log_config
 from pipeline.serve.state import ServiceConfig
 
-_PARAMS_ENV = "PIPELINE_SERVE_PARAMS"
-_OVERRIDES_ENV = "PIPELINE_SERVE_OVERRIDES"
+_ARGS_ENV = "PIPELINE_SERVE_CONFIG"  # JSON [root, params file, overrides] for the workers
+
+
+def service_config(
+    root: str | Path, params: str | Path, overrides: Sequence[str] = ()
+) -> ServiceConfig:
+    """The service's config from a params file and overrides, its paths under `root`."""
+    from pipeline.config import load_params
+
+    config = ServiceConfig.from_cfg(load_params(params, overrides))
+    return replace(config, paths=config.paths.under(Path(root)))
 
 
 def app_factory() -> FastAPI:
-    """Build the app in a uvicorn worker from the parent's params file and overrides."""
-    from pipeline.config import load_params
+    """Build the app in a uvicorn worker from the parent's root, params file and overrides."""
     from pipeline.serve.app import create_app
 
-    params = os.environ.get(_PARAMS_ENV, "params.yaml")
-    overrides = json.loads(os.environ.get(_OVERRIDES_ENV, "[]"))
-    return create_app(ServiceConfig.from_cfg(load_params(params, overrides)))
+    root, params, overrides = json.loads(os.environ.get(_ARGS_ENV, '[".", "params.yaml", []]'))
+    return create_app(service_config(root, params, overrides))
 
 
 def serve(
     config: ServiceConfig,
-    params: str,
+    root: str | Path,
+    params: str | Path,
     overrides: Sequence[str],
     host: str | None = None,
     port: int | None = None,
@@ -52,8 +62,7 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, **log_options)
         return
-    os.environ[_PARAMS_ENV] = str(params)
-    os.environ[_OVERRIDES_ENV] = json.dumps(list(overrides))
+    os.environ[_ARGS_ENV] = json.dumps([str(root), str(params), list(overrides)])
     uvicorn.run(
         "pipeline.serve.run:app_factory", factory=True, host=host, port=port, workers=workers,
         **log_options,

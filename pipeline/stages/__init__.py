@@ -1,1 +1,2 @@
-"""Stage entry points: each `run(cfg, root) -> report` does the work; `main()` reads params.yaml."""
+"""Stage entry points: each `run(cfg, root) -> report` does the work; the CLI in
+`pipeline/commands/` reads params.yaml and prints `summaries`."""

@@ -1,6 +1,6 @@
 """The dedup stage: read, validate, erase, redact PII, normalise, exact, near, publish.
 
-`run(cfg, root)` is the algorithm; `main()` reads params.yaml. It streams: rows are read,
+`run(cfg, root)` is the algorithm (`pipeline dedup` calls it). It streams: rows are read,
 validated, erased, redacted and hashed a batch at a time, and each batch goes to a scratch
 DuckDB file (`pipeline.store.staging`). What stays in memory is a few fixed-size numbers
 per record (exact-key hash, keep-policy keys, rid; LSH band keys go to a memory-mapped
@@ -483,14 +483,3 @@ def _near(
     local = np.array([(r, o) for r, o, _ in pairs], np.int64)
     sims = np.array([sim for _, _, sim in pairs], np.float64)
     return survivors[local[:, 0]], survivors[local[:, 1]], sims
-
-
-def main(overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the stage on params.yaml (with dotted `key=value` overrides) from the current dir."""
-    from pipeline.config import load_params
-
-    return run(load_params(overrides=overrides), Path("."))
-
-
-if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:]), indent=2, sort_keys=True))

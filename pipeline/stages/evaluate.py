@@ -7,7 +7,6 @@ reports/metrics.json, logs into the train run and registers the model.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import load_params, require
+from pipeline.config import require
 from pipeline.errors import UserInputError
 from pipeline.evaluate.baseline import BaselineSettings
 
@@ -87,8 +86,8 @@ def _onnx_check(
     """Export to `path` and compare ONNX with PyTorch logits on every test input."""
     from pipeline.evaluate import export
 
-    tokens = getattr(classifier, "input_kind", "tokens") != "embedding"
-    export.export_onnx(classifier.module, classifier.export_inputs(texts[:2]), path, tokens)
+    sequence_axis = classifier.inputs.sequence_axis
+    export.export_onnx(classifier.module, classifier.export_inputs(texts[:2]), path, sequence_axis)
     batches = export.batched_inputs(classifier.export_inputs, texts, s.batch_size)
     diff = export.max_abs_difference(classifier.module, export.onnx_session(path), batches)
     return {"max_abs_diff": diff, "opset": export.OPSET, "path": path.name}
@@ -225,30 +224,3 @@ def _publish_mistakes(
         kept = drop_erased(mistakes, user_of, read_erasures(paths.erasures))
         write_json(s.reports / "eval" / "mistakes.json", kept)
         log_mistakes(s.tracking_uri, run_id, kept)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipeline.stages.evaluate [key=value ...]`: run the stage on params.yaml."""
-    parser = argparse.ArgumentParser(description="Evaluate the trained model (reads params.yaml).")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. evaluate.onnx=false")
-    parser.add_argument("--params", default="params.yaml", help="composed parameters file")
-    args = parser.parse_args(argv)
-    result = run(load_params(args.params, args.overrides), Path.cwd())
-    print(summary(result))
-    return 0
-
-
-def summary(result: Mapping[str, Any]) -> str:
-    """A few lines for people: the headline scores and what the registry did."""
-    reg = result["registry"]
-    return (
-        f"test macro-F1 {result['macro_f1']:.4f} (baseline {result['baseline_macro_f1']:.4f}), "
-        f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}, "
-        f"{result['timing']['inference_samples_per_s']:.1f} samples/s\n"
-        f"registry: {reg['name']} v{reg['version']}; champion v{reg['champion_version']} "
-        f"({reg['reason']})"
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

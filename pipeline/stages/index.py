@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,21 +90,3 @@ def _build(cfg: Any, root: Path, embed: Any, settings: Any, records_path: Path) 
     write_json(root / paths.reports / "index.json", report)
     point("index:published")
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipeline.stages.index [key=value ...]`: run the stage from params.yaml."""
-    from pipeline.config import load_params
-
-    report = run(load_params(overrides=list(argv or ())))
-    print(
-        f"index: {report['records']} records, {report['factory']}, "
-        f"recall@10 {report['recall_at_10']}, built in {report['build_seconds']} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    raise SystemExit(main(sys.argv[1:]))

@@ -6,15 +6,13 @@ and reports/train.json atomically, only from the global-zero process under DDP.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_params, require
+from pipeline.config import require
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
 from pipeline.tracking import git_commit, pipeline_run
@@ -92,30 +90,3 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
     }
     write_json(root / require(cfg, "paths.reports") / "train.json", report)
     return report
-
-
-def summary(report: dict[str, Any]) -> str:
-    """One paragraph for people."""
-    counts = report["records"]
-    return (
-        f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
-        f"{counts['test']} test), {report['epochs']} epochs in {report['fit_seconds']:.1f} s "
-        f"({report['train_samples_per_s']:.0f} samples/s); best val macro-F1 "
-        f"{report['best_val'].get('val_macro_f1', 0.0):.3f}; MLflow run {report['mlflow_run_id']}"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipeline.stages.train [key=value ...]`: run from the repository root."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.train")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-    root = Path.cwd()
-    report = run(load_params(root / "params.yaml", args.overrides), root)
-    if report:
-        print(summary(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

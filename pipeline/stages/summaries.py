@@ -1,0 +1,72 @@
+"""What each stage's report says to people: printed by the stage's command after it runs and
+by `pipeline summary` from reports/*.json, so both always say the same thing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+SHOWN_FILES = 10  # skipped files named on the terminal; the report lists them all
+
+
+def dedup(report: Mapping[str, Any]) -> str:
+    """Records in, kept, duplicates, rejected, erased, whether they account; files not read."""
+    check = report["accounting"]
+    text = (
+        f"{report['input_records']} records in: {report['kept']} kept, "
+        f"{report['exact_duplicates']} exact + {report['near_duplicates']} near duplicates, "
+        f"{report['rejected']['total']} rejected, {report['erased']} erased "
+        f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
+        f"{report['seconds']['total']:.1f} s -> reports/dedup.json"
+    )
+    skipped = report.get("skipped_files") or []
+    if skipped:
+        shown = ", ".join(f"{f['path']} ({f['reason']})" for f in skipped[:SHOWN_FILES])
+        more = f" and {len(skipped) - SHOWN_FILES} more" if len(skipped) > SHOWN_FILES else ""
+        text += f"\n{len(skipped)} file{'s' * (len(skipped) > 1)} not read: {shown}{more}"
+    return text
+
+
+def train(report: Mapping[str, Any]) -> str:
+    """The model, the split sizes, epochs, speed and the best validation macro-F1."""
+    counts = report["records"]
+    return (
+        f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
+        f"{counts['test']} test), {report['epochs']} epochs in {report['fit_seconds']:.1f} s "
+        f"({report['train_samples_per_s']:.0f} samples/s); best val macro-F1 "
+        f"{report['best_val'].get('val_macro_f1', 0.0):.3f}; MLflow run {report['mlflow_run_id']}"
+    )
+
+
+def evaluate(result: Mapping[str, Any]) -> str:
+    """The headline test scores, and what the registry did when the command ran."""
+    text = (
+        f"test macro-F1 {result['macro_f1']:.4f} (baseline {result['baseline_macro_f1']:.4f}), "
+        f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}, "
+        f"{result['timing']['inference_samples_per_s']:.1f} samples/s"
+    )
+    reg = result.get("registry")  # returned by the stage, not written to metrics.json
+    if reg:
+        text += (
+            f"\nregistry: {reg['name']} v{reg['version']}; champion v{reg['champion_version']} "
+            f"({reg['reason']})"
+        )
+    return text
+
+
+def index(report: Mapping[str, Any]) -> str:
+    """Records indexed, the FAISS factory, its measured recall and the time spent."""
+    return (
+        f"indexed {report['records']} records with {report['factory']} "
+        f"(recall@10 {report['recall_at_10']}, build {report['build_seconds']} s, "
+        f"embed {report['embed_seconds']} s)"
+    )
+
+
+# Stage -> (its report under paths.reports, its summary).
+STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
+    "dedup": ("dedup.json", dedup),
+    "train": ("train.json", train),
+    "evaluate": ("metrics.json", evaluate),
+    "index": ("index.json", index),
+}
