@@ -202,6 +202,7 @@ def train_and_score(
     from pipeline.evaluate.metrics import macro_f1
     from pipeline.train.fit import Lineage, train_model
     from pipeline.train.inference import load_classifier
+    from pipeline.train.settings import FitSettings
 
     cfg = compose(
         [
@@ -220,17 +221,18 @@ def train_and_score(
     with open_dict(cfg):
         # Lightning's "DD:HH:MM:SS" form: a dict would arrive as a DictConfig it rejects.
         cfg.trainer.max_time = f"00:00:{total // 60:02d}:{total % 60:02d}"
-    lineage = Lineage(records, "bench", "bench", f"bench-{kind}")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    lineage = Lineage(records, "bench", "bench", f"bench-{kind}", config)
     work = workdir / "work" / f"{kind}-{model}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     started = time.perf_counter()
-    result = train_model(cfg, sub, workdir, work, lineage)
+    result = train_model(FitSettings.from_cfg(cfg, workdir), sub, work, lineage)
     fit_s = time.perf_counter() - started
     models_dir = workdir / "models" / f"{kind}-{model}"
     models_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.checkpoint, models_dir / "best.ckpt")
-    meta = {"labels": result.labels, "config": OmegaConf.to_container(cfg, resolve=True)}
+    meta = {"labels": result.labels, "config": config}
     (models_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     classifier = load_classifier(models_dir, cache_dir=workdir / cfg.paths.embed_cache)
     test = sub[sub["split"] == "test"]
@@ -258,7 +260,8 @@ def overhead(sub: Any, quick: bool) -> dict[str, float]:
     from torch.utils.data import DataLoader
 
     from pipeline.config import compose
-    from pipeline.train.module import RowsDataset, collate_tokens
+    from pipeline.train.inputs import Collate, TokenInputs
+    from pipeline.train.module import RowsDataset
     from pipeline.train.tokenize import encode
 
     cfg = compose(["model=textcnn", "data=t0_prompts"])
@@ -272,7 +275,9 @@ def overhead(sub: Any, quick: bool) -> dict[str, float]:
 
     def loader() -> DataLoader:
         generator = torch.Generator().manual_seed(SEED)
-        return DataLoader(dataset, 64, shuffle=True, generator=generator, collate_fn=collate_tokens)
+        return DataLoader(
+            dataset, 64, shuffle=True, generator=generator, collate_fn=Collate(TokenInputs())
+        )
 
     def fresh_net() -> torch.nn.Module:
         torch.manual_seed(SEED)

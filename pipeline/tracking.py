@@ -1,4 +1,5 @@
-"""Lineage shared by every stage's MLflow run: the git commit and the pipeline-run id."""
+"""What every stage's MLflow run shares: the tracking store, the git commit, the pipeline-run
+id, and the one way nested config and reports become flat MLflow params and metrics."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pipeline.errors import UserInputError
 
@@ -69,3 +72,31 @@ def pipeline_run(commit: str, data_hash: str, params: Mapping[str, Any]) -> str:
     ).hexdigest()
     key = f"{commit}:{data_hash}:{params_digest}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf; an empty mapping is a leaf."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _leaves(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def flatten_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params: dotted keys, values as YAML flow text (`[3, 4, 5]`, `null`), 500 chars."""
+    out: dict[str, str] = {}
+    for name, value in _leaves(config):
+        text = yaml.safe_dump(value, default_flow_style=True).strip()
+        out[name] = text.removesuffix("\n...").removesuffix("...").strip()[:500]
+    return out
+
+
+def flatten_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """MLflow metrics: the numeric leaves of a report (booleans as 0/1), dotted keys."""
+    return {
+        name: float(value)
+        for name, value in _leaves(report)
+        if isinstance(value, int | float)  # bools too: `accounting.holds` is a useful metric
+    }

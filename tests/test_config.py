@@ -62,6 +62,15 @@ def test_group_override_recomposes_its_section_and_keeps_the_others(params: Path
     assert load_params(params, ["model.batch_size=8", "model=finetune"]).model.batch_size == 8
 
 
+def test_the_composed_config_reaches_the_train_settings(params: Path) -> None:
+    from pipeline.train.settings import FitSettings
+
+    # `pipeline train model=finetune` used to set cfg.model to the string 'finetune'.
+    settings = FitSettings.from_cfg(load_params(params, ["model=finetune"]), params.parent)
+    assert settings.model.name == "finetune" and settings.model.lr == pytest.approx(5e-5)
+    assert settings.callbacks["checkpoint"]["monitor"] == "val_macro_f1"
+
+
 def test_unknown_group_option_names_the_options(params: Path) -> None:
     message = r"no option 'finetun'; did you mean 'finetune'.*bigru"
     with pytest.raises(UserInputError, match=message):

@@ -218,17 +218,11 @@ def test_embedding_cache_entries_are_deleted_and_tombstoned(tmp_path: Path) -> N
 
 
 def test_train_input_example_is_not_derived_from_records() -> None:
-    import torch
-
-    from pipeline.train.fit import example_input
-
-    class Net(torch.nn.Module):
-        def __init__(self, kind: str) -> None:
-            super().__init__()
-            self.input_kind = kind
+    from pipeline.train.inputs import InputKind, model_inputs
 
     for kind, a, b in (
         ("embedding", np.random.default_rng(0).random((5, 6)), np.zeros((5, 6))),
         ("tokens", [np.array([101, 7, 102])] * 3, [np.array([101, 9, 9, 9, 102])] * 3),
     ):
-        np.testing.assert_array_equal(example_input(Net(kind), a), example_input(Net(kind), b))
+        inputs = model_inputs(InputKind(kind))
+        np.testing.assert_array_equal(inputs.example(a), inputs.example(b))

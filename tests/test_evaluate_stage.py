@@ -91,7 +91,10 @@ def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
     report = json.loads((root / "reports/metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "baseline_macro_f1", "onnx"):
         assert key in report
-    assert report["timing"]["inference_samples_per_s"] > 0
+    timing = report["timing"]
+    assert timing["inference_samples_per_s"] == pytest.approx(
+        report["n_test"] / timing["inference_seconds"]
+    )
     assert report["onnx"]["max_abs_diff"] < 1e-4
     assert 0.0 <= report["macro_f1"] <= 1.0
     assert report["baseline_macro_f1"] > 0.9  # the words separate the labels exactly
@@ -186,6 +189,20 @@ def test_unknown_evaluate_key_is_rejected(trained) -> None:
     bad.evaluate = {"n_bins": 3}
     with pytest.raises(UserInputError, match=r"evaluate\.n_bins"):
         evaluate.run(bad, root)
+
+
+def test_the_cli_takes_overrides(trained, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pipeline evaluate -S ...`, like every command (it took none before)."""
+    from pipeline.cli import main
+    from pipeline.config import to_yaml
+
+    root, cfg = trained
+    (root / "params.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    assert main(["evaluate", "--root", str(root), "-S", "evaluate.onnx=false", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["onnx"] == {} and not (root / "reports/eval/model.onnx").exists()
+    assert main(["evaluate", "--root", str(root), "--set", "evaluate.n_bins=3"]) == 2
+    assert "nearest: evaluate.ece_bins" in capsys.readouterr().err
 
 
 def test_linear_probe_is_evaluated_on_cached_embeddings(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Every config in every train-owned group composes, instantiates and trains a step."""
+"""Every model takes an optimizer step, a Lightning step and exports to ONNX (every option of
+every group builds in tests/test_config_groups.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from pipeline.config import CONF_DIR, compose
+from pipeline.train.inputs import Collate, InputKind, model_inputs
 from pipeline.train.tokenize import encode, pad_batch
 
-GROUPS = ("model", "optimizer", "scheduler", "trainer", "split")
 TEXTS = ["add two numbers please", "fix my python function", "book a hotel by the beach"]
 
 
@@ -22,60 +22,17 @@ def options(group: str) -> list[str]:
 
 
 def cases(group: str) -> list:
-    """Options of `group`; loading MiniLM (finetune) or Lightning (trainer) takes seconds."""
-    slow = group == "trainer"
+    """Options of `group`; loading MiniLM (finetune) takes seconds."""
     return [
-        pytest.param(group, name, marks=[pytest.mark.slow] if slow or name == "finetune" else [])
+        pytest.param(group, name, marks=[pytest.mark.slow] if name == "finetune" else [])
         for name in options(group)
     ]
 
 
 def batch_for(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
-    if net.input_kind == "embedding":
+    if InputKind.of(net) is InputKind.EMBEDDING:
         return (torch.randn(len(TEXTS), 384),)
     return pad_batch(encode(TEXTS, max_length=32))
-
-
-def test_every_group_has_the_expected_options() -> None:
-    assert options("model") == ["bigru", "finetune", "linear_probe", "textcnn", "transformer"]
-    assert {"cpu", "ddp"} <= set(options("trainer"))
-    for group in GROUPS:
-        assert options(group), group
-
-
-@pytest.mark.parametrize(("group", "name"), [c for g in GROUPS for c in cases(g)])
-def test_config_composes_and_instantiates(group: str, name: str) -> None:
-    cfg = compose([f"{group}={name}"])
-    section = cfg[group]
-    if group == "model":
-        net = instantiate(section.net, num_labels=3)
-        logits = net(*batch_for(net))
-        assert logits.shape == (3, 3)
-    elif group == "optimizer":
-        optimizer = instantiate(section)([torch.nn.Parameter(torch.zeros(2))])
-        assert isinstance(optimizer, torch.optim.Optimizer)
-    elif group == "scheduler":
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
-        scheduler = instantiate(section)(optimizer, total_steps=10)
-        rates = []
-        for _ in range(10):
-            rates.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            scheduler.step()
-        assert all(0.0 <= r <= 1.0 for r in rates) and max(rates) > 0
-    elif group == "trainer":
-        trainer = instantiate(
-            OmegaConf.create(
-                {k: v for k, v in section.items() if k not in ("patience", "threads")}
-            ),
-            logger=False,
-            enable_checkpointing=False,
-        )
-        assert trainer.max_epochs == section.max_epochs
-    else:
-        from pipeline.train.split import SplitSettings
-
-        assert SplitSettings.from_cfg(section, seed=cfg.seed).val_fraction > 0
 
 
 @pytest.mark.parametrize(("group", "name"), cases("model"))
@@ -98,7 +55,7 @@ def test_each_model_takes_an_optimizer_step(group: str, name: str) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, trainable, strict=True))
     # The pad-derived mask gives the same logits as the explicit one (MLflow passes ids only).
     net.eval()
-    if net.input_kind == "tokens":
+    if InputKind.of(net) is InputKind.TOKENS:
         ids, mask = inputs
         assert torch.allclose(net(ids, mask), net(ids), atol=1e-5)
 
@@ -126,21 +83,22 @@ def test_balanced_class_weights() -> None:
 @pytest.mark.parametrize("name", options("model"))
 def test_each_model_trains_one_lightning_step(name: str, tmp_path: Path) -> None:
     from pipeline.train.module import ClassifierDataModule, ClassifierModule, RowsDataset
+    from pipeline.train.settings import FitSettings
 
     cfg = compose([f"model={name}"])
     net = instantiate(cfg.model.net, num_labels=3)
-    if net.input_kind == "embedding":
+    inputs = model_inputs(InputKind.of(net), max_length=32)
+    if inputs.kind is InputKind.EMBEDDING:
         features = list(np.random.default_rng(0).normal(size=(6, 384)).astype(np.float32))
     else:
-        features = encode(TEXTS * 2, max_length=32)
+        features = inputs.features(TEXTS * 2)
     rows = RowsDataset(features, np.array([0, 1, 2, 0, 1, 2]))
-    data = ClassifierDataModule(rows, rows, net.input_kind, batch_size=6)  # one batch: val runs
+    data = ClassifierDataModule(rows, rows, Collate(inputs), batch_size=6)  # one batch: val runs
     module = ClassifierModule(
         net, 3, instantiate(cfg.optimizer), instantiate(cfg.scheduler), lr=cfg.model.lr
     )
-    trainer_cfg = {k: v for k, v in cfg.trainer.items() if k not in ("patience", "threads")}
     trainer = instantiate(
-        OmegaConf.create(trainer_cfg),
+        FitSettings.from_cfg(cfg, tmp_path).trainer,
         max_steps=1,
         logger=False,
         enable_checkpointing=False,
@@ -159,7 +117,7 @@ def test_each_model_exports_to_onnx_with_free_axes(name: str, tmp_path: Path) ->
     export = pytest.importorskip("pipeline.evaluate.export")
     cfg = compose([f"model={name}"])
     net = instantiate(cfg.model.net, num_labels=3).eval()
-    if net.input_kind == "embedding":
+    if InputKind.of(net) is InputKind.EMBEDDING:
         first, second = (torch.randn(2, 384),), (torch.randn(5, 384),)
     else:
         first = pad_batch(encode(TEXTS[:2], max_length=32))

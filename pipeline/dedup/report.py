@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.tracking import TrackingSettings
+from pipeline.tracking import TrackingSettings, flatten_metrics, flatten_params
 
 
 def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,28 +25,6 @@ def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
 def by_reason(counts: Mapping[str, int]) -> dict[str, Any]:
     """Rejected counts: total and by reason code."""
     return {"total": sum(counts.values()), "by_reason": dict(sorted(counts.items()))}
-
-
-def _numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_numbers(value, f"{name}."))
-        elif isinstance(value, int | float):  # bools too
-            out[name] = float(value)
-    return out
-
-
-def _params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(_params(value, f"{name}."))
-        else:
-            out[name] = json.dumps(value)[:500]
-    return out
 
 
 def log_mlflow(
@@ -72,8 +49,8 @@ def log_mlflow(
     run = client.create_run(experiment_id, run_name="dedup", tags=dict(tags))
     run_id = run.info.run_id
     now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in sorted(_numbers(report).items())]
-    param_list = [Param(k, v) for k, v in sorted(_params(params).items())]
+    metrics = [Metric(k, v, now, 0) for k, v in sorted(flatten_metrics(report).items())]
+    param_list = [Param(k, v) for k, v in sorted(flatten_params(params).items())]
     client.log_batch(run_id, metrics=metrics, params=param_list, tags=[RunTag("stage", "dedup")])
     client.log_dict(run_id, dict(report), "dedup.json")
     client.set_terminated(run_id)

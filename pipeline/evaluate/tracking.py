@@ -7,18 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import NotFoundError
-
-
-def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Nested numeric metrics as flat `a.b` keys (MLflow metric names)."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
+from pipeline.tracking import flatten_metrics
 
 
 def _resume(tracking_uri: str, run_id: str) -> None:
@@ -49,7 +38,7 @@ def log_evaluation(
     with mlflow.start_run(run_id=run_id):
         # The train run becomes the record of both stages; `stage` says how far it got.
         mlflow.set_tags({"stage": "evaluate", "evaluated": "true"})
-        mlflow.log_metrics({f"test.{k}": v for k, v in flatten(metrics).items()})
+        mlflow.log_metrics({f"test.{k}": v for k, v in flatten_metrics(metrics).items()})
         mlflow.log_dict(dict(per_class), "eval/per_class.json")
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="eval")

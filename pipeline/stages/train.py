@@ -17,6 +17,7 @@ from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
 from pipeline.tracking import git_commit, pipeline_run
 from pipeline.train.data import DataSettings, labelled, read_records
+from pipeline.train.settings import FitSettings
 from pipeline.train.split import SplitSettings, assign_splits, split_counts
 
 
@@ -38,6 +39,7 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         near_dup=OmegaConf.select(cfg, "dedup.near", default=None),
         source=str(records_path),
     )
+    fit_settings = FitSettings.from_cfg(cfg, root)
     records = read_records(records_path)
     frame, unlabelled = labelled(records, data_settings, str(records_path))
     if frame.empty:
@@ -52,13 +54,13 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
 
     from pipeline.train.fit import Lineage, train_model  # imports Lightning (~10 s)
 
-    lineage = Lineage(records_path, data_hash, commit, lineage_run)
+    lineage = Lineage(records_path, data_hash, commit, lineage_run, config)
     with tempfile.TemporaryDirectory(prefix=".train-", dir=root) as work:
-        result = train_model(cfg, frame, root, Path(work), lineage)
+        result = train_model(fit_settings, frame, Path(work), lineage)
         if not result.is_global_zero:
             return {}
         meta = {
-            "model": str(cfg.model.name),
+            "model": fit_settings.model.name,
             "labels": result.labels,
             "label_field": data_settings.label_field,
             "text": data_settings.text,

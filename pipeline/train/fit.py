@@ -1,5 +1,7 @@
 """Training one model on a split frame: features -> DataModule -> Lightning fit -> MLflow.
 
+Reads typed settings (`FitSettings`), never the whole config. The Trainer, its callbacks
+(`conf/callbacks/`) and its logger (`conf/logger/`) are built by Hydra from their groups.
 Imports Lightning at module level: the stage imports this module inside `run`.
 """
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,23 +19,18 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 
 from pipeline.errors import UserInputError
-from pipeline.tracking import TrackingSettings
+from pipeline.tracking import flatten_params
 from pipeline.train import tracking
 from pipeline.train.data import balanced_class_weights
-from pipeline.train.module import (
-    ClassifierDataModule,
-    ClassifierModule,
-    RowsDataset,
-)
+from pipeline.train.inputs import Collate, InputKind, model_inputs
+from pipeline.train.module import ClassifierDataModule, ClassifierModule, RowsDataset
+from pipeline.train.settings import FitSettings
 
-MONITOR = "val_macro_f1"
 EPOCH_METRICS = ("train_loss", "train_acc", "train_macro_f1", "val_loss", "val_acc", "val_macro_f1")
-TRAINER_EXTRAS = ("patience", "threads")  # keys of conf/trainer that are not Trainer arguments
 
 
 @dataclass
@@ -43,6 +41,7 @@ class Lineage:
     data_hash: str
     git_commit: str
     pipeline_run: str
+    config: Mapping[str, Any] = field(default_factory=dict)  # composed; logged as run params
 
 
 @dataclass
@@ -101,113 +100,107 @@ def build(key: str, section: Any, **kwargs: Any) -> Any:
         raise UserInputError(f"config {key}: {lines[-1] if lines else exc!r}") from exc
 
 
-def features_for(
-    input_kind: str, texts: list[str], cfg: DictConfig, root: Path
-) -> np.ndarray | list[np.ndarray]:
-    """Cached sentence embeddings or token ids for every text, as the network reads them."""
-    if input_kind == "embedding":
-        from pipeline.embed import EmbedSettings, embed_texts
+def build_callbacks(
+    sections: Mapping[str, Mapping[str, Any]], work_dir: Path, progress_bar: bool
+) -> tuple[list[Callback], ModelCheckpoint]:
+    """The callbacks of `conf/callbacks`; `checkpoint` must be a ModelCheckpoint (into work_dir)."""
+    built = {
+        name: build(
+            f"callbacks.{name}",
+            section,
+            **({"dirpath": str(work_dir)} if name == "checkpoint" else {}),
+        )
+        for name, section in sections.items()
+    }
+    checkpoint = built.get("checkpoint")
+    if not isinstance(checkpoint, ModelCheckpoint):
+        raise UserInputError(
+            "config callbacks.checkpoint: the train stage needs a ModelCheckpoint there "
+            "(models/best.ckpt is its best checkpoint)"
+        )
+    # Lightning refuses a progress bar callback when the Trainer turns the bar off.
+    kept = [c for c in built.values() if progress_bar or not isinstance(c, ProgressBar)]
+    return kept, checkpoint
 
-        settings = EmbedSettings.from_cfg(cfg.embed)
-        return embed_texts(texts, settings, cache_dir=root / cfg.paths.embed_cache, progress=False)
-    from pipeline.train.tokenize import encode
 
-    return encode(texts, max_length=int(cfg.model.get("max_length", 128)))
-
-
-# MLflow stores the input example beside the model (input_example.json): it must not be
-# derived from any record, or an erased user's text (or its token ids or embedding) would
-# outlive the erasure in every run's artifacts (docs/erasure.md).
-EXAMPLE_TEXTS = ("an example prompt", "another example prompt, a little longer")
-
-
-def example_input(net: torch.nn.Module, features: Any, rows: int = 2) -> np.ndarray:
-    """A fixed model input for MLflow's signature: unit embeddings of the features' width,
-    or the token ids of EXAMPLE_TEXTS; only the shape of `features` is read."""
-    if net.input_kind == "embedding":
-        dim = int(np.asarray(features[:1]).shape[1])
-        return np.full((rows, dim), 1.0 / np.sqrt(dim), dtype=np.float32)
-    from pipeline.train.tokenize import encode, pad_batch
-
-    ids, _ = pad_batch(encode(EXAMPLE_TEXTS[:rows]))
-    return ids.numpy()
+def build_logger(settings: FitSettings, lineage: Lineage) -> MLFlowLogger:
+    """The `conf/logger` MLflow logger, on the tracking store, tagged with the lineage."""
+    logger = build(
+        "logger",
+        settings.logger,
+        _convert_="all",
+        experiment_name=settings.tracking.experiment,
+        tracking_uri=settings.tracking_uri,
+        artifact_location=settings.artifact_location,
+        run_name=f"train-{settings.model.name}",
+        tags={
+            "stage": "train",
+            "git_commit": lineage.git_commit,
+            "data_hash": lineage.data_hash,
+            "pipeline_run": lineage.pipeline_run,
+            "model": settings.model.name,
+        },
+    )
+    if not isinstance(logger, MLFlowLogger):
+        # The dataset input, checkpoint and model are logged into this logger's MLflow run.
+        raise UserInputError("config logger: the train stage needs an MLFlowLogger")
+    return logger
 
 
 def train_model(
-    cfg: DictConfig, frame: pd.DataFrame, root: Path, work_dir: Path, lineage: Lineage
+    settings: FitSettings, frame: pd.DataFrame, work_dir: Path, lineage: Lineage
 ) -> FitResult:
-    """Fit `cfg.model` on the train rows of `frame` (label, text, split), validating on val."""
+    """Fit the model on the train rows of `frame` (label, text, split), validating on val."""
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
     labels = sorted(frame["label"].unique().tolist())
     y = frame["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
-    if cfg.trainer.get("threads"):
+    if settings.threads:
         # On a busy 2-core machine, 2 intra-op threads per process spin against each other:
         # a small head trains ~20x slower than with 1 (measured), so threads are config.
-        torch.set_num_threads(int(cfg.trainer.threads))
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    net = build("model.net", cfg.model.net, num_labels=len(labels))
+        torch.set_num_threads(settings.threads)
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    model = settings.model
+    net = build("model.net", model.net, num_labels=len(labels))
+    inputs = model_inputs(InputKind.of(net), settings.embed, settings.embed_cache, model.max_length)
     clock = time.perf_counter()
-    features = features_for(net.input_kind, frame["text"].tolist(), cfg, root)
+    features = inputs.features(frame["text"].tolist())
     steps = {"features": time.perf_counter() - clock}
     masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "val")}
     sets = {
         name: RowsDataset(_take(features, np.flatnonzero(mask)), y[mask])
         for name, mask in masks.items()
     }
-    balance = str(cfg.model.get("balance", "class_weights"))
     weights = torch.from_numpy(balanced_class_weights(y[masks["train"]], len(labels)))
     data = ClassifierDataModule(
         sets["train"],
         sets["val"],
-        net.input_kind,
-        batch_size=int(cfg.model.get("batch_size", 64)),
-        balanced_sampler=balance == "sampler",
-        seed=int(cfg.seed),
+        Collate(inputs),
+        batch_size=model.batch_size,
+        balanced_sampler=model.balance == "sampler",
+        seed=settings.seed,
     )
-    scheduler = build("scheduler", cfg.scheduler) if cfg.scheduler.get("_target_") else None
+    scheduler = build("scheduler", settings.scheduler) if settings.scheduler else None
     module = ClassifierModule(
         net,
         len(labels),
-        optimizer=build("optimizer", cfg.optimizer),
+        optimizer=build("optimizer", settings.optimizer),
         scheduler=scheduler,
-        class_weights=weights if balance == "class_weights" else None,
-        lr=cfg.model.get("lr"),
+        class_weights=weights if model.balance == "class_weights" else None,
+        lr=model.lr,
     )
-    settings = TrackingSettings.from_cfg(cfg.tracking)
-    logger = MLFlowLogger(
-        experiment_name=settings.experiment,
-        tracking_uri=settings.resolved_uri(root),
-        artifact_location=settings.artifact_location(root),
-        run_name=f"train-{cfg.model.name}",
-        tags={
-            "stage": "train",
-            "git_commit": lineage.git_commit,
-            "data_hash": lineage.data_hash,
-            "pipeline_run": lineage.pipeline_run,
-            "model": str(cfg.model.name),
-        },
-    )
+    logger = build_logger(settings, lineage)
     history = EpochHistory()
-    checkpoint = ModelCheckpoint(
-        dirpath=work_dir,
-        filename="best",
-        monitor=MONITOR,
-        mode="max",
-        save_top_k=1,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    stopping = EarlyStopping(monitor=MONITOR, mode="max", patience=int(cfg.trainer.patience))
-    trainer_cfg = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_EXTRAS}
+    progress_bar = settings.trainer.get("enable_progress_bar", True) is not False
+    callbacks, checkpoint = build_callbacks(settings.callbacks, work_dir, progress_bar)
     trainer: pl.Trainer = build(
         "trainer",
-        OmegaConf.create(trainer_cfg),
-        callbacks=[history, checkpoint, stopping],
+        settings.trainer,
+        callbacks=[history, *callbacks],
         logger=logger,
         default_root_dir=str(work_dir),
     )
-    logger.log_hyperparams(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+    logger.log_hyperparams(flatten_params(lineage.config))
     started = time.perf_counter()
     trainer.fit(module, datamodule=data)
     seconds = time.perf_counter() - started
@@ -215,7 +208,7 @@ def train_model(
     if not trainer.is_global_zero:
         return FitResult(is_global_zero=False)
     best_path = Path(checkpoint.best_model_path)
-    best = max(history.history, key=lambda row: row.get(MONITOR, -1.0))
+    best = _best_epoch(history.history, str(checkpoint.monitor), checkpoint.mode)
     best_metrics = {f"best_{k}": v for k, v in best.items() if k.startswith("val_")}
     epochs = len(history.history)
     samples = epochs * len(sets["train"])
@@ -227,13 +220,13 @@ def train_model(
     clock = time.perf_counter()
     tracking.log_lineage(
         run_id=logger.run_id,
-        uri=settings.resolved_uri(root),
+        uri=settings.tracking_uri,
         records_path=lineage.records_path,
         data_hash=lineage.data_hash,
         rows=len(frame),
         checkpoint=best_path,
         model=net,
-        example=example_input(net, sets["train"].features),
+        example=inputs.example(sets["train"].features),
         metrics={**best_metrics, "train_samples_per_s": speed},
     )
     steps["mlflow_artifacts"] = time.perf_counter() - clock
@@ -250,6 +243,12 @@ def train_model(
         run_id=logger.run_id,
         experiment_id=logger.experiment_id,
     )
+
+
+def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> dict[str, float]:
+    """The epoch the checkpoint kept: best `monitor` (ties: the first, as Lightning keeps)."""
+    sign = 1.0 if mode == "max" else -1.0
+    return max(history, key=lambda row: sign * row.get(monitor, -sign * float("inf")))
 
 
 def _take(features: np.ndarray | list[np.ndarray], index: np.ndarray) -> Any:

@@ -22,26 +22,22 @@ class Classifier:
         config: dict[str, Any],
         cache_dir: Path | None = None,
     ) -> None:
+        from pipeline.train.inputs import InputKind, model_inputs
+
         self.module = module.eval()
         self.labels = labels
         self.config = config
-        self.input_kind: str = module.input_kind
         self.cache_dir = cache_dir
+        self.inputs = model_inputs(
+            InputKind.of(module),
+            config.get("embed", {}),
+            cache_dir,
+            int(config["model"].get("max_length", 128)),
+        )
 
     def export_inputs(self, texts: Sequence[str]) -> tuple[Any, ...]:
         """Tensors `module.forward(*inputs)` takes: (embedding,) or (input_ids, attention_mask)."""
-        import torch
-
-        if self.input_kind == "embedding":
-            from pipeline.embed import EmbedSettings, embed_texts
-
-            settings = EmbedSettings.from_cfg(self.config.get("embed", {}))
-            vectors = embed_texts(list(texts), settings, cache_dir=self.cache_dir)
-            return (torch.from_numpy(vectors),)
-        from pipeline.train.tokenize import encode, pad_batch
-
-        max_length = int(self.config["model"].get("max_length", 128))
-        return pad_batch(encode(list(texts), max_length=max_length))
+        return self.inputs.tensors(self.inputs.features(texts))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities (n, len(labels)), columns in the order of `labels`."""

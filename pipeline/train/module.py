@@ -15,8 +15,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from pipeline.train.tokenize import pad_batch
-
 
 class ClassifierModule(pl.LightningModule):
     """Cross-entropy training with per-epoch loss, accuracy and macro-F1 for train and val."""
@@ -108,18 +106,6 @@ class RowsDataset(Dataset):
         return self.features[index], int(self.labels[index])
 
 
-def collate_embeddings(batch: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, ...]:
-    """Stack embedding rows: (embedding, labels)."""
-    features = torch.from_numpy(np.stack([row for row, _ in batch]).astype(np.float32))
-    return features, torch.tensor([label for _, label in batch], dtype=torch.long)
-
-
-def collate_tokens(batch: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, ...]:
-    """Pad token ids per batch: (input_ids, attention_mask, labels)."""
-    ids, mask = pad_batch([row for row, _ in batch])
-    return ids, mask, torch.tensor([label for _, label in batch], dtype=torch.long)
-
-
 class ClassifierDataModule(pl.LightningDataModule):
     """Train and val loaders over pre-computed features; optional class-balanced sampling."""
 
@@ -127,7 +113,7 @@ class ClassifierDataModule(pl.LightningDataModule):
         self,
         train: RowsDataset,
         val: RowsDataset,
-        input_kind: str,
+        collate: Callable[[Sequence[tuple[Any, int]]], tuple[torch.Tensor, ...]],
         batch_size: int = 64,
         balanced_sampler: bool = False,
         seed: int = 42,
@@ -135,7 +121,7 @@ class ClassifierDataModule(pl.LightningDataModule):
         super().__init__()
         self.train_set = train
         self.val_set = val
-        self.collate = collate_embeddings if input_kind == "embedding" else collate_tokens
+        self.collate = collate  # pipeline.train.inputs.Collate: (*network inputs, labels)
         self.batch_size = batch_size
         self.balanced_sampler = balanced_sampler
         self.seed = seed

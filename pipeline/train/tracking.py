@@ -1,4 +1,4 @@
-"""MLflow lineage for training runs: tags, flattened config, dataset input, model artifacts.
+"""MLflow lineage for training runs: the dataset input, the checkpoint and the model.
 
 Per-epoch curves go through Lightning's MLFlowLogger; what Lightning does not log (dataset
 lineage, checkpoint, the model with its signature) is added here on the same run.
@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 CHUNK = 1 << 20
 
 
@@ -24,19 +22,6 @@ def file_md5(path: str | Path) -> str:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Dotted keys -> string values (MLflow params), lists kept as their YAML flow text."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            text = yaml.safe_dump(value, default_flow_style=True).strip()
-            out[name] = text.removesuffix("\n...").removesuffix("...").strip()[:500]
-    return out
 
 
 def log_lineage(

