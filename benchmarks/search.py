@@ -34,14 +34,15 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # helpers.store: a store from a table, as the tests build
 
+from helpers.store import write_records_store  # noqa: E402
 from search_quality import hybrid_quality  # noqa: E402
 
 from pipeline.index.build import publish_index  # noqa: E402
 from pipeline.index.factory import IndexSettings  # noqa: E402
 from pipeline.record import RECORD_SCHEMA  # noqa: E402
 from pipeline.search.api import Searcher, SearchSettings  # noqa: E402
-from pipeline.store.search import write_records_store  # noqa: E402
 
 SELECTIVITIES = {"none": None, "10%": "label=sel10", "1%": "source=sel1", "0.1%": "user_id=sel01"}
 K = 10

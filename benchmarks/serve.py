@@ -44,6 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # helpers.store: a store from a table, as the tests build
 
 for _name, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
                       ("TOKENIZERS_PARALLELISM", "false"), ("MLFLOW_DISABLE_TELEMETRY", "true"),
@@ -87,6 +88,7 @@ def build(root: Path, rows: list[dict]) -> dict:
     """Store, records.parquet and a published index under root/data; returns the config."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from helpers.store import write_records_store
 
     from pipeline.config import compose
     from pipeline.dedup.ids import rid_of
@@ -95,7 +97,6 @@ def build(root: Path, rows: list[dict]) -> dict:
     from pipeline.index.build import publish_index
     from pipeline.index.factory import IndexSettings
     from pipeline.record import RECORD_SCHEMA
-    from pipeline.store.search import write_records_store
 
     records = [
         {"rid": rid_of(r["id"]), "id": r["id"], "prompt": r["prompt"], "response": r["response"],

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from chaos_support import (
+from helpers.chaos import (
     Proc,
     Service,
     base_rows,

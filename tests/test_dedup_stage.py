@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
+from helpers.wait import wait_until
 from omegaconf import DictConfig
 
 from pipeline.cli import main as cli_main
@@ -203,10 +203,12 @@ def test_kill_mid_stage_keeps_previous_outputs(tmp_path: Path, mlflow_uri: str) 
         [sys.executable, str(script), str(tmp_path / "params.yaml"), str(tmp_path)],
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "data").glob(".dedup.*.tmp")):  # the write step began
-        assert proc.poll() is None and time.monotonic() < deadline, "stage ended before the kill"
-        time.sleep(0.01)
+    wait_until(  # the write step began (or the stage ended: fail below)
+        lambda: list((tmp_path / "data").glob(".dedup.*.tmp")) or proc.poll() is not None,
+        "the stage to start writing",
+        timeout=120,
+    )
+    assert proc.poll() is None, "stage ended before the kill"
     # A reader meanwhile sees the previous store.
     assert store_contents(out / "store.duckdb") == before[1]
     proc.send_signal(signal.SIGKILL)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -75,17 +74,28 @@ def test_partial_and_corrupt_writes_are_ignored(
 
 
 _WRITER = """
-import sys, numpy as np
+import os, sys, numpy as np
 from pipeline.embed.cache import EmbeddingCache
+
+# Stop for the kill at one exact moment: the 11th shard's vectors are published and its keys
+# file is written in full under a temporary name, not yet renamed into place (the rename is
+# what publishes a shard). The real os.replace runs for everything else.
+publish, shards = os.replace, [0]
+
+def replace(src, dst):
+    if str(dst).endswith(".keys.npy"):
+        shards[0] += 1
+        if shards[0] == 11:
+            print("paused before publishing shard 11", flush=True)
+            sys.stdin.readline()
+    publish(src, dst)
+
+os.replace = replace
 cache = EmbeddingCache(sys.argv[1], "model-x", 8)
-i = 0
-while True:
+for i in range(0, 550, 50):
     keys = cache.keys([f"text number {j}" for j in range(i, i + 50)])
     raw = np.frombuffer(keys.tobytes(), dtype=np.uint8).reshape(len(keys), 32)
     cache.add(keys, raw[:, :8].astype(np.float32))
-    i += 50
-    if i == 500:
-        print("ready", flush=True)
 """
 
 
@@ -93,23 +103,29 @@ def test_killed_writer_leaves_a_consistent_cache(tmp_path: Path, repo_root: Path
     proc = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(tmp_path)],
         cwd=repo_root,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)  # mid-write, most likely
-    proc.wait()
+    try:
+        assert proc.stdout.readline().strip() == "paused before publishing shard 11"
+        os.kill(proc.pid, signal.SIGKILL)  # mid-write: between the two files of a shard
+    finally:
+        proc.wait(timeout=30)
     cache = EmbeddingCache(tmp_path, "model-x", DIM)
-    written = len(cache.shard_names()) * 50
-    assert written >= 500
-    query = cache.keys(texts(0, written + 1000))
+    assert len(cache.shard_names()) == 10  # shards 1-10 published, the 11th is not
+    assert len(list(cache.dir.glob("shard-*.vecs.npy"))) == 11  # its vectors were
+    assert list(cache.dir.glob(".*.tmp"))  # and its keys lie in a temporary file
+    query = cache.keys(texts(0, 1000))
     found, vecs = cache.lookup(query)
     # Every published shard is complete and correct; nothing beyond is half-visible.
-    assert found[:written].all()
-    assert not found[written:].any()
+    assert found[:500].all()
+    assert not found[500:].any()
     np.testing.assert_array_equal(vecs[found], vectors_for(query[found]))
+    # The next writer adds the lost texts again and finds them.
+    lost = cache.keys(texts(500, 550))
+    cache.add(lost, vectors_for(lost))
+    assert cache.lookup(lost)[0].all()
 
 
 def test_compaction_merges_shards_and_dedupes(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import json
 import duckdb
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
-from test_serve_support import _rid, build_index, build_store, write_params
+from helpers.serve import _rid, build_index, build_store, write_params
 
 from pipeline.cli import main
 from pipeline.serve.app import create_app

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_support import build_index, build_store, write_params
+from helpers.serve import build_index, build_store, write_params
 
 from pipeline.errors import BusyError
 from pipeline.io.lock import exclusive

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
-from test_serve_support import _rid, build_index, build_store
+from helpers.serve import _rid, build_index, build_store
 
 from pipeline.embed.cache import EmbeddingCache
 from pipeline.index.keyword import build_terms, load_terms

@@ -8,7 +8,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from test_search_helpers import build_project, clustered, records_table
+from helpers.search import build_project, clustered, records_table
 
 from pipeline.errors import NotFoundError
 from pipeline.index import erase_rids
@@ -150,7 +150,7 @@ def test_every_index_config_builds_and_searches(tmp_path: Path, name: str) -> No
     vectors, queries = both[:6_000], both[6_000:]
     table = records_table(6_000, seed=4)
     rids = np.asarray(table.column("rid").to_pylist(), dtype=np.int64)
-    from pipeline.store.search import write_records_store
+    from helpers.store import write_records_store
 
     write_records_store(tmp_path / "store.duckdb", table)
     manifest = publish_index(tmp_path / "index", rids, vectors, ["t"] * 6_000, settings, {})

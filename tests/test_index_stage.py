@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_search_helpers import records_table
+from helpers.search import records_table
+from helpers.store import write_records_store
 
 from pipeline.config import compose, to_yaml
 from pipeline.errors import NotFoundError
 from pipeline.index.verify import verify_index
 from pipeline.search.api import open_from_config
 from pipeline.stages.index import run
-from pipeline.store.search import write_records_store
 
 PROMPTS = [
     "How can I get a refund for a parcel that arrived damaged?",

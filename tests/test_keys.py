@@ -6,7 +6,7 @@ import json
 
 import duckdb
 import pytest
-from test_serve_support import build_store, write_params
+from helpers.serve import build_store, write_params
 
 from pipeline.cli import main
 from pipeline.errors import AuthError, NotFoundError, UserInputError

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_search_helpers import build_project
+from helpers.search import build_project
+from helpers.wait import wait_until
 
 import pipeline
 from pipeline.cli import main
@@ -245,32 +246,40 @@ def test_searcher_answers_during_rebuild_and_reloads(tmp_path: Path) -> None:
     table, vectors = build_project(tmp_path, n=3000, dim=16, factory="HNSW16,Flat")
     searcher = Searcher(tmp_path / "index", tmp_path / "store.duckdb", SearchSettings(), None)
     errors: list[BaseException] = []
-    answered = [0]
+    answered = [0, 0]  # per thread
     stop = threading.Event()
 
-    def hammer() -> None:
+    def hammer(me: int) -> None:
         while not stop.is_set():
             try:
                 assert len(searcher.search_vector(vectors[7], k=5)) == 5
                 searcher.reload_if_changed()
-                answered[0] += 1
+                answered[me] += 1
             except BaseException as exc:
                 errors.append(exc)
                 return
 
-    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    def both_answer_again() -> bool:
+        before = list(answered)
+        return wait_until(
+            lambda: errors or all(now > then for now, then in zip(answered, before, strict=True)),
+            "both searchers to answer",
+        )
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
+    both_answer_again()
     rids = np.asarray(table.column("rid").to_pylist(), dtype=np.int64)
     for _ in range(3):  # republish the same records under the searchers' feet
         publish_index(
             tmp_path / "index", rids, vectors, ["x"] * 3000, IndexSettings(factory="Flat"), {}
         )
+        both_answer_again()  # each republish is seen by searchers still answering
     stop.set()
     for t in threads:
         t.join()
     assert not errors, errors[0]
-    assert answered[0] > 0
     searcher.reload_if_changed()
     assert searcher.manifest["factory"] == "Flat"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_serve_support import build_index, build_store
+from helpers.serve import build_index, build_store
 
 from pipeline.search.batcher import MicroBatcher
 

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_search_helpers import records_table
+from helpers.search import records_table
+from helpers.store import write_records_store
 
 from pipeline.errors import UserInputError
 from pipeline.search.filters import Condition, parse_filter
 from pipeline.store.db import connect
-from pipeline.store.search import matching_rids, write_records_store
+from pipeline.store.search import matching_rids
 
 
 @pytest.mark.parametrize(

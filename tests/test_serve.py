@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_support import build_index, build_store, write_params
+from helpers.serve import build_index, build_store, write_params
+from helpers.wait import wait_until
 
 from pipeline.cli import main
 from pipeline.serve.app import create_app
@@ -272,10 +272,10 @@ def test_republished_index_is_picked_up_without_restart(served):
     table = pq.read_table(config.paths.records)
     pq.write_table(table.slice(0, 4), config.paths.records)
     build_index(config)
-    deadline = time.monotonic() + 5
-    while client.app.state.service.searcher().manifest["data_hash"] == before:
-        assert time.monotonic() < deadline, "the new index was not loaded"
-        time.sleep(0.05)
+    wait_until(
+        lambda: client.app.state.service.searcher().manifest["data_hash"] != before,
+        "the new index to be loaded",
+    )
     ids = {
         r["id"]
         for r in client.post(
@@ -294,39 +294,57 @@ def test_replaced_store_and_index_are_both_picked_up(served):
     os.replace(fresh.paths.store, config.paths.store)
     os.replace(fresh.paths.records, config.paths.records)
     build_index(config)
-    deadline = time.monotonic() + 5
-    while client.get("/records/z9", headers=h).status_code != 200:
-        assert time.monotonic() < deadline, "the new store was not opened"
-        time.sleep(0.05)
-    time.sleep(3 * config.serve.reload_seconds)
+    wait_until(lambda: client.get("/records/z9", headers=h).status_code == 200, "the new store")
     body = {"text": "zebra crossing", "mode": "keyword"}
-    ids = [r["id"] for r in client.post("/search", json=body, headers=h).json()["results"]]
-    assert ids[:1] == ["z9"]
+
+    def top() -> list[str]:
+        return [r["id"] for r in client.post("/search", json=body, headers=h).json()["results"]]
+
+    # The index is reloaded on its own schedule (serve.reload_seconds) after the store.
+    wait_until(lambda: top()[:1] == ["z9"], "the new index to rank z9 first")
+
+
+class CountingCondition(threading.Condition):
+    """A Condition that counts the threads parked in `wait`, so a test sees who is blocked."""
+
+    waiting = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting += 1  # under the condition's lock, like every change to it
+        try:
+            return super().wait(timeout)
+        finally:
+            self.waiting -= 1
 
 
 def test_store_swap_waits_for_requests_in_flight_and_holds_new_ones():
     gate, order = Gate(), []
+    gate._cond = cond = CountingCondition()  # the real Gate, observed while it blocks
+    swapping, finish_swap = threading.Event(), threading.Event()
 
     def swap():
         with gate.exclusive():
             order.append("swap start")
-            time.sleep(0.1)
+            swapping.set()
+            assert finish_swap.wait(10)
             order.append("swap end")
 
     def request():
         with gate.shared():
             order.append("late request")
 
+    swapper, late = threading.Thread(target=swap), threading.Thread(target=request)
     with gate.shared():
-        swapper = threading.Thread(target=swap)
         swapper.start()
-        time.sleep(0.1)
-        late = threading.Thread(target=request)
+        wait_until(lambda: cond.waiting == 1, "the swap to wait for the request in flight")
         late.start()
-        time.sleep(0.05)
+        wait_until(lambda: cond.waiting == 2, "the late request to wait behind the swap")
         order.append("request done")
-    swapper.join(2)
-    late.join(2)
+    assert swapping.wait(10)
+    assert order == ["request done", "swap start"]  # the late request is still held
+    finish_swap.set()
+    swapper.join(10)
+    late.join(10)
     assert order == ["request done", "swap start", "swap end", "late request"]
 
 

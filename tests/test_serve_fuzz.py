@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from helpers.serve import build_index, build_store
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from test_serve_support import build_index, build_store
 
 from pipeline.serve.app import create_app
 from pipeline.service.keys import create_key

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_serve_support import build_index, build_store, write_params
+from helpers.serve import build_index, build_store, write_params
+from helpers.wait import wait_until
 
 from pipeline.cli import main
 from pipeline.service import limits
@@ -78,13 +79,13 @@ def _start(root: Path) -> Server:
             [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"],
             stdout=out, stderr=subprocess.STDOUT, cwd=root,
         )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (
-        found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
-    ):
-        assert proc.poll() is None, f"the server exited:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"the server did not start:\n{log.read_text()}"
-        time.sleep(0.1)
+    running = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+    found = wait_until(
+        lambda: running.search(log.read_text()) or proc.poll() is not None,
+        "the server to start",
+        timeout=120,
+    )
+    assert proc.poll() is None, f"the server exited:\n{log.read_text()}"
     server = Server(proc, int(found.group(1)), log, db, keys)
     assert httpx.get(server.url + "/health", timeout=10).json()["status"] == "ok"
     return server
@@ -369,10 +370,8 @@ def test_keys_in_the_url_are_refused_and_never_logged(server):
         assert "never in the URL" in response.json()["detail"] and key not in response.text
     # A key in the path is a record id like any other (404), and masked in the log too.
     assert server.request("GET", f"/records/{key}").status_code == 404
-    deadline = time.monotonic() + 10
-    while f"pk_{key_id}_[redacted]" not in server.log.read_text():
-        assert time.monotonic() < deadline, "the access log never showed the request"
-        time.sleep(0.05)
+    redacted = f"pk_{key_id}_[redacted]"
+    wait_until(lambda: redacted in server.log.read_text(), "the request in the access log")
     text = server.log.read_text()
     assert key not in text and key.split("_", 2)[2] not in text
     assert "/whoami?[query redacted]" in text

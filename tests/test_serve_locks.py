@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_support import build_index, build_store
+from helpers.serve import build_index, build_store
+from helpers.wait import wait_until
 
 from pipeline.errors import BusyError
 from pipeline.serve.app import create_app
@@ -20,38 +23,56 @@ from pipeline.service.querylog import QueryLog, usage_report
 from pipeline.store import service as service_db
 
 HOLD = """
-import sys, time, duckdb
+import sys, duckdb
 con = duckdb.connect(sys.argv[1])
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()  # until the test closes our stdin
 con.close()
 """
 
 
-def _hold(path, seconds):
+@contextmanager
+def _held(path):
+    """Another process holds the DuckDB file until the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+        [sys.executable, "-c", HOLD, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
 
 
 def test_a_held_lock_is_waited_for_then_reported(tmp_path):
     db = tmp_path / "service.duckdb"
     create_key(db, "reader")  # creates the file and its tables
-    holder = _hold(db, 1.0)
-    try:
+    opened, trying = [], threading.Event()
+
+    def wait_for_the_file() -> None:
+        trying.set()
+        with service_db.open_service_db(db, lock_timeout=60) as con:
+            opened.append((time.monotonic(), len(service_db.list_keys(con))))
+
+    with _held(db) as holder:
         with (
             pytest.raises(BusyError, match="in use by another process"),
             service_db.open_service_db(db, lock_timeout=0.2),
         ):
             pass
-        started = time.monotonic()
-        with service_db.open_service_db(db, lock_timeout=10) as con:
-            assert len(service_db.list_keys(con)) == 1
-        assert time.monotonic() - started > 0.3  # it waited for the holder
-    finally:
-        holder.wait(timeout=10)
+        waiter = threading.Thread(target=wait_for_the_file)
+        waiter.start()
+        assert trying.wait(10)
+        # Not a sleep that orders anything: while the file is held the waiter cannot open
+        # it, so it must still be retrying (not failed, not done) whenever we look.
+        waiter.join(0.5)
+        assert waiter.is_alive() and not opened
+        holder.stdin.close()
+        released = time.monotonic()
+    waiter.join(60)
+    assert [count for _, count in opened] == [1] and opened[0][0] >= released
     assert len(list_keys(db)) == 1
 
 
@@ -60,14 +81,11 @@ def test_query_log_batch_survives_a_busy_flush(tmp_path):
     create_key(db, "reader")
     log = QueryLog(db, lock_timeout=0.1)
     log.record("k1", "bot", "hello", [], "hybrid", 10, [1, 2], 3.5)
-    holder = _hold(db, 1.0)
-    try:
+    with _held(db):
         with pytest.raises(BusyError):
             log.flush()
         log.record("k1", "bot", "again", ["label=x"], "vector", 5, [], 2.0)
         assert log.pending() == 2
-    finally:
-        holder.wait(timeout=10)
     assert log.flush() == 2 and log.pending() == 0
     report = usage_report(db)
     assert report["queries"] == 2 and report["zero_result_queries"] == 1
@@ -115,10 +133,7 @@ def test_requests_never_wait_for_a_busy_service_db(tmp_path):
         )  # fmt: skip
         try:
             assert holder.stdout.readline().strip() == "locked"
-            deadline = time.monotonic() + 30
-            while keys.age() <= 2 * keys.ttl:  # the key set is now older than its ttl
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(lambda: keys.age() > 2 * keys.ttl, "the key set to outlive its ttl")
             for caller in (key, doomed):
                 assert _search(client, caller).status_code == 200
             assert _search(client, "pk_000000000000_unknown").status_code == 401
@@ -127,10 +142,7 @@ def test_requests_never_wait_for_a_busy_service_db(tmp_path):
             holder.stdin.close()
             holder.wait(timeout=10)
         revoke_key(db, doomed_row["key_id"])
-        deadline = time.monotonic() + 30
-        while _search(client, doomed).status_code != 401:
-            assert time.monotonic() < deadline, "the revocation never took effect"
-            time.sleep(0.02)
+        wait_until(lambda: _search(client, doomed).status_code == 401, "the revocation")
         assert _search(client, key).status_code == 200
 
 

@@ -49,9 +49,10 @@ def test_a_second_writer_gets_a_busy_error(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            f"import duckdb,time; c=duckdb.connect({str(store)!r}); "
-            "print('ok', flush=True); time.sleep(30)",
+            f"import duckdb,sys; c=duckdb.connect({str(store)!r}); "
+            "print('ok', flush=True); sys.stdin.read()",  # holds until the test lets go
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -60,8 +61,8 @@ def test_a_second_writer_gets_a_busy_error(tmp_path: Path) -> None:
         with pytest.raises(BusyError, match="in use by another process"):
             connect(store, read_only=False)
     finally:
-        holder.kill()
-        holder.wait()
+        holder.stdin.close()
+        holder.wait(timeout=30)
 
 
 def test_search_result_columns_are_the_record_fields() -> None:

@@ -142,22 +142,3 @@ def _row(row: tuple[Any, ...]) -> dict[str, Any]:
     if record["created_at"] is not None:
         record["created_at"] = _EPOCH + timedelta(microseconds=record["created_at"])
     return record
-
-
-def write_records_store(path: Any, table: Any) -> None:
-    """Create a store holding `table` (RECORD_SCHEMA) as its kept records.
-
-    For tests and benchmarks of search; the dedup stage writes the real store.
-    """
-    from pipeline.store.db import connect
-    from pipeline.store.schema import DDL
-
-    con = connect(path, read_only=False)
-    try:
-        for statement in DDL:
-            con.execute(statement)
-        con.register("incoming_records", table)
-        con.execute("INSERT INTO records SELECT * FROM incoming_records")
-        con.unregister("incoming_records")
-    finally:
-        con.close()

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from helpers.store import write_records_store
 from pipeline.index.build import publish_index
 from pipeline.index.factory import IndexSettings
 from pipeline.record import RECORD_SCHEMA
-from pipeline.store.search import write_records_store
 
 WORDS = [
     "refund",
