@@ -324,7 +324,8 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
-    from pipeline.config import to_yaml
+    from pipeline.config import CONF_DIR, to_yaml
+    from pipeline.overrides import apply_overrides
     from pipeline.service.keys import create_key
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -333,10 +334,9 @@ def main() -> int:
         rows, queries = read_t0(args.records, args.queries)
         pool = QueryPool(queries)
         built = build(work, rows)
-        cfg = built["cfg"]
-        for item in args.set:
-            name, _, value = item.partition("=")
-            OmegaConf.update(cfg, name, OmegaConf.create(f"v: {value}").v, merge=False)
+        # The same override rules as the CLI's -S: unknown keys are refused, groups recomposed.
+        plain = OmegaConf.to_container(built["cfg"], resolve=True)
+        cfg = built["cfg"] = OmegaConf.create(apply_overrides(plain, args.set, CONF_DIR))
         params = work / "params.yaml"
         params.write_text(to_yaml(cfg), encoding="utf-8")
         # The comparison server flips micro-batching (1 <-> 16) and has no cache.
