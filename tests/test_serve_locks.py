@@ -23,8 +23,16 @@ from pipeline.service.querylog import QueryLog, usage_report
 from pipeline.store import service as service_db
 
 HOLD = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
+import sys, time, duckdb
+deadline = time.monotonic() + 30
+while True:  # the server opens the file briefly and often: take it between two opens
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.01)
 print("locked", flush=True)
 sys.stdin.read()  # until the test closes our stdin
 con.close()
@@ -91,23 +99,6 @@ def test_query_log_batch_survives_a_busy_flush(tmp_path):
     assert report["queries"] == 2 and report["zero_result_queries"] == 1
 
 
-HOLD_UNTIL_RELEASED = """
-import sys, time, duckdb
-deadline = time.monotonic() + 30
-while True:  # the server opens the file briefly and often: take it between two opens
-    try:
-        con = duckdb.connect(sys.argv[1])
-        break
-    except duckdb.IOException:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.01)
-print("locked", flush=True)
-sys.stdin.read()  # until the test closes our stdin
-con.close()
-"""
-
-
 def _search(client, key):
     body = {"text": "refund parcel", "mode": "keyword"}
     return client.post("/search", json=body, headers={"Authorization": f"Bearer {key}"})
@@ -127,20 +118,12 @@ def test_requests_never_wait_for_a_busy_service_db(tmp_path):
     with TestClient(create_app(config)) as client:
         keys = client.app.state.service.keys
         assert _search(client, key).status_code == 200
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_UNTIL_RELEASED, str(db)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            assert holder.stdout.readline().strip() == "locked"
+        with _held(db) as holder:
             wait_until(lambda: keys.age() > 2 * keys.ttl, "the key set to outlive its ttl")
             for caller in (key, doomed):
                 assert _search(client, caller).status_code == 200
             assert _search(client, "pk_000000000000_unknown").status_code == 401
             assert holder.poll() is None  # all answered while the file was held
-        finally:
-            holder.stdin.close()
-            holder.wait(timeout=10)
         revoke_key(db, doomed_row["key_id"])
         wait_until(lambda: _search(client, doomed).status_code == 401, "the revocation")
         assert _search(client, key).status_code == 200
