@@ -9,14 +9,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.record import RECORD_SCHEMA, Record
+from pipeline.record import DUPLICATE_FIELDS, FIELD_NAMES, Record, arrow_schema
 
-DUPLICATE_SCHEMA = RECORD_SCHEMA.append(pa.field("duplicate_of", pa.string())).append(
-    pa.field("duplicate_of_rid", pa.int64())
-)
-DUPLICATE_SCHEMA = DUPLICATE_SCHEMA.append(pa.field("method", pa.string())).append(
-    pa.field("similarity", pa.float64())
-)
+DUPLICATE_SCHEMA = arrow_schema(DUPLICATE_FIELDS)
 REJECTED_SCHEMA = pa.schema(
     [
         ("file", pa.string()),
@@ -59,26 +54,10 @@ def metadata_json(metadata: dict[str, Any]) -> str | None:
 
 
 def record_columns(records: Sequence[Record]) -> dict[str, list[Any]]:
-    """The records as columns in RECORD_SCHEMA order."""
-    return {
-        "rid": [r.rid for r in records],
-        "id": [r.id for r in records],
-        "prompt": [r.prompt for r in records],
-        "response": [r.response for r in records],
-        "label": [r.label for r in records],
-        "user_id": [r.user_id for r in records],
-        "session_id": [r.session_id for r in records],
-        "parent_id": [r.parent_id for r in records],
-        "turn": [r.turn for r in records],
-        "created_at": [r.created_at for r in records],
-        "quality": [r.quality for r in records],
-        "tags": [r.tags for r in records],
-        "origin": [r.origin for r in records],
-        "source": [r.source for r in records],
-        "metadata": [metadata_json(r.metadata) for r in records],
-        "file": [r.file for r in records],
-        "line": [r.line for r in records],
-    }
+    """The records as columns in RECORD_SCHEMA order (metadata as JSON text)."""
+    columns = {name: [getattr(r, name) for r in records] for name in FIELD_NAMES}
+    columns["metadata"] = [metadata_json(m) for m in columns["metadata"]]
+    return columns
 
 
 def rejected_table(rejections: Sequence[Rejection]) -> pa.Table:

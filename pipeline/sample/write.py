@@ -15,6 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.record import FIELD_NAMES, arrow_schema
+
+# The sample's column order, part of the committed files' bytes (tests/test_sample.py), so
+# it is spelled out here; tests/test_record_fields.py checks it covers every user field.
 RECORD_KEYS = (
     "id",
     "prompt",
@@ -176,15 +180,11 @@ def write_parquet(path: Path, records: list[dict[str, Any]], extras: tuple[str, 
     rows = [dict(r) for r in records]
     at = len(rows) // 4
     rows.insert(at, {**rows[0], "id": "parquet-01", "prompt": None})
-    types = {
-        "turn": pa.int32(),
-        "created_at": pa.timestamp("us", tz="UTC"),
-        "quality": pa.float64(),
-        "tags": pa.list_(pa.string()),
-    }
+    schema = arrow_schema()  # record fields typed as the store types them; extras are text
     columns = {}
     for key in (*RECORD_KEYS, *extras):
-        columns[key] = pa.array([r.get(key) for r in rows], type=types.get(key, pa.string()))
+        kind = schema.field(key).type if key in FIELD_NAMES else pa.string()
+        columns[key] = pa.array([r.get(key) for r in rows], type=kind)
     table = pa.table(columns)
     pq.write_table(table, path, compression="zstd", row_group_size=100)
     return [

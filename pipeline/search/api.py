@@ -324,7 +324,8 @@ class Searcher:
 
     def _results(self, state, fused, hit_rows, vec_scores, kw_scores, mode, with_session):
         from pipeline.store.db import snapshot_cursor
-        from pipeline.store.search import fetch_records, session_turns
+        from pipeline.store.rows import session_turns
+        from pipeline.store.search import fetch_records
 
         rids = state.rids[hit_rows]
         cursor = snapshot_cursor(self._con)

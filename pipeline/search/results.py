@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
+
+from pipeline.record import RESULT_FIELDS
+from pipeline.store.rows import api_time
 
 
 @dataclass
@@ -29,16 +32,24 @@ class SearchResult:
     session: list[dict[str, Any]] | None = None  # other turns, when asked for
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes as ISO 8601 text; `session` only when requested."""
+        """JSON-ready: datetimes as the API's ISO 8601 text; `session` only when requested."""
         out = asdict(self)
-        out["created_at"] = _iso(self.created_at)
+        out["created_at"] = api_time(self.created_at)
         if self.session is None:
             out.pop("session")
         else:
             out["session"] = [
-                {**turn, "created_at": _iso(turn.get("created_at"))} for turn in self.session
+                {**turn, "created_at": api_time(turn.get("created_at"))} for turn in self.session
             ]
         return out
+
+
+# The record fields a hit carries as they are; prompt and response become snippets.
+_COPIED = tuple(
+    f.name
+    for f in fields(SearchResult)
+    if f.name in RESULT_FIELDS and f.name not in ("rid", "prompt", "response")
+)
 
 
 def to_results(
@@ -61,22 +72,13 @@ def to_results(
             session = [t for t in turns if t["rid"] != record["rid"]]
         out.append(
             SearchResult(
-                id=record["id"],
                 rid=int(record["rid"]),
                 score=float(score),
                 scores={"vector": vector, "keyword": keyword, "fused": float(score)},
                 prompt=snippet(record["prompt"], snippet_chars),
                 response=snippet(record["response"], snippet_chars),
-                label=record["label"],
-                user_id=record["user_id"],
-                session_id=record["session_id"],
-                origin=record["origin"],
-                source=record["source"],
-                tags=record["tags"],
-                quality=record["quality"],
-                created_at=record["created_at"],
-                metadata=record["metadata"],
                 session=session,
+                **{name: record[name] for name in _COPIED},
             )
         )
     return out
@@ -88,7 +90,3 @@ def snippet(text: str | None, limit: int) -> str | None:
         return None
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: max(0, limit - 1)].rstrip() + "…"
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value

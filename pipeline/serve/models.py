@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    model_validator,
+)
 
 from pipeline.service import limits
+from pipeline.store.rows import api_time
 
 Mode = Literal["vector", "keyword", "hybrid"]
 
@@ -57,6 +65,15 @@ class RecordResponse(BaseModel):
     record: dict[str, Any]
     session: list[dict[str, Any]] = Field(description="the session's turns (in the key's scope)")
     duplicates: list[dict[str, Any]] = Field(description="removed duplicates of this record")
+
+    @field_serializer("record")
+    def _record_times(self, record: dict[str, Any]) -> dict[str, Any]:
+        # The store gives datetimes; the API writes one ISO text, as search hits do.
+        return {**record, "created_at": api_time(record.get("created_at"))}
+
+    @field_serializer("session", "duplicates")
+    def _list_times(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._record_times(row) for row in rows]
 
 
 class FeedbackRequest(_Strict):

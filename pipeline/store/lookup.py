@@ -6,9 +6,7 @@ Scopes are data: field names come from a fixed list and values are bound as para
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,20 +17,13 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import NotFoundError
-
-_RID_SHAPED = re.compile(r"-?[0-9]{1,20}")
+from pipeline.record import FIELD_NAMES
+from pipeline.store import rows
 
 # The record fields a key can be restricted on (`pipeline keys create --scope FIELD=v1,v2`).
 SCOPE_FIELDS: tuple[str, ...] = ("user_id", "source")
 
 Scope = Mapping[str, Sequence[str]]
-
-# created_at is read as ISO text: fetching TIMESTAMPTZ as a Python datetime needs pytz.
-_RECORD_COLUMNS = (
-    "rid, id, prompt, response, label, user_id, session_id, parent_id, turn, "
-    "strftime(timezone('UTC', created_at), '%Y-%m-%dT%H:%M:%S.%f+00:00') AS created_at, "
-    "quality, tags, origin, source, metadata, file, line"
-)
 
 
 class StoreReader:
@@ -108,56 +99,30 @@ def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "TRUE"), params
 
 
-def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    out = []
-    for row in cur.fetchall():
-        item = dict(zip(names, row, strict=True))
-        if isinstance(item.get("metadata"), str):
-            item["metadata"] = json.loads(item["metadata"])
-        out.append(item)
-    return out
-
-
 def get_record(cur: duckdb.DuckDBPyConnection, record_id: str) -> dict[str, Any] | None:
     """The kept record with this id (or this rid, when `record_id` is an integer)."""
-    # ASCII digits only: str.isdigit also accepts "²" and "٣", which int() rejects or reads.
-    rid = int(record_id) if _RID_SHAPED.fullmatch(record_id) else None
-    if rid is not None and not -(2**63) <= rid < 2**63:
-        rid = None  # not a BIGINT, so not a rid: look it up as an id only
-    cur.execute(
-        f"""SELECT {_RECORD_COLUMNS} FROM store.records
-            WHERE id = ? OR rid = ? ORDER BY (id = ?) DESC LIMIT 1""",
-        [record_id, rid, record_id],
-    )
-    rows = _rows(cur)
-    return rows[0] if rows else None
+    return rows.record_by_key(cur, record_id, "store.records")
 
 
 def session_turns(
     cur: duckdb.DuckDBPyConnection, session_id: str, scope: Scope
 ) -> list[dict[str, Any]]:
     """The kept records of a session in turn order, within the scope."""
-    where, params = _scope_sql(scope)
-    cur.execute(
-        f"""SELECT {_RECORD_COLUMNS} FROM store.records
-            WHERE session_id = ? AND {where}
-            ORDER BY turn NULLS LAST, records.created_at NULLS LAST, id""",
-        [session_id, *params],
-    )
-    return _rows(cur)
+    turns = rows.session_turns(cur, [session_id], "store.records", FIELD_NAMES, _scope_sql(scope))
+    return turns.get(session_id, [])
 
 
 def duplicates_of(cur: duckdb.DuckDBPyConnection, rid: int, scope: Scope) -> list[dict[str, Any]]:
     """The removed duplicates that point at the kept record `rid`, within the scope."""
     where, params = _scope_sql(scope)
+    names = (*FIELD_NAMES, "method", "similarity")
     cur.execute(
-        f"""SELECT {_RECORD_COLUMNS}, method, similarity FROM store.duplicates
+        f"""SELECT {rows.select_list(names)} FROM store.duplicates
             WHERE duplicate_of_rid = ? AND {where}
             ORDER BY similarity DESC, id""",
         [rid, *params],
     )
-    return _rows(cur)
+    return rows.fetch(cur)
 
 
 def store_counts(cur: duckdb.DuckDBPyConnection, scope: Scope, top: int = 20) -> dict[str, Any]:

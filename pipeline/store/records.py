@@ -3,13 +3,13 @@ through `pipeline.store.staging`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from pipeline.errors import NotFoundError
+from pipeline.store import rows
 from pipeline.store.db import connect
 
 TABLES: tuple[str, ...] = ("records", "duplicates", "rejected", "preferences", "pii_redactions")
@@ -19,13 +19,6 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for row in rows:
-        if isinstance(row.get("metadata"), str):
-            row["metadata"] = json.loads(row["metadata"])
-    return rows
 
 
 def stats(path: Path) -> dict[str, Any]:
@@ -71,17 +64,14 @@ def show(path: Path, key: str) -> dict[str, Any]:
     session's turns, its PII counts and preferences, and its rejection reason if any."""
     con = connect(path, read_only=True)
     try:
-        rid = int(key) if key.lstrip("-").isdigit() else None
-        where = "id = ? OR rid = ?"
-        params: list[Any] = [key, rid]
-        kept = _decode(_rows(con, f"SELECT * FROM records WHERE {where}", params))
-        dup = _decode(_rows(con, f"SELECT * FROM duplicates WHERE {where}", params))
+        kept = rows.record_by_key(con, key, "records")
+        dup = rows.record_by_key(con, key, "duplicates", rows.DUPLICATE_COLUMNS)
         rejected = _rows(
             con, "SELECT * FROM rejected WHERE record_id = ? ORDER BY file, line", [key]
         )
         if not kept and not dup and not rejected:
             raise NotFoundError(f"record {key!r}: not in the store ({path})")
-        record = (kept or dup or [None])[0]
+        record = kept or dup
         out: dict[str, Any] = {
             "status": "kept" if kept else "duplicate" if dup else "rejected",
             "record": record,
@@ -91,13 +81,11 @@ def show(path: Path, key: str) -> dict[str, Any]:
             return out
         record_id = record["id"]
         out["kept_as"] = _kept_as(con, record) if dup else record_id
-        out["duplicates"] = _decode(
-            _rows(
-                con,
-                "SELECT id, rid, method, similarity, file, line FROM duplicates "
-                "WHERE duplicate_of = ? ORDER BY rid",
-                [record_id],
-            )
+        out["duplicates"] = _rows(
+            con,
+            "SELECT id, rid, method, similarity, file, line FROM duplicates "
+            "WHERE duplicate_of = ? ORDER BY rid",
+            [record_id],
         )
         out["session"] = []
         if record["session_id"] is not None:

@@ -5,36 +5,20 @@ Every input record ends in exactly one of `records`, `duplicates` or `rejected`.
 
 from __future__ import annotations
 
-_RECORD_COLUMNS = """
-    rid BIGINT NOT NULL,
-    id VARCHAR NOT NULL,
-    prompt VARCHAR NOT NULL,
-    response VARCHAR,
-    label VARCHAR,
-    user_id VARCHAR,
-    session_id VARCHAR,
-    parent_id VARCHAR,
-    turn INTEGER,
-    created_at TIMESTAMPTZ,
-    quality DOUBLE,
-    tags VARCHAR[],
-    origin VARCHAR NOT NULL,
-    source VARCHAR,
-    metadata VARCHAR,
-    file VARCHAR NOT NULL,
-    line BIGINT NOT NULL
-"""
+from pipeline.record import DUPLICATE_FIELDS, FIELDS, Field
 
+
+def columns_sql(fields: tuple[Field, ...]) -> str:
+    """The column definitions of these fields, as in CREATE TABLE."""
+    return ", ".join(f"{f.name} {f.sql}" + ("" if f.nullable else " NOT NULL") for f in fields)
+
+
+# The record tables are derived from the one field table (pipeline/record.py).
 DDL: tuple[str, ...] = (
     # Kept records: the deduplicated, redacted data every later stage reads.
-    f"CREATE TABLE IF NOT EXISTS records ({_RECORD_COLUMNS}, PRIMARY KEY (rid))",
+    f"CREATE TABLE IF NOT EXISTS records ({columns_sql(FIELDS)}, PRIMARY KEY (rid))",
     # Removed duplicates, each pointing at the kept record it duplicates.
-    f"""CREATE TABLE IF NOT EXISTS duplicates ({_RECORD_COLUMNS},
-        duplicate_of VARCHAR NOT NULL,
-        duplicate_of_rid BIGINT NOT NULL,
-        method VARCHAR NOT NULL,        -- 'exact' or 'near'
-        similarity DOUBLE NOT NULL,     -- 1.0 for exact; true Jaccard for near
-        PRIMARY KEY (rid))""",
+    f"CREATE TABLE IF NOT EXISTS duplicates ({columns_sql(DUPLICATE_FIELDS)}, PRIMARY KEY (rid))",
     # Rows that could not become records, with where they came from and why.
     """CREATE TABLE IF NOT EXISTS rejected (
         file VARCHAR NOT NULL,

@@ -1,4 +1,4 @@
-"""Search queries on the kept records: filters -> record ids, results, session turns.
+"""Search queries on the kept records: filters -> record ids, and the records of the hits.
 
 Every user value is a bound parameter. Column names and operators come from the fixed
 tables below, keyed by the already-validated `Condition` (pipeline/search/filters.py), so
@@ -7,12 +7,13 @@ no text a user typed ever becomes SQL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pipeline.record import RESULT_FIELDS
+from pipeline.store import rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -30,30 +31,9 @@ _COLUMNS = {
 }
 _COMPARE = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
-# The record's fields (pipeline.record.USER_FIELDS with rid), spelled out because importing
-# pipeline.record loads pyarrow (~56 ms) into `pipeline search` start-up; a test checks they agree.
-RESULT_COLUMNS: tuple[str, ...] = (
-    "rid",
-    "id",
-    "prompt",
-    "response",
-    "label",
-    "user_id",
-    "session_id",
-    "parent_id",
-    "turn",
-    "created_at",
-    "quality",
-    "tags",
-    "origin",
-    "source",
-    "metadata",
-)
-# TIMESTAMPTZ values would need pytz to reach Python; microseconds since the epoch do not.
-_SELECT = ", ".join(
-    "epoch_us(created_at) AS created_at" if c == "created_at" else c for c in RESULT_COLUMNS
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a search hit reads of a record (everything but file and line), from the field table.
+RESULT_COLUMNS: tuple[str, ...] = RESULT_FIELDS
+_SELECT = rows.select_list(RESULT_COLUMNS)
 
 
 def condition_sql(cond: Condition) -> tuple[str, list[Any]]:
@@ -90,14 +70,14 @@ def where_clause(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
 def matching_rids(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> np.ndarray:
     """Sorted int64 rids of the kept records matching every condition."""
     where, params = where_clause(conditions)
-    rows = con.execute(f"SELECT rid FROM records WHERE {where} ORDER BY rid", params).fetchnumpy()
-    return np.asarray(rows["rid"], dtype=np.int64)
+    found = con.execute(f"SELECT rid FROM records WHERE {where} ORDER BY rid", params).fetchnumpy()
+    return np.asarray(found["rid"], dtype=np.int64)
 
 
 def kept_rids(con: duckdb.DuckDBPyConnection) -> np.ndarray:
     """Sorted int64 rids of every kept record."""
-    rows = con.execute("SELECT rid FROM records ORDER BY rid").fetchnumpy()
-    return np.asarray(rows["rid"], dtype=np.int64)
+    found = con.execute("SELECT rid FROM records ORDER BY rid").fetchnumpy()
+    return np.asarray(found["rid"], dtype=np.int64)
 
 
 def fetch_records(con: duckdb.DuckDBPyConnection, rids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -105,40 +85,7 @@ def fetch_records(con: duckdb.DuckDBPyConnection, rids: Iterable[int]) -> dict[i
     wanted = [int(r) for r in rids]
     if not wanted:
         return {}
-    cur = con.execute(
+    con.execute(
         f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[]))", [wanted]
     )
-    return {row[0]: _row(row) for row in cur.fetchall()}
-
-
-def session_turns(
-    con: duckdb.DuckDBPyConnection, session_ids: Iterable[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """Every kept turn of these sessions, in turn order (then time, then id)."""
-    wanted = sorted({s for s in session_ids if s is not None})
-    if not wanted:
-        return {}
-    cur = con.execute(
-        f"SELECT {_SELECT} FROM records WHERE session_id IN (SELECT unnest(?::VARCHAR[])) "
-        "ORDER BY session_id, turn NULLS LAST, created_at NULLS LAST, id",
-        [wanted],
-    )
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in cur.fetchall():
-        record = _row(row)
-        out.setdefault(record["session_id"], []).append(record)
-    return out
-
-
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
-    record = dict(zip(RESULT_COLUMNS, row, strict=True))
-    text = record.get("metadata")
-    try:
-        record["metadata"] = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        # Written by the dedup stage as JSON; keep unreadable text visible rather than drop it.
-        record["metadata"] = {"_raw": text}
-    record["tags"] = list(record.get("tags") or [])
-    if record["created_at"] is not None:
-        record["created_at"] = _EPOCH + timedelta(microseconds=record["created_at"])
-    return record
+    return {record["rid"]: record for record in rows.fetch(con)}
