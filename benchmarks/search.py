@@ -8,7 +8,7 @@
    index's own search, an IDSelectorBatch built outside the timer) and through the
    platform's Searcher (DuckDB filter -> pre-filter -> results with metadata).
 2. t0-prompts: the index built by `pipeline index build` under --t0-root (real MiniLM
-   embeddings; see README for the subsample), same measurements, plus hybrid quality on
+   embeddings; see docs/search.md for the subsample), same measurements, plus hybrid quality on
    derived queries, fusion tuned on dev records and reported on test records
    (benchmarks/search_quality.py), and the cold-start wall time of `python -m pipeline search`.
 Results are printed and appended to benchmarks/RESULTS.md.
