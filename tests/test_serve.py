@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from helpers.serve import build_index, build_store, write_params
 from helpers.wait import wait_until
 
+from pipeline.api.app import create_app
+from pipeline.api.gate import Gate
 from pipeline.cli import main
-from pipeline.serve.app import create_app
-from pipeline.serve.gate import Gate
 from pipeline.service.feedback import feedback_scores, write_feedback_scores
 from pipeline.service.keys import create_key
 from pipeline.service.querylog import usage_report

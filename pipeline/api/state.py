@@ -10,7 +10,6 @@ flight finish, the old searcher closes and the new one opens; none fails.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,8 +19,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.api.gate import Gate
 from pipeline.errors import PipelineError
-from pipeline.serve.gate import Gate
+from pipeline.io.stamp import Stamp, file_stamp
 from pipeline.service.keys import KeyCache
 from pipeline.service.querylog import QueryLog
 from pipeline.service.settings import ServeSettings, ServicePaths
@@ -53,26 +53,14 @@ class ServiceConfig:
         )
 
 
-def open_searcher(config: ServiceConfig) -> Any:
-    """Open the index and store with the search package (imported here: it loads FAISS)."""
-    from pipeline.embed import EmbedSettings
-    from pipeline.search.api import Searcher, SearchSettings
+def searcher_for(config: ServiceConfig) -> Any:
+    """The service's Searcher, from the one factory (imported here: it loads FAISS)."""
+    from pipeline.search.project import open_searcher as open_from_sections
 
-    return Searcher.open(
-        config.paths.index_dir,
-        config.paths.store,
-        SearchSettings.from_cfg(config.search),
-        EmbedSettings.from_cfg(config.embed),
-        config.paths.embed_cache,
+    paths = config.paths
+    return open_from_sections(
+        paths.index_dir, paths.store, paths.embed_cache, config.search, config.embed
     )
-
-
-def _stamp(path: os.PathLike) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
 
 
 class ServiceState:
@@ -81,7 +69,7 @@ class ServiceState:
     def __init__(
         self,
         config: ServiceConfig,
-        searcher_factory: Callable[[ServiceConfig], Any] = open_searcher,
+        searcher_factory: Callable[[ServiceConfig], Any] = searcher_for,
     ) -> None:
         self.config = config
         paths, serve = config.paths, config.serve
@@ -93,7 +81,7 @@ class ServiceState:
         self._factory = searcher_factory
         self._searcher: Any = None
         self.gate = Gate()
-        self._searcher_store: tuple[int, int] | None = None
+        self._searcher_store: Stamp | None = None
         self.searcher_error: str | None = "the index has not been opened yet"
         self._open_lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,7 +91,7 @@ class ServiceState:
 
     def _open_searcher(self) -> None:
         with self._open_lock:
-            store_stamp = _stamp(self.config.paths.store)
+            store_stamp = file_stamp(self.config.paths.store)
             try:
                 searcher = self._factory(self.config)
             except (PipelineError, ImportError) as exc:
@@ -137,7 +125,7 @@ class ServiceState:
         current = self._searcher
         if current is None:
             self._open_searcher()
-        elif force or _stamp(self.config.paths.store) != self._searcher_store:
+        elif force or file_stamp(self.config.paths.store) != self._searcher_store:
             self._swap_store()
         else:
             try:
