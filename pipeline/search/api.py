@@ -102,14 +102,16 @@ class Searcher:
         """Swap in a republished index (or store); searches in flight finish on the old one."""
         with self._lock:
             changed = False
-            if signature(self.index_dir) not in (None, self._state.signature):
-                self._state = self._load_state()
-                changed = True
             stamp = file_stamp(self.store_path)
             if stamp is not None and stamp != self._store_sig:
-                # The old connection is not closed here: a search in another thread may be
-                # using a cursor of it. It closes when the last reference goes away.
+                # The old connection is dropped, not closed: closing it would close the
+                # cursors that searches in other threads still read (tests/test_serve_swap.py);
+                # it closes when the last of them lets go.
                 self._con, self._store_sig = self._open_store()
+                self._filters.clear()
+                changed = True
+            if signature(self.index_dir) not in (None, self._state.signature):
+                self._state = self._load_state()  # a half-published one raises: keep the old
                 changed = True
             if changed:
                 self._filters.clear()

@@ -41,7 +41,6 @@ class StoreReader:
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._retired: duckdb.DuckDBPyConnection | None = None
         self._stamp: Stamp | None = None
         self._checked = 0.0
 
@@ -56,11 +55,9 @@ class StoreReader:
             if self._con is not None and stamp == self._stamp:
                 return False
             con = open_snapshot(self.path)  # NotFoundError while there is no store yet
-            # The connection replaced last time is closed now, one generation later, so a
-            # request that started on it has long finished.
-            if self._retired is not None:
-                self._retired.close()
-            self._retired, self._con, self._stamp = self._con, con, stamp
+            # The replaced connection is dropped, not closed: closing it would close the
+            # cursors requests still read (tests/test_serve_swap.py); it goes with the last.
+            self._con, self._stamp = con, stamp
             return True
 
     @contextmanager
@@ -77,10 +74,9 @@ class StoreReader:
     def close(self) -> None:
         """Close every connection."""
         with self._lock:
-            for con in (self._con, self._retired):
-                if con is not None:
-                    con.close()
-            self._con = self._retired = None
+            if self._con is not None:
+                self._con.close()
+            self._con = None
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

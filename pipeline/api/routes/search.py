@@ -45,14 +45,14 @@ def _search(body: SearchRequest, principal: Reader, service: Service) -> list[di
     from pipeline.search.filters import parse_filter
 
     conditions = tuple(parse_filter(f) for f in body.filters)
-    with service.searching() as searcher:
-        if searcher is None:
-            raise HTTPException(503, f"index not available: {service.searcher_error}")
-        try:
-            results = searcher.search(
-                body.text, k=body.k, mode=body.mode, filters=conditions,
-                scope=principal.scope, with_session=body.with_session,
-            )  # fmt: skip
-        except NotFoundError as exc:  # e.g. no query encoder exported: not the caller's
-            raise HTTPException(503, f"search not available: {exc}") from exc
+    searcher = service.searcher()
+    if searcher is None:
+        raise HTTPException(503, f"index not available: {service.searcher_error}")
+    try:
+        results = searcher.search(
+            body.text, k=body.k, mode=body.mode, filters=conditions,
+            scope=principal.scope, with_session=body.with_session,
+        )  # fmt: skip
+    except NotFoundError as exc:  # e.g. no query encoder exported: not the caller's
+        raise HTTPException(503, f"search not available: {exc}") from exc
     return [r.to_dict() for r in results]
