@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers.serve import build_index, build_store
 
+from pipeline.api.app import create_app
 from pipeline.config import compose
 from pipeline.errors import NotFoundError
 from pipeline.record import (
@@ -30,15 +31,16 @@ from pipeline.record import (
 )
 from pipeline.sample.write import RECORD_KEYS
 from pipeline.search.results import SearchResult
-from pipeline.serve.app import create_app
 from pipeline.service.keys import create_key
 from pipeline.stages.dedup import run
 from pipeline.store import rows
 from pipeline.store.db import open_snapshot, snapshot_cursor
 from pipeline.store.lookup import StoreReader, get_record, session_turns
 from pipeline.store.records import show
+from pipeline.store.scope import Scope
 from pipeline.store.search import RESULT_COLUMNS, fetch_records
 
+EVERY = Scope.all()  # these tests are about decoding; tests/test_scope.py is about scope
 BIG = "99999999999999999999"  # all digits, but past the BIGINT range: an id, never a rid
 STAMP = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 INPUT = [
@@ -97,13 +99,13 @@ def test_records_parquet_has_the_derived_arrow_schema(store: Path) -> None:
 def test_every_reader_returns_the_field_table_columns(store: Path) -> None:
     con = open_snapshot(store)
     try:
-        hit = next(iter(fetch_records(snapshot_cursor(con), [_rid(store, "t1")]).values()))
+        hit = next(iter(fetch_records(snapshot_cursor(con), [_rid(store, "t1")], EVERY).values()))
     finally:
         con.close()
     reader = StoreReader(store)
     try:
         with reader.cursor() as cur:
-            looked_up = get_record(cur, "t1")
+            looked_up = get_record(cur, "t1", EVERY)
     finally:
         reader.close()
     shown = show(store, "t1")["record"]
@@ -164,15 +166,15 @@ def _every_path(path: Path, record_id: str) -> dict[str, dict]:
     con = open_snapshot(path)
     try:
         cur = snapshot_cursor(con)
-        hit = fetch_records(cur, [rid])[rid]
-        turn = next(t for t in rows.session_turns(cur, ["s"])["s"] if t["id"] == record_id)
+        hit = fetch_records(cur, [rid], EVERY)[rid]
+        turn = next(t for t in rows.session_turns(cur, ["s"], EVERY)["s"] if t["id"] == record_id)
     finally:
         con.close()
     reader = StoreReader(path)
     try:
         with reader.cursor() as cur:
-            looked_up = get_record(cur, record_id)
-            scoped_turn = next(t for t in session_turns(cur, "s", {}) if t["id"] == record_id)
+            looked_up = get_record(cur, record_id, EVERY)
+            scoped_turn = next(t for t in session_turns(cur, "s", EVERY) if t["id"] == record_id)
     finally:
         reader.close()
     shown = show(path, record_id)["record"]
@@ -221,9 +223,10 @@ def test_a_rid_finds_its_record_and_an_id_wins_a_tie(store: Path) -> None:
     reader = StoreReader(store)
     try:
         with reader.cursor() as cur:
-            assert get_record(cur, str(rid))["id"] == "t1"
-            assert get_record(cur, BIG)["id"] == BIG
-            assert get_record(cur, "-" + BIG) is None
+            assert get_record(cur, str(rid), EVERY)["id"] == "t1"
+            assert get_record(cur, BIG, EVERY)["id"] == BIG
+            with pytest.raises(NotFoundError):
+                get_record(cur, "-" + BIG, EVERY)
     finally:
         reader.close()
 

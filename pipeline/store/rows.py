@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipeline.record import DUPLICATE_FIELDS, FIELD_NAMES, RESULT_FIELDS
+from pipeline.store.scope import Scope, require_scope
 
 if TYPE_CHECKING:
     import duckdb
@@ -102,21 +103,21 @@ def record_by_key(
 def session_turns(
     cur: duckdb.DuckDBPyConnection,
     session_ids: Iterable[str | None],
+    scope: Scope,
     table: str = "records",
     names: Sequence[str] = RESULT_FIELDS,
-    where: tuple[str, Sequence[Any]] = ("TRUE", ()),
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every turn of these sessions in `table` matching `where` (SQL, parameters), by
-    session, in turn order (then time, then id)."""
+    """Every turn in `table` of these sessions within the scope, by session, in turn order
+    (then time, then id)."""
     wanted = sorted({s for s in session_ids if s is not None})
+    in_scope, scope_params = require_scope(scope).sql()
     if not wanted:
         return {}
-    condition, params = where
     cur.execute(
         f"SELECT {select_list(names)} FROM {table} "
-        f"WHERE session_id IN (SELECT unnest(?::VARCHAR[])) AND ({condition}) "
+        f"WHERE session_id IN (SELECT unnest(?::VARCHAR[])) AND {in_scope} "
         "ORDER BY session_id, turn NULLS LAST, created_at NULLS LAST, id",
-        [wanted, *params],
+        [wanted, *scope_params],
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for record in fetch(cur):

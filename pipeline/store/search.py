@@ -1,8 +1,9 @@
 """Search queries on the kept records: filters -> record ids, and the records of the hits.
 
-Every user value is a bound parameter. Column names and operators come from the fixed
-tables below, keyed by the already-validated `Condition` (pipeline/search/filters.py), so
-no text a user typed ever becomes SQL.
+Each query takes the caller's `Scope` (pipeline/store/scope.py), required: hits, their
+records and their session turns never leave it. Every user value is a bound parameter.
+Column names and operators come from the fixed tables below, keyed by the already-validated
+`Condition` (pipeline/search/filters.py), so no text a user typed ever becomes SQL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from pipeline.record import RESULT_FIELDS
 from pipeline.store import rows
+from pipeline.store.scope import Scope, require_scope
 
 if TYPE_CHECKING:
     import duckdb
@@ -67,10 +69,16 @@ def where_clause(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
     return " AND ".join(parts), params
 
 
-def matching_rids(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> np.ndarray:
-    """Sorted int64 rids of the kept records matching every condition."""
+def matching_rids(
+    con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition], scope: Scope
+) -> np.ndarray:
+    """Sorted int64 rids of the kept records in the scope matching every condition."""
     where, params = where_clause(conditions)
-    found = con.execute(f"SELECT rid FROM records WHERE {where} ORDER BY rid", params).fetchnumpy()
+    in_scope, scope_params = require_scope(scope).sql()
+    found = con.execute(
+        f"SELECT rid FROM records WHERE ({where}) AND {in_scope} ORDER BY rid",
+        [*params, *scope_params],
+    ).fetchnumpy()
     return np.asarray(found["rid"], dtype=np.int64)
 
 
@@ -80,12 +88,16 @@ def kept_rids(con: duckdb.DuckDBPyConnection) -> np.ndarray:
     return np.asarray(found["rid"], dtype=np.int64)
 
 
-def fetch_records(con: duckdb.DuckDBPyConnection, rids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The result columns of these records, keyed by rid (absent rids are simply missing)."""
+def fetch_records(
+    con: duckdb.DuckDBPyConnection, rids: Iterable[int], scope: Scope
+) -> dict[int, dict[str, Any]]:
+    """The result columns of these records in the scope, keyed by rid (others are missing)."""
     wanted = [int(r) for r in rids]
+    in_scope, scope_params = require_scope(scope).sql()
     if not wanted:
         return {}
     con.execute(
-        f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[]))", [wanted]
+        f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[])) AND {in_scope}",
+        [wanted, *scope_params],
     )
     return {record["rid"]: record for record in rows.fetch(con)}
