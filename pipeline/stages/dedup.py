@@ -146,22 +146,32 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             counts = _curate(s, steps, inputs, tmp, timer)
             point("dedup:written")
         point("dedup:published")
-        report = {
-            "dataset": s.fields.default_source,
-            "data_hash": digest,
-            "files": len(stats.files),
-            "skipped_files": scan.skipped,  # files under data.path not read, with why
-            "input_lines": stats.lines,
-            "blank_lines": stats.blank,
-            **counts,
-            "seconds": timer.total(),
-        }
+        report = {**_read_figures(s, scan, inputs), **counts, "seconds": timer.total()}
         write_json(root / s.reports / "dedup.json", report)
+    _track(cfg, root, report, digest, params)
+    return report
+
+
+def _read_figures(s: DedupSettings, scan: Any, inputs: Inputs) -> dict[str, Any]:
+    """The report's head: the dataset, its hash, and what the readers saw."""
+    return {
+        "dataset": s.fields.default_source,
+        "data_hash": inputs.digest,
+        "files": len(inputs.stats.files),
+        "skipped_files": scan.skipped,  # files under data.path not read, with why
+        "input_lines": inputs.stats.lines,
+        "blank_lines": inputs.stats.blank,
+    }
+
+
+def _track(
+    cfg: DictConfig, root: Path, report: dict[str, Any], digest: str, params: dict[str, Any]
+) -> None:
+    """The report and params as an MLflow run, tagged with its lineage."""
     commit = git_commit(root)
     tags = {"git_commit": commit, "data_hash": digest, "stage": "dedup",
             "pipeline_run": pipeline_run(commit, digest, params)}  # fmt: skip
     log_mlflow(report, params, tags, TrackingSettings.from_cfg(cfg.tracking), root)
-    return report
 
 
 @dataclass(frozen=True)
