@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.dedup.collect import Collector
-from pipeline.dedup.intake import BATCH_CHARS, Intake, IntakeSettings
+from pipeline.dedup.intake import BATCH_CHARS, Intake, IntakeCounts, IntakeSettings
 from pipeline.dedup.policy import check_policy
 from pipeline.dedup.report import curation, log_mlflow
 from pipeline.dedup.steps import Step, StepResult, build_steps, run_steps
@@ -124,6 +124,18 @@ class Timer:
         return {**seconds, "total": round(time.perf_counter() - self.start, 3)}
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the stage read before curating: the files, the erasure list, the feedback."""
+
+    files: list[Path]
+    stats: ReadStats  # filled while the files are read
+    erasures: frozenset[str]
+    feedback: dict[str, float]
+    digest: str
+    params: dict[str, Any]
+
+
 def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     """Deduplicate `cfg.data` into the store and records.parquet under `root`; return the report."""
     from pipeline.service.settings import ServicePaths
@@ -174,18 +186,6 @@ def _track(
     log_mlflow(report, params, tags, TrackingSettings.from_cfg(cfg.tracking), root)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What the stage read before curating: the files, the erasure list, the feedback."""
-
-    files: list[Path]
-    stats: ReadStats  # filled while the files are read
-    erasures: frozenset[str]
-    feedback: dict[str, float]
-    digest: str
-    params: dict[str, Any]
-
-
 def _curate(
     s: DedupSettings, steps: Mapping[str, Step], inputs: Inputs, tmp: Path, timer: Timer
 ) -> dict[str, Any]:
@@ -234,7 +234,7 @@ def _write(
     counts: Mapping[str, Any],
     results: list[StepResult],
     inputs: Inputs,
-    intake: Any,
+    intake: IntakeCounts,
 ) -> None:
     """The store (with every step's drops) and records.parquet, from the scratch database."""
     summary = {"input_records": counts["input_records"], "kept": counts["kept"],
