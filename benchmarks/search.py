@@ -8,7 +8,7 @@
    index's own search, an IDSelectorBatch built outside the timer) and through the
    platform's Searcher (DuckDB filter -> pre-filter -> results with metadata).
 2. t0-prompts: the index built by `pipeline index build` under --t0-root (real MiniLM
-   embeddings; see README for the subsample), same measurements, plus hybrid quality on
+   embeddings; see docs/search.md for the subsample), same measurements, plus hybrid quality on
    derived queries, fusion tuned on dev records and reported on test records
    (benchmarks/search_quality.py), and the cold-start wall time of `python -m pipeline search`.
 Results are printed and appended to benchmarks/RESULTS.md.
@@ -43,6 +43,7 @@ from pipeline.index.build import publish_index  # noqa: E402
 from pipeline.index.factory import IndexSettings  # noqa: E402
 from pipeline.record import RECORD_SCHEMA  # noqa: E402
 from pipeline.search.api import Searcher, SearchSettings  # noqa: E402
+from pipeline.store.scope import Scope  # noqa: E402
 
 SELECTIVITIES = {"none": None, "10%": "label=sel10", "1%": "source=sel1", "0.1%": "user_id=sel01"}
 K = 10
@@ -154,11 +155,13 @@ def measure(
         filters = [flt] if flt else []
         searcher._filters.clear()
         if filters:
-            searcher.search_ids(queries[0], K, filters=filters)  # fill the filter cache
+            searcher.search_ids(
+                queries[0], K, filters=filters, scope=Scope.all()
+            )  # fill the filter cache
         ids_t, recall, short = [], [], 0
         for q, t in zip(queries, truth, strict=True):
             start = time.perf_counter()
-            found_rids, _ = searcher.search_ids(q, K, filters=filters)
+            found_rids, _ = searcher.search_ids(q, K, filters=filters, scope=Scope.all())
             ids_t.append(time.perf_counter() - start)
             found = set(found_rids.tolist())
             short += len(found) < want
@@ -167,12 +170,12 @@ def measure(
         for q in queries[: len(queries) // 2] if filters else []:
             searcher._filters.clear()  # every query pays the DuckDB filter
             start = time.perf_counter()
-            searcher.search_ids(q, K, filters=filters)
+            searcher.search_ids(q, K, filters=filters, scope=Scope.all())
             cold_t.append(time.perf_counter() - start)
         full_t = []
         for q in queries[: len(queries) // 2]:
             start = time.perf_counter()
-            searcher.search_vector(q, K, filters=filters)
+            searcher.search_vector(q, K, filters=filters, scope=Scope.all())
             full_t.append(time.perf_counter() - start)
         out.append(
             {

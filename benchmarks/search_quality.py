@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.search.hybrid import fuse
+from pipeline.store.scope import Scope
 
 K = 10
 DEPTH = 200  # deepest candidate list the grid tries
@@ -267,7 +268,7 @@ def hybrid_quality(t0_root: Path, n_queries: int, params: dict) -> str:
         for i, text in queries:
             for mode in times:
                 t = time.perf_counter()
-                found = {h.rid for h in searcher.search(text, k=K, mode=mode)}
+                found = {h.rid for h in searcher.search(text, k=K, mode=mode, scope=Scope.all())}
                 times[mode].append(time.perf_counter() - t)
                 hits[mode] += int(rids[i]) in found
         e2e[name, split] = {m: hits[m] / len(queries) for m in times}

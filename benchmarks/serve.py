@@ -259,19 +259,19 @@ def merge(parts: list[dict]) -> dict:
 
 def in_process(cfg, queries: list[str], mode: str, clients: int, requests: int) -> dict:
     """The same queries through the library's Searcher, from `clients` threads."""
-    from pipeline.embed import EmbedSettings
-    from pipeline.search.api import Searcher, SearchSettings
+    from pipeline.search.project import open_searcher
+    from pipeline.store.scope import Scope
 
-    searcher = Searcher.open(
-        cfg.paths.index_dir, cfg.paths.store, SearchSettings.from_cfg(cfg.search),
-        EmbedSettings.from_cfg(cfg.embed), cfg.paths.embed_cache,
-    )  # fmt: skip
-    searcher.search("warm up", k=10, mode=mode)  # load the encoder outside the timer
+    searcher = open_searcher(
+        cfg.paths.index_dir, cfg.paths.store, cfg.paths.embed_cache, cfg.search, cfg.embed
+    )
+    everything = Scope.all()
+    searcher.search("warm up", k=10, mode=mode, scope=everything)  # encoder loads untimed
     latencies: list[float] = []
 
     def one(i: int) -> None:
         start = time.perf_counter()
-        searcher.search(queries[i % len(queries)], k=10, mode=mode)
+        searcher.search(queries[i % len(queries)], k=10, mode=mode, scope=everything)
         latencies.append((time.perf_counter() - start) * 1000)
 
     start = time.perf_counter()

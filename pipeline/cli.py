@@ -18,6 +18,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.evaluate",
     "pipeline.commands.index",
     "pipeline.commands.serve",
+    "pipeline.commands.keys",
+    "pipeline.commands.feedback",
+    "pipeline.commands.stats",
+    "pipeline.commands.erase",
     "pipeline.commands.summary",
 )
 

@@ -31,3 +31,7 @@ class AuthError(PipelineError):
     """Missing or invalid credentials, or a role that does not allow the action (exit 5)."""
 
     exit_code = 5
+
+
+class ForbiddenError(AuthError):
+    """A valid key whose role or row scope does not allow the action (exit 5; HTTP 403)."""

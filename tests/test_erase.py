@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 from helpers.serve import _rid, build_index, build_store, write_params
 
+from pipeline.api.app import create_app
 from pipeline.cli import main
-from pipeline.serve.app import create_app
 from pipeline.service.erasure import add_to_erasure_list, erase_user
 from pipeline.service.feedback import feedback_scores
 from pipeline.service.keys import create_key

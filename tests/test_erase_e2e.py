@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.api.app import create_app
+from pipeline.api.state import ServiceConfig
 from pipeline.config import compose
-from pipeline.serve.app import create_app
-from pipeline.serve.state import ServiceConfig
 from pipeline.service.keys import create_key
 from pipeline.service.settings import ServeSettings, ServicePaths
 

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers.serve import build_index, build_store, write_params
 
+from pipeline.api.app import create_app
 from pipeline.errors import BusyError
 from pipeline.io.lock import exclusive
-from pipeline.serve.app import create_app
 from pipeline.service.erasure import erase_user
 from pipeline.service.keys import create_key
 from pipeline.store import service as service_db

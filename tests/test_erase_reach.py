@@ -19,6 +19,7 @@ from pipeline.service.feedback import add_feedback, write_feedback_scores
 from pipeline.service.keys import Principal
 from pipeline.service.querylog import QueryLog
 from pipeline.store import service as service_db
+from pipeline.store.scope import Scope
 
 
 def _rows(store: Path, sql: str) -> list[tuple]:
@@ -104,7 +105,7 @@ def test_keyword_vocabulary_keeps_no_word_only_the_user_wrote(tmp_path: Path) ->
 
 def test_feedback_snapshot_loses_the_users_records(tmp_path: Path) -> None:
     config = build_store(tmp_path)
-    writer = Principal("k1", "w", "writer", {})
+    writer = Principal("k1", "w", "writer", Scope.all())
     for rid_s in ("a1", "b1"):
         record = {"id": rid_s, "rid": _rid(rid_s)}
         add_feedback(config.paths.service_db, writer, record, "up")

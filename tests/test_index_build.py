@@ -19,6 +19,7 @@ from pipeline.index.manifest import read_manifest
 from pipeline.index.verify import verify_index
 from pipeline.search.api import Searcher, SearchSettings
 from pipeline.store.db import connect
+from pipeline.store.scope import Scope
 
 
 def _recall(index: faiss.Index, exact: faiss.Index, queries: np.ndarray, k: int = 10) -> float:
@@ -103,7 +104,7 @@ def test_erase_rids_republishes_without_them(tmp_path: Path, factory: str) -> No
     searcher = Searcher(tmp_path / "index", tmp_path / "store.duckdb", SearchSettings(), None)
     victims = {table.column("rid")[i].as_py() for i in (0, 5, 10)}
     # The victim is its own nearest neighbour before erasure.
-    hit = searcher.search_vector(vectors[5], k=1)[0]
+    hit = searcher.search_vector(vectors[5], k=1, scope=Scope.all())[0]
     assert hit.rid in victims
 
     assert erase_rids(tmp_path / "index", victims | {12345}) == 3
@@ -111,9 +112,14 @@ def test_erase_rids_republishes_without_them(tmp_path: Path, factory: str) -> No
     assert after["records"] == 997 and after["erased"] == 3
     assert after["data_hash"] != before["data_hash"]
     assert searcher.reload_if_changed()
-    found = {r.rid for r in searcher.search_vector(vectors[5], k=50)}
+    found = {r.rid for r in searcher.search_vector(vectors[5], k=50, scope=Scope.all())}
     assert not found & victims
-    kw = {r.rid for r in searcher.search(table.column("prompt")[5].as_py(), k=50, mode="keyword")}
+    kw = {
+        r.rid
+        for r in searcher.search(
+            table.column("prompt")[5].as_py(), k=50, mode="keyword", scope=Scope.all()
+        )
+    }
     assert not kw & victims
     assert set(load_terms(tmp_path / "index" / "keyword").rids.tolist()).isdisjoint(victims)
     assert erase_rids(tmp_path / "index", victims) == 0  # idempotent
@@ -159,6 +165,8 @@ def test_every_index_config_builds_and_searches(tmp_path: Path, name: str) -> No
         tmp_path / "index", tmp_path / "store.duckdb", SearchSettings(exact_below=100), None
     )
     for q in queries[:5]:
-        assert len(searcher.search_ids(q, 10)[0]) == 10
-        found, _ = searcher.search_ids(q, 10, filters=["origin=real"])  # 50%: FAISS pre-filter
+        assert len(searcher.search_ids(q, 10, scope=Scope.all())[0]) == 10
+        found, _ = searcher.search_ids(
+            q, 10, filters=["origin=real"], scope=Scope.all()
+        )  # 50%: FAISS pre-filter
         assert len(found) == 10

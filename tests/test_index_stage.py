@@ -17,6 +17,7 @@ from pipeline.errors import NotFoundError
 from pipeline.index.verify import verify_index
 from pipeline.search.api import open_from_config
 from pipeline.stages.index import run
+from pipeline.store.scope import Scope
 
 PROMPTS = [
     "How can I get a refund for a parcel that arrived damaged?",
@@ -55,9 +56,11 @@ def test_stage_then_search_with_the_real_encoder(tmp_path: Path) -> None:
     ]
 
     searcher = open_from_config(tmp_path)
-    top = searcher.search("parcel broken in delivery, money back?", k=3, mode="vector")[0]
+    top = searcher.search(
+        "parcel broken in delivery, money back?", k=3, mode="vector", scope=Scope.all()
+    )[0]
     assert top.prompt.startswith("How can I get a refund")
-    hybrid = searcher.search("sourdough", k=2, mode="hybrid")
+    hybrid = searcher.search("sourdough", k=2, mode="hybrid", scope=Scope.all())
     assert hybrid[0].prompt == "Suggest a recipe for sourdough bread."
     assert hybrid[0].scores["vector"] > 0.3 and hybrid[0].scores["keyword"] > 0
 

@@ -18,8 +18,8 @@ from pipeline.errors import NotFoundError, UserInputError
 from pipeline.index.build import publish_index
 from pipeline.index.factory import IndexSettings
 from pipeline.search.api import Searcher, SearchSettings
-from pipeline.search.filters import Condition
 from pipeline.search.hybrid import convex_combination, fuse, normalize, reciprocal_rank_fusion
+from pipeline.store.scope import Scope
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,14 @@ def test_prefilter_returns_k_exact_neighbours(
         root / "index", root / "store.duckdb", SearchSettings(exact_below=exact_below), None
     )
     query = vectors[123]
-    hits = searcher.search_vector(query, k=10, filters=filters)
+    hits = searcher.search_vector(query, k=10, filters=filters, scope=Scope.all())
     assert len(hits) == 10
     assert all(h.label in ("rare", "support") for h in hits)
     # Compare with brute force over the allowed records only.
     state = searcher._state
-    rows = searcher._allowed_rows(state, tuple(pipeline.search.filters.as_conditions(filters)))
+    rows = searcher._allowed_rows(
+        state, tuple(pipeline.search.filters.as_conditions(filters)), Scope.all()
+    )
     assert len(rows) == allowed
     truth = set(state.rids[rows[np.argsort(-(vectors_of(state, rows) @ query))[:10]]].tolist())
     assert len({h.rid for h in hits} & truth) >= 9
@@ -63,11 +65,13 @@ def vectors_of(state, rows):
 def test_scope_is_anded_with_filters(hnsw_project: tuple[Path, np.ndarray]) -> None:
     root, vectors = hnsw_project
     searcher = Searcher(root / "index", root / "store.duckdb", SearchSettings(), None)
-    scope = (Condition("user_id", "in", ("user-1", "user-2")),)
+    scope = Scope.of({"user_id": ("user-1", "user-2")})
     hits = searcher.search_vector(vectors[0], k=20, filters=["quality>=3"], scope=scope)
     assert len(hits) == 20
     assert all(h.user_id in ("user-1", "user-2") and h.quality >= 3 for h in hits)
-    assert searcher.search_vector(vectors[0], k=5, filters=["label=nobody"]) == []
+    assert (
+        searcher.search_vector(vectors[0], k=5, filters=["label=nobody"], scope=Scope.all()) == []
+    )
 
 
 @pytest.fixture
@@ -88,16 +92,18 @@ def test_keyword_bm25_ranks_term_matches(text_project: Path) -> None:
     searcher = Searcher(
         text_project / "index", text_project / "store.duckdb", SearchSettings(), None
     )
-    hits = searcher.search("damaged parcel refund", k=10, mode="keyword")
+    hits = searcher.search("damaged parcel refund", k=10, mode="keyword", scope=Scope.all())
     prompts = [h.prompt for h in hits]
     assert prompts[:5] == ["how do I get a refund for a damaged parcel"] * 5
     assert prompts[5:] == ["my parcel arrived damaged and wet"] * 5
     assert hits[0].scores["keyword"] > hits[-1].scores["keyword"] > 0
-    assert searcher.search("zebra", k=3, mode="keyword") == []
-    filtered = searcher.search("parcel", k=10, mode="keyword", filters=["origin=real"])
+    assert searcher.search("zebra", k=3, mode="keyword", scope=Scope.all()) == []
+    filtered = searcher.search(
+        "parcel", k=10, mode="keyword", filters=["origin=real"], scope=Scope.all()
+    )
     assert filtered and all(h.origin == "real" for h in filtered)
     with pytest.raises(UserInputError, match="query encoder"):
-        searcher.search("parcel", mode="vector")
+        searcher.search("parcel", mode="vector", scope=Scope.all())
 
 
 def test_keyword_search_after_a_republish_answers_from_the_new_index(text_project: Path) -> None:
@@ -112,7 +118,7 @@ def test_keyword_search_after_a_republish_answers_from_the_new_index(text_projec
     )
     rids = np.load(text_project / "index" / "rids.npy")
     erase_rids(text_project / "index", {int(rids[0])})  # republished behind its back
-    hits = searcher.search("parcel", k=50, mode="keyword")
+    hits = searcher.search("parcel", k=50, mode="keyword", scope=Scope.all())
     assert hits and int(rids[0]) not in {h.rid for h in hits}
 
 
@@ -122,7 +128,7 @@ def test_hybrid_fuses_both_rankings(text_project: Path) -> None:
     # The "encoder" maps every query to the vector of the oven record (row order is rid order).
     oven_row = 4
     searcher = Searcher(index_dir, store, SearchSettings(), lambda text: state_vectors[oven_row])
-    hits = searcher.search("password", k=5, mode="hybrid", with_session=True)
+    hits = searcher.search("password", k=5, mode="hybrid", with_session=True, scope=Scope.all())
     prompts = [h.prompt for h in hits]
     assert "reset my password please" in prompts  # from the keyword ranking
     assert any(h.scores["vector"] is not None and h.scores["keyword"] is not None for h in hits)
@@ -224,7 +230,7 @@ def test_searcher_hybrid_follows_the_fusion_settings(
     vectors = np.load(index_dir / "vectors.npy")
     oven_row = 4  # the "encoder" maps every query to the oven record's vector
     searcher = Searcher(index_dir, store, settings, lambda text: vectors[oven_row])
-    hits = searcher.search("password", k=3, mode="hybrid")
+    hits = searcher.search("password", k=3, mode="hybrid", scope=Scope.all())
     assert hits[0].prompt == top
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert all(h.scores["vector"] is not None and h.scores["keyword"] is not None for h in hits)
@@ -252,7 +258,7 @@ def test_searcher_answers_during_rebuild_and_reloads(tmp_path: Path) -> None:
     def hammer(me: int) -> None:
         while not stop.is_set():
             try:
-                assert len(searcher.search_vector(vectors[7], k=5)) == 5
+                assert len(searcher.search_vector(vectors[7], k=5, scope=Scope.all())) == 5
                 searcher.reload_if_changed()
                 answered[me] += 1
             except BaseException as exc:

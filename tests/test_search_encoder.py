@@ -12,6 +12,7 @@ import pytest
 from helpers.serve import build_index, build_store
 
 from pipeline.search.batcher import MicroBatcher
+from pipeline.store.scope import Scope
 
 
 class Gated:
@@ -188,7 +189,7 @@ def test_searcher_takes_the_encoder_settings_and_closes_its_batcher(
     )
     encoding = searcher._encode
     assert encoding.batcher is not None and encoding.batcher.max_batch == 4
-    assert searcher.search("refund for a damaged parcel", k=3, mode="vector")
+    assert searcher.search("refund for a damaged parcel", k=3, mode="vector", scope=Scope.all())
     worker = encoding.batcher._thread
     searcher.close()
     assert worker is not None and not worker.is_alive()

@@ -12,6 +12,7 @@ from helpers.store import write_records_store
 from pipeline.errors import UserInputError
 from pipeline.search.filters import Condition, parse_filter
 from pipeline.store.db import connect
+from pipeline.store.scope import Scope
 from pipeline.store.search import matching_rids
 
 
@@ -87,8 +88,8 @@ def store(tmp_path: Path) -> Path:
 def test_sql_in_values_is_matched_literally(store: Path, value: str) -> None:
     con = connect(store)
     try:
-        rids = matching_rids(con, [parse_filter(f"label={value}")])
-        tags = matching_rids(con, [parse_filter(f"tags={value}")])
+        rids = matching_rids(con, [parse_filter(f"label={value}")], scope=Scope.all())
+        tags = matching_rids(con, [parse_filter(f"tags={value}")], scope=Scope.all())
         total = con.execute("SELECT count(*) FROM records").fetchone()[0]
     finally:
         con.close()
@@ -100,13 +101,17 @@ def test_sql_in_values_is_matched_literally(store: Path, value: str) -> None:
 def test_filters_combine_with_and(store: Path) -> None:
     con = connect(store)
     try:
-        both = matching_rids(con, [parse_filter("tags=billing"), parse_filter("quality>=3")])
+        both = matching_rids(
+            con, [parse_filter("tags=billing"), parse_filter("quality>=3")], scope=Scope.all()
+        )
         expected = con.execute(
             "SELECT count(*) FROM records WHERE list_contains(tags, 'billing') AND quality >= 3"
         ).fetchone()[0]
-        dated = matching_rids(con, [parse_filter("created_at<2024-01-11")])
-        within = matching_rids(con, [Condition("user_id", "in", ("user-1", "user-2"))])
-        not_real = matching_rids(con, [parse_filter("origin!=real")])
+        dated = matching_rids(con, [parse_filter("created_at<2024-01-11")], scope=Scope.all())
+        within = matching_rids(
+            con, [Condition("user_id", "in", ("user-1", "user-2"))], scope=Scope.all()
+        )
+        not_real = matching_rids(con, [parse_filter("origin!=real")], scope=Scope.all())
     finally:
         con.close()
     assert len(both) == expected > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,9 +12,8 @@ from fastapi.testclient import TestClient
 from helpers.serve import build_index, build_store, write_params
 from helpers.wait import wait_until
 
+from pipeline.api.app import create_app
 from pipeline.cli import main
-from pipeline.serve.app import create_app
-from pipeline.serve.gate import Gate
 from pipeline.service.feedback import feedback_scores, write_feedback_scores
 from pipeline.service.keys import create_key
 from pipeline.service.querylog import usage_report
@@ -302,50 +300,6 @@ def test_replaced_store_and_index_are_both_picked_up(served):
 
     # The index is reloaded on its own schedule (serve.reload_seconds) after the store.
     wait_until(lambda: top()[:1] == ["z9"], "the new index to rank z9 first")
-
-
-class CountingCondition(threading.Condition):
-    """A Condition that counts the threads parked in `wait`, so a test sees who is blocked."""
-
-    waiting = 0
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waiting += 1  # under the condition's lock, like every change to it
-        try:
-            return super().wait(timeout)
-        finally:
-            self.waiting -= 1
-
-
-def test_store_swap_waits_for_requests_in_flight_and_holds_new_ones():
-    gate, order = Gate(), []
-    gate._cond = cond = CountingCondition()  # the real Gate, observed while it blocks
-    swapping, finish_swap = threading.Event(), threading.Event()
-
-    def swap():
-        with gate.exclusive():
-            order.append("swap start")
-            swapping.set()
-            assert finish_swap.wait(10)
-            order.append("swap end")
-
-    def request():
-        with gate.shared():
-            order.append("late request")
-
-    swapper, late = threading.Thread(target=swap), threading.Thread(target=request)
-    with gate.shared():
-        swapper.start()
-        wait_until(lambda: cond.waiting == 1, "the swap to wait for the request in flight")
-        late.start()
-        wait_until(lambda: cond.waiting == 2, "the late request to wait behind the swap")
-        order.append("request done")
-    assert swapping.wait(10)
-    assert order == ["request done", "swap start"]  # the late request is still held
-    finish_swap.set()
-    swapper.join(10)
-    late.join(10)
-    assert order == ["request done", "swap start", "swap end", "late request"]
 
 
 def test_no_store_or_index_yet_is_503_not_404(tmp_path):

@@ -8,7 +8,7 @@ from helpers.serve import build_index, build_store
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from pipeline.serve.app import create_app
+from pipeline.api.app import create_app
 from pipeline.service.keys import create_key
 
 

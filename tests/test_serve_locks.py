@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from helpers.serve import build_index, build_store
 from helpers.wait import wait_until
 
+from pipeline.api.app import create_app
 from pipeline.errors import BusyError
-from pipeline.serve.app import create_app
 from pipeline.service.keys import create_key, list_keys, revoke_key
 from pipeline.service.querylog import QueryLog, usage_report
 from pipeline.store import service as service_db

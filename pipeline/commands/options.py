@@ -49,3 +49,10 @@ def config_path(args: argparse.Namespace, key: str, default: str) -> Path:
     if not args.overrides and not params_path(args).exists():
         return Path(args.root) / default
     return Path(args.root) / str(require(load_config(args, plain=True), key))
+
+
+def service_config(args: argparse.Namespace) -> Any:
+    """The service's settings and paths (pipeline/api/state.py) for a command's flags."""
+    from pipeline.api.run import service_config as load
+
+    return load(args.root, params_path(args), args.overrides)

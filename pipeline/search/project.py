@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserInputError
+from pipeline.store.scope import Scope
 
 if TYPE_CHECKING:
     from pipeline.search.api import Searcher
@@ -35,24 +36,46 @@ def search(
             searcher = open_from_config(root, params)
             _SEARCHERS[root] = searcher
     searcher.reload_if_changed()
-    return searcher.search(text, k=k, mode=mode, filters=filters, with_session=with_session)
+    # The owner of the files searches them all; API keys get their scope in pipeline/api.
+    return searcher.search(
+        text, k=k, mode=mode, filters=filters, scope=Scope.all(), with_session=with_session
+    )
 
 
 def open_from_config(root: str | Path, params: Any = None) -> Searcher:
     """A Searcher for the project at `root`, from `params` or its params.yaml."""
     from pipeline.config import read_params  # plain YAML: search starts without OmegaConf
-    from pipeline.embed import EmbedSettings
-    from pipeline.search.api import Searcher, SearchSettings
 
     root = Path(root)
     cfg = params if params is not None else read_params(root / "params.yaml")
     paths = _section(cfg, "paths")
-    return Searcher.open(
+    return open_searcher(
         root / paths["index_dir"],
         root / paths["store"],
-        SearchSettings.from_cfg(_section(cfg, "search")),
-        EmbedSettings.from_cfg(_section(cfg, "embed")),
         root / paths["embed_cache"],
+        _section(cfg, "search"),
+        _section(cfg, "embed"),
+    )
+
+
+def open_searcher(
+    index_dir: Path,
+    store: Path,
+    embed_cache: Path,
+    search_cfg: Mapping[str, Any],
+    embed_cfg: Mapping[str, Any],
+) -> Searcher:
+    """The one Searcher factory from config sections (`search`, `embed`): the CLI, scripts
+    and the HTTP service all open theirs here."""
+    from pipeline.embed import EmbedSettings
+    from pipeline.search.api import Searcher, SearchSettings
+
+    return Searcher.open(
+        index_dir,
+        store,
+        SearchSettings.from_cfg(search_cfg),
+        EmbedSettings.from_cfg(embed_cfg),
+        embed_cache,
     )
 
 

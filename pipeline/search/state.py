@@ -8,7 +8,6 @@ which is also the FAISS inner index's id order (IDMap2 added in rid order).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipeline.index.manifest import (
     VECTORS_FILE,
     read_manifest,
 )
+from pipeline.io.stamp import Stamp, file_stamp
 
 
 class IndexChanged(BusyError):
@@ -34,13 +34,9 @@ class IndexChanged(BusyError):
     keyword matrix) would not match it. Reload and retry (exit 4 / 503 if it persists)."""
 
 
-def signature(index_dir: Path) -> tuple[int, int] | None:
+def signature(index_dir: Path) -> Stamp | None:
     """Identity of the published manifest: a republish renames a new file into place."""
-    try:
-        st = os.stat(index_dir / MANIFEST)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
+    return file_stamp(index_dir / MANIFEST)
 
 
 @dataclass
@@ -49,7 +45,7 @@ class IndexState:
 
     index_dir: Path
     manifest: dict[str, Any]
-    signature: tuple[int, int] | None
+    signature: Stamp | None
     index: Any  # faiss.IndexIDMap2
     inner: Any  # the index inside it; its ids are rows
     vectors: np.ndarray  # float32 (n, dim), memory-mapped

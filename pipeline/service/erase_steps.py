@@ -114,6 +114,7 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
     """Feedback rows and query-log traces of the user's records; the audit row; then a
     fresh copy of the file, so deleted text does not linger in its free blocks."""
     from pipeline.store import service as db
+    from pipeline.store import service_erasure as erasure_sql
     from pipeline.store.erasure import token_pattern
 
     plan, done = entry.plan or {}, entry.done
@@ -123,13 +124,13 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
         feedback = db.delete_feedback(con, rids) if rids else 0
         # Blanked: a query that returned one of the user's records (its text was likely
         # about them), or whose text or filters hold the user id as a whole token.
-        candidates = db.queries_mentioning(con, rids, entry.user_id)
+        candidates = erasure_sql.queries_mentioning(con, rids, entry.user_id)
         blank = [
             rowid
             for rowid, text, filters, returned in candidates
             if returned or pattern.search(text) or any(pattern.search(f) for f in filters)
         ]
-        db.blank_queries(con, blank)
+        erasure_sql.blank_queries(con, blank)
         keys = _rescope_keys(con, entry)
         if rids:
             db.scrub_query_results(con, rids)
@@ -145,7 +146,7 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
         erased_at = db.erasure_recorded(con, entry.user_hash, entry.requested_at)
         if erased_at is None:
             erased_at = db.insert_erasure(con, row)
-        db.compact_into_fresh_file(con, paths.service_db)
+        erasure_sql.compact_into_fresh_file(con, paths.service_db)
     return {
         "feedback": feedback,
         "queries_scrubbed": len(blank),
@@ -157,10 +158,12 @@ def erase_service_db(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any
 def _rescope_keys(con: Any, entry: journal.Entry) -> int:
     """API keys scoped to the user lose the id; a key scoped to them alone is revoked (an
     empty scope would mean every user) and keeps only the hash, as the audit does."""
-    from pipeline.store import service as db
+    from pipeline.store import service_erasure as erasure_sql
 
-    keys = db.keys_scoped_to(con, entry.user_id)
+    keys = erasure_sql.keys_scoped_to(con, entry.user_id)
     for key_id, scope in keys:
         others = [u for u in scope if u != entry.user_id]
-        db.rescope_key(con, key_id, others or [f"sha256:{entry.user_hash}"], revoke=not others)
+        erasure_sql.rescope_key(
+            con, key_id, others or [f"sha256:{entry.user_hash}"], revoke=not others
+        )
     return len(keys)

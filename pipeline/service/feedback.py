@@ -13,6 +13,7 @@ from typing import Any
 from pipeline.errors import UserInputError
 from pipeline.service.keys import Principal
 from pipeline.store import service as db
+from pipeline.store.lookup import StoreReader, get_record
 
 KINDS: tuple[str, ...] = ("score", "up", "down")
 
@@ -37,6 +38,26 @@ def normalise(kind: str, score: float | None) -> float:
     if score is None or not 1.0 <= score <= 5.0:
         raise UserInputError(f"feedback score {score!r}: expected a number from 1 to 5")
     return (score - 1.0) / 4.0
+
+
+def give_feedback(
+    service_db: str | Path,
+    store: StoreReader,
+    principal: Principal,
+    record_id: str,
+    kind: str,
+    score: float | None = None,
+    comment: str | None = None,
+    lock_timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Feedback by a writer key on a record inside its scope: the one check for CLI and HTTP.
+
+    ForbiddenError for a reader key or a record out of scope, NotFoundError for no record.
+    """
+    principal.require("writer")
+    with store.cursor() as cur:  # released before waiting for the service DB
+        record = get_record(cur, record_id, principal.scope)
+    return add_feedback(service_db, principal, record, kind, score, comment, lock_timeout)
 
 
 def add_feedback(

@@ -14,14 +14,14 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AuthError, BusyError, NotFoundError, UserInputError
+from pipeline.errors import AuthError, BusyError, ForbiddenError, NotFoundError, UserInputError
 from pipeline.service import limits
 from pipeline.store import service as db
-from pipeline.store.lookup import SCOPE_FIELDS
+from pipeline.store.scope import SCOPE_FIELDS, Scope
 
 # Each role can do what the roles before it can.
 ROLES: tuple[str, ...] = ("reader", "writer", "admin")
@@ -32,20 +32,21 @@ log = logging.getLogger("pipeline.serve")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's identity, role and row-level scope."""
+    """Who is calling: a key's identity, role and row-level scope (the store applies it)."""
 
     key_id: str
     name: str
     role: str
-    scope: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    scope: Scope  # Scope.all() for an unscoped key
 
     def allows(self, role: str) -> bool:
         """True when this key's role includes `role`."""
         return ROLES.index(self.role) >= ROLES.index(role)
 
-    def sees(self, record: Mapping[str, Any]) -> bool:
-        """True when the record is inside this key's scope."""
-        return all(record.get(f) in values for f, values in self.scope.items())
+    def require(self, role: str) -> None:
+        """ForbiddenError (exit 5, HTTP 403) unless this key's role includes `role`."""
+        if not self.allows(role):
+            raise ForbiddenError(f"a {self.role} key cannot do this; it needs {role}")
 
 
 def hash_key(key: str) -> str:
@@ -132,11 +133,7 @@ def list_keys(service_db: str | Path) -> list[dict[str, Any]]:
 
 
 def _principal(row: Mapping[str, Any]) -> Principal:
-    scope = {}
-    if row["scope_user_ids"] is not None:
-        scope["user_id"] = tuple(row["scope_user_ids"])
-    if row["scope_sources"] is not None:
-        scope["source"] = tuple(row["scope_sources"])
+    scope = Scope.of({"user_id": row["scope_user_ids"], "source": row["scope_sources"]})
     return Principal(row["key_id"], row["name"], row["role"], scope)
 
 

@@ -1,6 +1,6 @@
 """The size of every value a caller can send the service, defined once.
 
-The request models (pipeline/serve/models.py) reject anything longer with 422, and the query
+The request models (pipeline/api/models.py) reject anything longer with 422, and the query
 log truncates to the same caps, so a key can add at most a known number of bytes per request
 to data/service.duckdb. Lengths are in characters (a character is at most 4 bytes of UTF-8).
 """

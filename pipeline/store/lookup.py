@@ -1,17 +1,14 @@
 """Reads of the dedup store the search service needs: one record, its session, its duplicates,
-and counts, each restricted to an API key's scope.
-
-Scopes are data: field names come from a fixed list and values are bound as parameters.
+and counts, each restricted to a `Scope` (pipeline/store/scope.py) that every function requires.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,13 +16,11 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import NotFoundError
+from pipeline.io.stamp import Stamp, file_stamp
+from pipeline.store.db import open_snapshot
+from pipeline.store.scope import Scope, require_scope
 
 _RID_SHAPED = re.compile(r"-?[0-9]{1,20}")
-
-# The record fields a key can be restricted on (`pipeline keys create --scope FIELD=v1,v2`).
-SCOPE_FIELDS: tuple[str, ...] = ("user_id", "source")
-
-Scope = Mapping[str, Sequence[str]]
 
 # created_at is read as ISO text: fetching TIMESTAMPTZ as a Python datetime needs pytz.
 _RECORD_COLUMNS = (
@@ -38,9 +33,7 @@ _RECORD_COLUMNS = (
 class StoreReader:
     """A read-only view of the store that follows atomic replacements of the file.
 
-    DuckDB shares one database instance per path within a process, so a plain reconnect
-    would keep reading the replaced file while any other connection to it is open.
-    Attaching the file to a private in-memory database opens the current file every time.
+    Each replacement is opened with `open_snapshot` (a private ATTACH: see its docstring).
     """
 
     def __init__(self, path: str | Path, check_seconds: float = 0.5) -> None:
@@ -48,16 +41,8 @@ class StoreReader:
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._retired: duckdb.DuckDBPyConnection | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
         self._checked = 0.0
-
-    def _file_stamp(self) -> tuple[int, int, int]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{self.path}: no store yet; run `dvc repro` first") from exc
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def refresh(self, force: bool = False) -> bool:
         """Reopen when the file was replaced; True when a new file was opened."""
@@ -66,16 +51,13 @@ class StoreReader:
             if not force and self._con is not None and now - self._checked < self.check_seconds:
                 return False
             self._checked = now
-            stamp = self._file_stamp()
+            stamp = file_stamp(self.path)
             if self._con is not None and stamp == self._stamp:
                 return False
-            con = duckdb.connect()
-            con.execute("ATTACH ? AS store (READ_ONLY)", [str(self.path)])
-            # The connection replaced last time is closed now, one generation later, so a
-            # request that started on it has long finished.
-            if self._retired is not None:
-                self._retired.close()
-            self._retired, self._con, self._stamp = self._con, con, stamp
+            con = open_snapshot(self.path)  # NotFoundError while there is no store yet
+            # The replaced connection is dropped, not closed: closing it would close the
+            # cursors requests still read (tests/test_serve_swap.py); it goes with the last.
+            self._con, self._stamp = con, stamp
             return True
 
     @contextmanager
@@ -92,20 +74,9 @@ class StoreReader:
     def close(self) -> None:
         """Close every connection."""
         with self._lock:
-            for con in (self._con, self._retired):
-                if con is not None:
-                    con.close()
-            self._con = self._retired = None
-
-
-def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for field in sorted(scope):
-        if field not in SCOPE_FIELDS:
-            raise ValueError(f"unknown scope field {field!r}")
-        clauses.append(f"list_contains(?::VARCHAR[], {field})")
-        params.append(list(scope[field]))
-    return (" AND ".join(clauses) or "TRUE"), params
+            if self._con is not None:
+                self._con.close()
+            self._con = None
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -119,7 +90,27 @@ def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
-def get_record(cur: duckdb.DuckDBPyConnection, record_id: str) -> dict[str, Any] | None:
+def get_record(cur: duckdb.DuckDBPyConnection, record_id: str, scope: Scope) -> dict[str, Any]:
+    """The kept record with this id (or rid); NotFoundError, or ForbiddenError out of scope."""
+    record = _find_record(cur, record_id)
+    if record is None:
+        raise NotFoundError(f"record {record_id!r} not found")
+    require_scope(scope).check(record, f"record {record_id!r}")
+    return record
+
+
+def read_record(cur: duckdb.DuckDBPyConnection, record_id: str, scope: Scope) -> dict[str, Any]:
+    """A record with its session's turns and its removed duplicates, all within the scope."""
+    record = get_record(cur, record_id, scope)
+    session_id = record.get("session_id")
+    return {
+        "record": record,
+        "session": session_turns(cur, session_id, scope) if session_id else [],
+        "duplicates": duplicates_of(cur, record["rid"], scope),
+    }
+
+
+def _find_record(cur: duckdb.DuckDBPyConnection, record_id: str) -> dict[str, Any] | None:
     """The kept record with this id (or this rid, when `record_id` is an integer)."""
     # ASCII digits only: str.isdigit also accepts "²" and "٣", which int() rejects or reads.
     rid = int(record_id) if _RID_SHAPED.fullmatch(record_id) else None
@@ -138,7 +129,7 @@ def session_turns(
     cur: duckdb.DuckDBPyConnection, session_id: str, scope: Scope
 ) -> list[dict[str, Any]]:
     """The kept records of a session in turn order, within the scope."""
-    where, params = _scope_sql(scope)
+    where, params = require_scope(scope).sql()
     cur.execute(
         f"""SELECT {_RECORD_COLUMNS} FROM store.records
             WHERE session_id = ? AND {where}
@@ -150,7 +141,7 @@ def session_turns(
 
 def duplicates_of(cur: duckdb.DuckDBPyConnection, rid: int, scope: Scope) -> list[dict[str, Any]]:
     """The removed duplicates that point at the kept record `rid`, within the scope."""
-    where, params = _scope_sql(scope)
+    where, params = require_scope(scope).sql()
     cur.execute(
         f"""SELECT {_RECORD_COLUMNS}, method, similarity FROM store.duplicates
             WHERE duplicate_of_rid = ? AND {where}
@@ -162,7 +153,7 @@ def duplicates_of(cur: duckdb.DuckDBPyConnection, rid: int, scope: Scope) -> lis
 
 def store_counts(cur: duckdb.DuckDBPyConnection, scope: Scope, top: int = 20) -> dict[str, Any]:
     """Record and duplicate counts, by label, origin and source, within the scope."""
-    where, params = _scope_sql(scope)
+    where, params = require_scope(scope).sql()
     records = cur.execute(f"SELECT count(*) FROM store.records WHERE {where}", params).fetchone()
     duplicates = cur.execute(
         f"SELECT count(*) FROM store.duplicates WHERE {where}", params
@@ -175,7 +166,7 @@ def store_counts(cur: duckdb.DuckDBPyConnection, scope: Scope, top: int = 20) ->
             [*params, top],
         )
         out[f"by_{field}"] = {value: n for value, n in cur.fetchall()}
-    if not scope:
+    if not scope.restricted:
         # Rejected rows carry no user or source: only an unscoped key sees their count.
         out["rejected"] = cur.execute("SELECT count(*) FROM store.rejected").fetchone()[0]
     return out

@@ -1,8 +1,9 @@
 """Search queries on the kept records: filters -> record ids, results, session turns.
 
-Every user value is a bound parameter. Column names and operators come from the fixed
-tables below, keyed by the already-validated `Condition` (pipeline/search/filters.py), so
-no text a user typed ever becomes SQL.
+Each query takes the caller's `Scope` (pipeline/store/scope.py), required: hits, their
+records and their session turns never leave it. Every user value is a bound parameter.
+Column names and operators come from the fixed tables below, keyed by the already-validated
+`Condition` (pipeline/search/filters.py), so no text a user typed ever becomes SQL.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pipeline.store.scope import Scope, require_scope
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,10 +90,16 @@ def where_clause(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
     return " AND ".join(parts), params
 
 
-def matching_rids(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> np.ndarray:
-    """Sorted int64 rids of the kept records matching every condition."""
+def matching_rids(
+    con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition], scope: Scope
+) -> np.ndarray:
+    """Sorted int64 rids of the kept records in the scope matching every condition."""
     where, params = where_clause(conditions)
-    rows = con.execute(f"SELECT rid FROM records WHERE {where} ORDER BY rid", params).fetchnumpy()
+    in_scope, scope_params = require_scope(scope).sql()
+    rows = con.execute(
+        f"SELECT rid FROM records WHERE ({where}) AND {in_scope} ORDER BY rid",
+        [*params, *scope_params],
+    ).fetchnumpy()
     return np.asarray(rows["rid"], dtype=np.int64)
 
 
@@ -100,28 +109,33 @@ def kept_rids(con: duckdb.DuckDBPyConnection) -> np.ndarray:
     return np.asarray(rows["rid"], dtype=np.int64)
 
 
-def fetch_records(con: duckdb.DuckDBPyConnection, rids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The result columns of these records, keyed by rid (absent rids are simply missing)."""
+def fetch_records(
+    con: duckdb.DuckDBPyConnection, rids: Iterable[int], scope: Scope
+) -> dict[int, dict[str, Any]]:
+    """The result columns of these records in the scope, keyed by rid (others are missing)."""
     wanted = [int(r) for r in rids]
+    in_scope, scope_params = require_scope(scope).sql()
     if not wanted:
         return {}
     cur = con.execute(
-        f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[]))", [wanted]
+        f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[])) AND {in_scope}",
+        [wanted, *scope_params],
     )
     return {row[0]: _row(row) for row in cur.fetchall()}
 
 
 def session_turns(
-    con: duckdb.DuckDBPyConnection, session_ids: Iterable[str]
+    con: duckdb.DuckDBPyConnection, session_ids: Iterable[str], scope: Scope
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every kept turn of these sessions, in turn order (then time, then id)."""
+    """Every kept turn of these sessions in the scope, in turn order (then time, then id)."""
     wanted = sorted({s for s in session_ids if s is not None})
+    in_scope, scope_params = require_scope(scope).sql()
     if not wanted:
         return {}
     cur = con.execute(
         f"SELECT {_SELECT} FROM records WHERE session_id IN (SELECT unnest(?::VARCHAR[])) "
-        "ORDER BY session_id, turn NULLS LAST, created_at NULLS LAST, id",
-        [wanted],
+        f"AND {in_scope} ORDER BY session_id, turn NULLS LAST, created_at NULLS LAST, id",
+        [wanted, *scope_params],
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for row in cur.fetchall():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.api.state import ServiceConfig
 from pipeline.record import RECORD_SCHEMA
-from pipeline.serve.state import ServiceConfig
 from pipeline.service.settings import ServeSettings, ServicePaths
 from pipeline.store.db import connect
 from pipeline.store.schema import DDL

@@ -15,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pipeline.errors import BusyError, NotFoundError, PipelineError, UserInputError
+from pipeline.errors import (
+    AuthError,
+    BusyError,
+    ForbiddenError,
+    NotFoundError,
+    PipelineError,
+    UserInputError,
+)
 from pipeline.service.limits import clip
 
 _MAX_ERRORS = 20  # a body with a thousand bad items gets the first twenty
@@ -42,6 +49,10 @@ def status_of(exc: PipelineError) -> int:
         return 404
     if isinstance(exc, BusyError):
         return 503
+    if isinstance(exc, ForbiddenError):  # a role or scope that does not allow the call
+        return 403
+    if isinstance(exc, AuthError):
+        return 401
     return 500
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from pipeline.api.logs import log_config
+from pipeline.api.state import ServiceConfig
 from pipeline.errors import UserInputError
-from pipeline.serve.logs import log_config
-from pipeline.serve.state import ServiceConfig
 
 _ARGS_ENV = "PIPELINE_SERVE_CONFIG"  # JSON [root, params file, overrides] for the workers
 
@@ -31,7 +31,7 @@ def service_config(
 
 def app_factory() -> FastAPI:
     """Build the app in a uvicorn worker from the parent's root, params file and overrides."""
-    from pipeline.serve.app import create_app
+    from pipeline.api.app import create_app
 
     root, params, overrides = json.loads(os.environ.get(_ARGS_ENV, '[".", "params.yaml", []]'))
     return create_app(service_config(root, params, overrides))
@@ -49,7 +49,7 @@ def serve(
     """Run the server until interrupted."""
     import uvicorn
 
-    from pipeline.serve.app import create_app
+    from pipeline.api.app import create_app
 
     host = host or config.serve.host
     port = config.serve.port if port is None else port
@@ -64,6 +64,6 @@ def serve(
         return
     os.environ[_ARGS_ENV] = json.dumps([str(root), str(params), list(overrides)])
     uvicorn.run(
-        "pipeline.serve.run:app_factory", factory=True, host=host, port=port, workers=workers,
+        "pipeline.api.run:app_factory", factory=True, host=host, port=port, workers=workers,
         **log_options,
     )  # fmt: skip

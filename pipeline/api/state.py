@@ -1,27 +1,26 @@
 """What a server process holds: the searcher, a store reader, the key cache and the query log,
 kept fresh by background threads (one for the index, store and log; one for the keys).
 
-A new index is loaded beside the current one and swapped in with one assignment (the
-Searcher's own reload): requests in flight finish on the old one and none waits. A replaced
-store (an erasure, `dvc repro`) is swapped through a gate: new requests wait while those in
-flight finish, the old searcher closes and the new one opens; none fails.
+A republished index or a replaced store (an erasure, `dvc repro`) is opened beside the
+current one and swapped in by assignment (the Searcher's own reload): requests in flight
+finish on what they hold and none waits, so no gate is needed. The replaced store
+connection is dropped, never closed: DuckDB closes a connection's cursors with it, and a
+request may still read one; it goes when its last reader lets go. tests/test_serve_swap.py
+runs requests through repeated republishes and fails if a swap closes what they read.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import PipelineError
-from pipeline.serve.gate import Gate
 from pipeline.service.keys import KeyCache
 from pipeline.service.querylog import QueryLog
 from pipeline.service.settings import ServeSettings, ServicePaths
@@ -53,26 +52,14 @@ class ServiceConfig:
         )
 
 
-def open_searcher(config: ServiceConfig) -> Any:
-    """Open the index and store with the search package (imported here: it loads FAISS)."""
-    from pipeline.embed import EmbedSettings
-    from pipeline.search.api import Searcher, SearchSettings
+def searcher_for(config: ServiceConfig) -> Any:
+    """The service's Searcher, from the one factory (imported here: it loads FAISS)."""
+    from pipeline.search.project import open_searcher as open_from_sections
 
-    return Searcher.open(
-        config.paths.index_dir,
-        config.paths.store,
-        SearchSettings.from_cfg(config.search),
-        EmbedSettings.from_cfg(config.embed),
-        config.paths.embed_cache,
+    paths = config.paths
+    return open_from_sections(
+        paths.index_dir, paths.store, paths.embed_cache, config.search, config.embed
     )
-
-
-def _stamp(path: os.PathLike) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
 
 
 class ServiceState:
@@ -81,7 +68,7 @@ class ServiceState:
     def __init__(
         self,
         config: ServiceConfig,
-        searcher_factory: Callable[[ServiceConfig], Any] = open_searcher,
+        searcher_factory: Callable[[ServiceConfig], Any] = searcher_for,
     ) -> None:
         self.config = config
         paths, serve = config.paths, config.serve
@@ -92,8 +79,6 @@ class ServiceState:
         self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
         self._factory = searcher_factory
         self._searcher: Any = None
-        self.gate = Gate()
-        self._searcher_store: tuple[int, int] | None = None
         self.searcher_error: str | None = "the index has not been opened yet"
         self._open_lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,13 +88,14 @@ class ServiceState:
 
     def _open_searcher(self) -> None:
         with self._open_lock:
-            store_stamp = _stamp(self.config.paths.store)
+            if self._searcher is not None:  # another thread opened it meanwhile
+                return
             try:
                 searcher = self._factory(self.config)
             except (PipelineError, ImportError) as exc:
                 self.searcher_error = str(exc)
                 return
-            self._searcher, self._searcher_store = searcher, store_stamp
+            self._searcher = searcher
             self.searcher_error = None
 
     def searcher(self) -> Any:
@@ -118,32 +104,16 @@ class ServiceState:
             self._open_searcher()
         return self._searcher
 
-    @contextmanager
-    def searching(self) -> Iterator[Any]:
-        """The current searcher (or None), held so a store swap waits for this request."""
-        with self.gate.shared():
-            yield self.searcher()
-
-    def _swap_store(self) -> None:
-        """Close the searcher, then open one on the new store (requests wait, none fail)."""
-        with self.gate.exclusive():
-            old, self._searcher = self._searcher, None
-            if old is not None:
-                old.close()
-            self._open_searcher()
-
     def refresh(self, force: bool = False) -> None:
         """Pick up a republished index or a replaced store (erasure, `dvc repro`)."""
         current = self._searcher
         if current is None:
             self._open_searcher()
-        elif force or _stamp(self.config.paths.store) != self._searcher_store:
-            self._swap_store()
         else:
             try:
-                current.reload_if_changed()  # a new index alone: hot swap, no waiting
+                current.reload_if_changed()
             except PipelineError as exc:  # a half-published index: keep serving the old one
-                log.warning("index reload failed, still serving the previous one: %s", exc)
+                log.warning("reload failed, still serving the previous index: %s", exc)
         try:
             self.store.refresh(force=force)
         except PipelineError as exc:
@@ -185,7 +155,6 @@ class ServiceState:
         self.keys.stop()
         self.querylog.flush()
         self.store.close()
-        with self.gate.exclusive():
-            if self._searcher is not None:
-                self._searcher.close()
-            self._searcher = None
+        if self._searcher is not None:  # no request is left to read it
+            self._searcher.close()
+        self._searcher = None

@@ -1,0 +1,58 @@
+"""POST /search: vector, keyword or hybrid search inside the key's scope, logged."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, HTTPException
+
+from pipeline.api import errors
+from pipeline.api.deps import Reader, Service
+from pipeline.api.models import SearchRequest, SearchResponse
+from pipeline.api.routes import RESPONSES
+from pipeline.errors import NotFoundError, PipelineError
+
+router = APIRouter(tags=["search"])
+
+
+@router.post("/search", response_model=SearchResponse, responses=RESPONSES)
+def search(body: SearchRequest, principal: Reader, service: Service) -> SearchResponse:
+    """Vector, keyword or hybrid search, with filters, inside the key's scope."""
+    started = time.perf_counter()
+    status, rids = 200, []
+    try:
+        items = _search(body, principal, service)
+        rids = [item["rid"] for item in items]
+    except PipelineError as exc:
+        status = errors.status_of(exc)
+        raise
+    except HTTPException as exc:
+        status = exc.status_code
+        raise
+    except Exception:
+        status = 500
+        raise
+    finally:
+        took = (time.perf_counter() - started) * 1000
+        service.querylog.record(
+            principal.key_id, principal.name, body.text, body.filters, body.mode, body.k,
+            rids, took, status,
+        )  # fmt: skip
+    return SearchResponse(results=items, took_ms=took, mode=body.mode, k=body.k)
+
+
+def _search(body: SearchRequest, principal: Reader, service: Service) -> list[dict]:
+    from pipeline.search.filters import parse_filter
+
+    conditions = tuple(parse_filter(f) for f in body.filters)
+    searcher = service.searcher()
+    if searcher is None:
+        raise HTTPException(503, f"index not available: {service.searcher_error}")
+    try:
+        results = searcher.search(
+            body.text, k=body.k, mode=body.mode, filters=conditions,
+            scope=principal.scope, with_session=body.with_session,
+        )  # fmt: skip
+    except NotFoundError as exc:  # e.g. no query encoder exported: not the caller's
+        raise HTTPException(503, f"search not available: {exc}") from exc
+    return [r.to_dict() for r in results]
