@@ -129,6 +129,10 @@ def build_dedup(cfg: Any, tmp_path: Path) -> None:
     carries(settings.validate, cfg.dedup.validate)
     carries(NearDupSettings.from_cfg(cfg.dedup.near), cfg.dedup.near)
     carries(PiiSettings.from_cfg(cfg.dedup.pii), cfg.dedup.pii)
+    from pipeline.dedup.steps import build_steps
+
+    steps = build_steps(cfg.dedup)  # each `_target_` step, built by Hydra
+    assert list(steps) == [n for n in cfg.dedup.steps if cfg.dedup[n].get("enabled", True)]
 
 
 def build_evaluate(cfg: Any, tmp_path: Path) -> None:

@@ -1,25 +1,63 @@
-"""The stage report (reports/dedup.json) and the same figures as an MLflow run."""
+"""The stage report (reports/dedup.json), its accounting equation, and the MLflow run."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.tracking import TrackingSettings, flatten_metrics, flatten_params
 
+# Report keys from before the steps were plug-ins: the summary line, tests, benchmarks and
+# `dvc metrics diff` against older commits read them. A new step is counted under
+# `steps.<name>` only.
+LEGACY_KEYS = {"exact": "exact_duplicates", "near": "near_duplicates"}
+
+
+def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
+    """The counts of the report: intake (`IntakeCounts`), each step in order (`StepResult`),
+    what is kept, and the accounting equation built from the steps; `rated` records had
+    feedback."""
+    steps = {
+        r.name: {"input": r.input, "dropped": r.dropped, "kept": r.input - r.dropped,
+                 "by_reason": r.by_reason}
+        for r in results
+    }  # fmt: skip
+    out: dict[str, Any] = {
+        "input_records": counts.input_records,
+        "rejected": by_reason(counts.rejected),
+        "erased": counts.erased,
+        "steps": steps,
+        **{key: steps.get(name, {}).get("dropped", 0) for name, key in LEGACY_KEYS.items()},
+        "kept": counts.staged - sum(step["dropped"] for step in steps.values()),
+        "feedback": {"records_rated": rated, "quality_from_feedback": counts.from_feedback},
+        "preferences": counts.preferences,
+        "pii": {"total": sum(counts.pii.values()), "by_type": dict(sorted(counts.pii.items()))},
+    }
+    out["accounting"] = accounting(out)
+    return out
+
 
 def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
-    """input_records = kept + duplicates + rejected + erased, stated with its figures."""
-    removed = report["exact_duplicates"] + report["near_duplicates"]
-    total = report["kept"] + removed + report["rejected"]["total"] + report["erased"]
+    """input_records = kept + what each step dropped + rejected + erased, with its figures;
+    the terms come from the report's steps, in the order they ran."""
+    terms = ["kept", *(f"steps.{name}.dropped" for name in report["steps"]), "rejected.total",
+             "erased"]  # fmt: skip
+    total = sum(_get(report, term) for term in terms)
     return {
-        "equation": "input_records = kept + exact_duplicates + near_duplicates + rejected + erased",
+        "equation": "input_records = " + " + ".join(terms),
         "input_records": report["input_records"],
         "sum": total,
         "holds": total == report["input_records"],
     }
+
+
+def _get(report: Mapping[str, Any], dotted: str) -> int:
+    node: Any = report
+    for part in dotted.split("."):
+        node = node[part]
+    return int(node)
 
 
 def by_reason(counts: Mapping[str, int]) -> dict[str, Any]:

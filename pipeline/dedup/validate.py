@@ -213,43 +213,16 @@ def to_record(
     from_text: bool = False,
 ) -> Record:
     """Map, type-check and coerce one row (`from_text`: CSV, every value a string)."""
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for column, value in row.items():
-        name = fields.column_to_field.get(column)
-        if name is None:
-            extra[str(column)] = value  # unknown columns are kept, not dropped
-        else:
-            values[name] = value
+    values, extra = _by_field(row, fields)
     limit = settings.max_field_chars
-
     raw_id = values.get("id")
     record_id = _text("id", raw_id, limit) if raw_id != "" else None
     record_id = record_id or default_id(file, line)
-
-    prompt = values.get("prompt")
-    if prompt is None:
-        raise Invalid("missing_prompt", "no 'prompt' field")
-    prompt = _text("prompt", prompt, limit)
-    if not prompt:
-        raise Invalid("empty_prompt", "'prompt' is empty")
-    if is_blank(prompt):  # a prompt no one can see (only U+200B, say) is no prompt
-        raise Invalid("empty_prompt", "'prompt' has only whitespace or invisible characters")
+    prompt = _prompt(values.get("prompt"), limit)
     texts = {name: _text(name, values.get(name), limit) for name in _TEXT_FIELDS}
-
-    origin = values.get("origin")
-    if origin is None or origin == "":
-        origin = fields.default_origin
-    elif origin not in ORIGINS:
-        raise Invalid("bad_origin", f"field 'origin': {str(origin)[:40]!r} is not real|synthetic")
-
-    metadata = _metadata(values.get("metadata"), from_text)
-    metadata.update(extra)
-    if metadata and _may_exceed(metadata, limit):
-        size = len(json.dumps(metadata, ensure_ascii=False, default=str))
-        if size > limit:
-            raise Invalid("oversize_field", f"metadata: {size} characters > {limit}")
-
+    # Checked in this order, so a row with several faults keeps the reason it always had.
+    origin = _origin(values.get("origin"), fields.default_origin)
+    metadata = _all_metadata(values.get("metadata"), extra, from_text, limit)
     return Record(
         rid=rid_of(record_id),
         id=record_id,
@@ -269,3 +242,46 @@ def to_record(
         file=file,
         line=line,
     )
+
+
+def _by_field(row: Mapping[str, Any], fields: FieldMap) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row's values by record field, and its unmapped columns (kept as metadata)."""
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for column, value in row.items():
+        name = fields.column_to_field.get(column)
+        if name is None:
+            extra[str(column)] = value  # unknown columns are kept, not dropped
+        else:
+            values[name] = value
+    return values, extra
+
+
+def _prompt(value: Any, limit: int) -> str:
+    if value is None:
+        raise Invalid("missing_prompt", "no 'prompt' field")
+    prompt = _text("prompt", value, limit)
+    if not prompt:
+        raise Invalid("empty_prompt", "'prompt' is empty")
+    if is_blank(prompt):  # a prompt no one can see (only U+200B, say) is no prompt
+        raise Invalid("empty_prompt", "'prompt' has only whitespace or invisible characters")
+    return prompt
+
+
+def _origin(value: Any, default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value not in ORIGINS:
+        raise Invalid("bad_origin", f"field 'origin': {str(value)[:40]!r} is not real|synthetic")
+    return value
+
+
+def _all_metadata(value: Any, extra: dict[str, Any], from_text: bool, limit: int) -> dict[str, Any]:
+    """The row's metadata with its unmapped columns, checked against the size limit."""
+    metadata = _metadata(value, from_text)
+    metadata.update(extra)
+    if metadata and _may_exceed(metadata, limit):
+        size = len(json.dumps(metadata, ensure_ascii=False, default=str))
+        if size > limit:
+            raise Invalid("oversize_field", f"metadata: {size} characters > {limit}")
+    return metadata

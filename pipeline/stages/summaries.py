@@ -10,11 +10,17 @@ SHOWN_FILES = 10  # skipped files named on the terminal; the report lists them a
 
 
 def dedup(report: Mapping[str, Any]) -> str:
-    """Records in, kept, duplicates, rejected, erased, whether they account; files not read."""
+    """Records in, kept, dropped by each step, rejected, erased, whether they account; files
+    not read."""
     check = report["accounting"]
+    # A report from before the steps were plug-ins has only the two dedup counts.
+    steps = report.get("steps")
+    if steps is None:
+        steps = {name: {"dropped": report[f"{name}_duplicates"]} for name in ("exact", "near")}
+    dropped = {name: step["dropped"] for name, step in steps.items()}
+    dropped_text = " + ".join(f"{count} {name}" for name, count in dropped.items()) or "0"
     text = (
-        f"{report['input_records']} records in: {report['kept']} kept, "
-        f"{report['exact_duplicates']} exact + {report['near_duplicates']} near duplicates, "
+        f"{report['input_records']} records in: {report['kept']} kept, {dropped_text} dropped, "
         f"{report['rejected']['total']} rejected, {report['erased']} erased "
         f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
         f"{report['seconds']['total']:.1f} s -> reports/dedup.json"

@@ -1,0 +1,93 @@
+"""Build the configured steps and run them in order over the staged records."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.dedup.steps.base import Decisions, Fetch, Step, Survivors
+from pipeline.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step's before/after counts, its drops by reason, and its time."""
+
+    name: str
+    input: int  # records the step saw (kept by the steps before it)
+    decisions: Decisions
+    seconds: float
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> int:
+        return len(self.decisions.idx)
+
+
+def build_steps(dedup: Mapping[str, Any]) -> dict[str, Step]:
+    """The steps named in `dedup.steps`, in that order, each built by Hydra from the section
+    of the same name; a section with `enabled: false` is skipped."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    names = list(dedup.get("steps") or [])
+    if len(set(names)) != len(names):
+        raise UserInputError(f"dedup.steps: {names} names a step twice")
+    steps: dict[str, Step] = {}
+    for name in names:
+        section = dedup.get(name)
+        if not isinstance(section, Mapping) or "_target_" not in section:
+            raise UserInputError(
+                f"dedup.steps: {name!r} needs a section dedup.{name} with _target_"
+            )
+        if not section.get("enabled", True):
+            continue
+        options = {k: v for k, v in section.items() if k != "enabled"}
+        try:
+            step = instantiate(options, _convert_="all")
+        except InstantiationException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, UserInputError):
+                raise UserInputError(f"dedup.{name}: {cause}") from cause
+            raise UserInputError(f"dedup.{name}: {exc}".splitlines()[0]) from exc
+        if not isinstance(step, Step):
+            raise UserInputError(f"dedup.{name}._target_: {type(step).__name__} is not a Step")
+        steps[name] = step
+    return steps
+
+
+def run_steps(
+    steps: Mapping[str, Step], rank: np.ndarray, fetch: Fetch, progress: bool = False
+) -> list[StepResult]:
+    """Each step decides over the records the steps before it kept, in order."""
+    alive = np.arange(len(rank), dtype=np.int64)
+    results = []
+    for name, step in steps.items():
+        begin = time.perf_counter()
+        survivors = Survivors(alive, rank, fetch, progress)
+        decisions = step.decide(survivors)
+        decisions.check(survivors, name)
+        seconds = round(time.perf_counter() - begin, 3)
+        by_reason = dict(sorted(Counter(decisions.reasons()).items()))
+        results.append(StepResult(name, len(alive), decisions, seconds, by_reason))
+        alive = np.setdiff1d(alive, decisions.idx, assume_unique=True)
+    return results
+
+
+def decision_table(results: list[StepResult]) -> Any:
+    """Every drop as (idx, of_idx, method, similarity) rows for the store, in step order."""
+    import pyarrow as pa
+
+    parts = [r.decisions for r in results]
+    empty = np.zeros(0, np.int64)
+    return pa.table({
+        "idx": np.concatenate([empty, *(d.idx for d in parts)]).astype(np.int64),
+        "of_idx": np.concatenate([empty, *(d.of_idx for d in parts)]).astype(np.int64),
+        "method": [reason for d in parts for reason in d.reasons()],
+        "similarity": np.concatenate([np.zeros(0), *(d.score for d in parts)]).astype(np.float64),
+    })  # fmt: skip
