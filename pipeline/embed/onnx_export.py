@@ -45,10 +45,8 @@ def ensure_onnx(model: str, cache_dir: str | Path) -> Path:
 
 
 def _export(model: str, out: Path) -> None:
-    import onnx
+    """Trace the pooled encoder, fuse it for ORT, quantise a twin; tokenizer and meta beside."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers import optimizer
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -56,8 +54,27 @@ def _export(model: str, out: Path) -> None:
     # Eager attention exports as plain MatMul/Softmax, the pattern ORT's optimizer fuses.
     hf_logging.disable_progress_bar()
     encoder = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
-    config = encoder.config
     raw = out / "raw.onnx"
+    _trace(encoder, raw)
+    fused = _fuse(raw, encoder.config, out / FLOAT_FILE)
+    raw.unlink()
+    _quantise(out / FLOAT_FILE, out / INT8_FILE)
+    shutil.copyfile(source / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    meta = {
+        "model": model,
+        "dim": int(encoder.config.hidden_size),
+        "opset": OPSET,
+        "files": {"float": FLOAT_FILE, "int8": INT8_FILE, "tokenizer": TOKENIZER_FILE},
+        "torch": torch.__version__,
+        "fused_ops": {k: v for k, v in fused.get_fused_operator_statistics().items() if v},
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _trace(encoder: Any, path: Path) -> None:
+    """Export encoder + mean pooling + L2 norm to ONNX, batch and token axes dynamic."""
+    import torch
+
     example = torch.ones((2, 8), dtype=torch.long)
     # The tracer warns that mask-padding branches become constants: they do not depend on the
     # input shape for an encoder without a KV cache (parity is checked in the tests).
@@ -66,7 +83,7 @@ def _export(model: str, out: Path) -> None:
         torch.onnx.export(
             _pooled_module(encoder),
             (example, example),
-            str(raw),
+            str(path),
             input_names=["input_ids", "attention_mask"],
             output_names=["embedding"],
             dynamic_axes={
@@ -77,6 +94,12 @@ def _export(model: str, out: Path) -> None:
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter gives the graph ORT's BERT fusions expect
         )
+
+
+def _fuse(raw: Path, config: Any, path: Path) -> Any:
+    """ORT's BERT fusions (Attention, LayerNorm, GELU) of `raw`, saved to `path`."""
+    from onnxruntime.transformers import optimizer
+
     fused = optimizer.optimize_model(
         str(raw),
         model_type="bert",
@@ -84,33 +107,30 @@ def _export(model: str, out: Path) -> None:
         hidden_size=int(config.hidden_size),
         opt_level=1,
     )
-    fused.save_model_to_file(str(out / FLOAT_FILE))
-    raw.unlink()
+    fused.save_model_to_file(str(path))
+    return fused
+
+
+def _quantise(float_path: Path, int8_path: Path) -> None:
+    """Dynamic int8 weights per channel, but the feed-forward outputs stay float32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
     try:
         quantize_dynamic(
-            str(out / FLOAT_FILE),
-            str(out / INT8_FILE),
+            str(float_path),
+            str(int8_path),
             weight_type=QuantType.QInt8,
             per_channel=True,
-            nodes_to_exclude=_ffn_output_matmuls(out / FLOAT_FILE),
+            nodes_to_exclude=_ffn_output_matmuls(float_path),
             # The fused contrib ops defeat shape inference; their outputs are float32.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
         root.setLevel(level)
-    shutil.copyfile(source / TOKENIZER_FILE, out / TOKENIZER_FILE)
-    meta = {
-        "model": model,
-        "dim": int(config.hidden_size),
-        "opset": OPSET,
-        "files": {"float": FLOAT_FILE, "int8": INT8_FILE, "tokenizer": TOKENIZER_FILE},
-        "torch": torch.__version__,
-        "fused_ops": {k: v for k, v in fused.get_fused_operator_statistics().items() if v},
-    }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def _ffn_output_matmuls(path: Path) -> list[str]:

@@ -62,28 +62,14 @@ def register_and_promote(
     tags: dict[str, str] | None = None,
 ) -> RegistryOutcome:
     """Register `model_uri` (`runs:/<id>/model`) as a version of `name`; promote on a win."""
-    import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     previous = _current_champion(client, name, alias)
     previous_f1: float | None = None
     if previous is not None and SCORE_TAG in (previous.tags or {}):
         previous_f1 = float(previous.tags[SCORE_TAG])
-
-    if tracking_uri:
-        # `runs:/` URIs resolve through the tracking store; versions live in the registry.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    try:
-        version = mlflow.register_model(
-            model_uri, name, tags={SCORE_TAG: repr(macro_f1), **(tags or {})}
-        )
-    except MlflowException as exc:
-        # Typically the run logged no `model` (an old or interrupted train run).
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PipelineError(f"MLflow registry: cannot register {model_uri}: {first_line}") from exc
+    version = _register(model_uri, name, {SCORE_TAG: repr(macro_f1), **(tags or {})}, tracking_uri)
     promote, reason = decide(macro_f1, previous_f1, previous is not None)
     if promote:
         client.set_registered_model_alias(name, alias, version.version)
@@ -97,3 +83,20 @@ def register_and_promote(
         previous_champion_macro_f1=previous_f1,
         reason=reason,
     )
+
+
+def _register(model_uri: str, name: str, tags: dict[str, str], tracking_uri: str | None) -> Any:
+    """A new version of `name` from `model_uri`; an MLflow refusal is a PipelineError."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if tracking_uri:
+        # `runs:/` URIs resolve through the tracking store; versions live in the registry.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    try:
+        return mlflow.register_model(model_uri, name, tags=tags)
+    except MlflowException as exc:
+        # Typically the run logged no `model` (an old or interrupted train run).
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PipelineError(f"MLflow registry: cannot register {model_uri}: {first_line}") from exc

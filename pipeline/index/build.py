@@ -37,18 +37,7 @@ def write_index_dir(
     """Build every index file into `directory` (not yet published); returns the manifest."""
     import faiss
 
-    rids = np.asarray(rids, dtype=np.int64)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if len(rids) != len(vectors) or len(rids) != len(texts):
-        raise PipelineError(
-            f"index build: {len(rids)} rids, {len(vectors)} vectors, {len(texts)} texts differ"
-        )
-    order = np.argsort(rids, kind="stable")
-    rids, vectors = rids[order], vectors[order]
-    texts = [texts[i] for i in order]
-    if len(rids) > 1 and (np.diff(rids) == 0).any():
-        dup = int(rids[np.flatnonzero(np.diff(rids) == 0)[0]])
-        raise PipelineError(f"index build: rid {dup} appears twice in the kept records")
+    rids, vectors, texts = _in_rid_order(rids, vectors, texts)
     factory = resolve_factory(settings, len(rids))
     start = time.perf_counter()
     index = build_faiss(vectors, rids, factory, settings)
@@ -77,6 +66,24 @@ def write_index_dir(
     }
     write_manifest(directory, manifest)
     return manifest
+
+
+def _in_rid_order(
+    rids: np.ndarray, vectors: np.ndarray, texts: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The three inputs sorted by rid (int64, contiguous float32); lengths and rids checked."""
+    rids = np.asarray(rids, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(rids) != len(vectors) or len(rids) != len(texts):
+        raise PipelineError(
+            f"index build: {len(rids)} rids, {len(vectors)} vectors, {len(texts)} texts differ"
+        )
+    order = np.argsort(rids, kind="stable")
+    rids, vectors = rids[order], vectors[order]
+    if len(rids) > 1 and (np.diff(rids) == 0).any():
+        dup = int(rids[np.flatnonzero(np.diff(rids) == 0)[0]])
+        raise PipelineError(f"index build: rid {dup} appears twice in the kept records")
+    return rids, vectors, [texts[i] for i in order]
 
 
 def publish_index(

@@ -10,59 +10,70 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.config import require
 from pipeline.errors import UserInputError
-from pipeline.evaluate.baseline import BaselineSettings
+from pipeline.evaluate.data import SplitTexts
+from pipeline.evaluate.registry import RegistryOutcome
+from pipeline.evaluate.settings import REGISTERED_MODEL, EvaluateSettings
 
-REGISTERED_MODEL = "prompt-classifier"
+__all__ = ["REGISTERED_MODEL", "EvaluateSettings", "run"]
+
+
+def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
+    """Evaluate the trained model on the test split; write reports, log to MLflow, register."""
+    from pipeline.evaluate.data import read_meta
+    from pipeline.io.atomic import write_json
+    from pipeline.train.inference import load_classifier
+
+    s = EvaluateSettings.from_cfg(cfg, root)
+    meta = read_meta(s.models_dir)
+    train, test = _read_splits(s, meta["text"])
+    classifier = load_classifier(s.models_dir)
+    labels = list(classifier.labels)
+    y_true = _label_indices(labels, test.labels, str(s.split_path))
+    scores = _score_model(classifier, test, y_true, labels, s)
+    baseline = _score_baseline(train, test, y_true, labels, s)
+    onnx = _write_eval_dir(classifier, test.texts, y_true, scores, labels, s)
+    report = _report(meta, scores, baseline, onnx, n_train=len(train), n_labels=len(labels))
+    write_json(s.reports / "metrics.json", report)
+    _log_evaluation(s, meta["mlflow_run_id"], report, scores.per_class)
+    user_of = dict(zip(test.ids, test.users, strict=True))
+    _publish_mistakes(cfg, root, s, meta["mlflow_run_id"], scores.mistakes, user_of)
+    outcome = _register(s, meta, scores.metrics["macro_f1"])
+    return {**report, "registry": outcome.to_dict()}
 
 
 @dataclass(frozen=True)
-class EvaluateSettings:
-    models_dir: Path
-    records: Path
-    reports: Path
-    tracking_uri: str
-    seed: int
-    batch_size: int = 64  # inference batch; also the ONNX check's batch
-    ece_bins: int = 15  # equal-width confidence bins for ECE and the calibration plot
-    mistakes: int = 20  # most confident mistakes logged as an MLflow table
-    registered_model: str = REGISTERED_MODEL
-    onnx: bool = True  # export to ONNX and check it against PyTorch
-    lock_timeout_seconds: float = 600.0  # waiting for the writer lock to write the mistakes
-    baseline: BaselineSettings = field(default_factory=BaselineSettings)
+class ModelScores:
+    """The model's test predictions and what is measured from them."""
 
-    @classmethod
-    def from_cfg(cls, cfg: Any, root: Path) -> EvaluateSettings:
-        """Read `paths`, `tracking`, `seed` and the optional `evaluate` section."""
-        from omegaconf import OmegaConf
+    y_pred: np.ndarray
+    metrics: dict[str, float]  # accuracy, macro/weighted precision, recall, F1
+    per_class: dict[str, Any]
+    matrix: np.ndarray
+    ece: float
+    bins: list[dict[str, float]]  # the calibration plot's bins
+    mistakes: list[dict[str, Any]]  # the most confident ones, quoting records' text
+    inference_seconds: float
+    n_test: int
 
-        from pipeline.tracking import TrackingSettings
 
-        section = cfg.get("evaluate") or {}
-        if not isinstance(section, Mapping):
-            section = OmegaConf.to_container(section, resolve=True)
-        known = {"batch_size", "ece_bins", "mistakes", "registered_model", "onnx", "baseline",
-                 "lock_timeout_seconds"}  # fmt: skip
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserInputError(f"config key evaluate.{unknown[0]} does not exist")
-        extra = {k: section[k] for k in known - {"baseline"} if k in section}
-        return cls(
-            models_dir=root / require(cfg, "paths.models"),
-            records=root / require(cfg, "paths.records"),
-            reports=root / require(cfg, "paths.reports"),
-            tracking_uri=TrackingSettings.from_cfg(require(cfg, "tracking")).resolved_uri(root),
-            seed=int(require(cfg, "seed")),
-            baseline=BaselineSettings.from_cfg(section.get("baseline")),
-            **extra,
+def _read_splits(s: EvaluateSettings, text_mode: str) -> tuple[SplitTexts, SplitTexts]:
+    """The train and test sides of the published split, joined to the records' text."""
+    from pipeline.evaluate.data import load_splits
+
+    splits = load_splits(s.split_path, s.records, text_mode)
+    train, test = splits["train"], splits["test"]
+    if not len(test) or not len(train):
+        raise UserInputError(
+            f"{s.split_path}: the {'test' if not len(test) else 'train'} split is empty"
         )
+    return train, test
 
 
 def _label_indices(labels: Sequence[str], names: Sequence[str], where: str) -> np.ndarray:
@@ -71,6 +82,80 @@ def _label_indices(labels: Sequence[str], names: Sequence[str], where: str) -> n
     if unknown:
         raise UserInputError(f"{where}: label {unknown[0]!r} is not one of the model's labels")
     return np.array([index[n] for n in names], dtype=np.int64)
+
+
+def _score_model(
+    classifier: Any, test: SplitTexts, y_true: np.ndarray, labels: list[str], s: EvaluateSettings
+) -> ModelScores:
+    """Predict the test split (timed) and score it: metrics, calibration, mistakes."""
+    from pipeline.evaluate import metrics
+
+    started = time.perf_counter()
+    probs = np.asarray(classifier.predict_proba(test.texts, batch_size=s.batch_size))
+    seconds = time.perf_counter() - started
+    y_pred = probs.argmax(axis=1)
+    ece, bins = metrics.calibration_bins(probs, y_true, s.ece_bins)
+    return ModelScores(
+        y_pred=y_pred,
+        metrics=metrics.classification_metrics(y_true, y_pred, labels),
+        per_class=metrics.per_class_report(y_true, y_pred, labels),
+        matrix=metrics.confusion(y_true, y_pred, labels),
+        ece=ece,
+        bins=bins,
+        mistakes=metrics.most_confident_mistakes(
+            test.ids, test.texts, y_true, probs, labels, k=s.mistakes
+        ),
+        inference_seconds=seconds,
+        n_test=len(test),
+    )
+
+
+def _score_baseline(
+    train: SplitTexts, test: SplitTexts, y_true: np.ndarray, labels: list[str], s: EvaluateSettings
+) -> dict[str, float]:
+    """Fit the TF-IDF baseline on the train split and score it on test; adds its seconds."""
+    from pipeline.evaluate import baseline, metrics
+
+    started = time.perf_counter()
+    y_train = _label_indices(labels, train.labels, str(s.split_path))
+    lr = baseline.fit_baseline(train.texts, y_train, s.baseline, seed=s.seed)
+    lr_pred = baseline.predict_proba(lr, test.texts, len(labels)).argmax(axis=1)
+    scores = metrics.classification_metrics(y_true, lr_pred, labels)
+    return {**scores, "seconds": time.perf_counter() - started}
+
+
+def _write_eval_dir(
+    classifier: Any,
+    texts: Sequence[str],
+    y_true: np.ndarray,
+    scores: ModelScores,
+    labels: list[str],
+    s: EvaluateSettings,
+) -> dict[str, Any]:
+    """Publish reports/eval/ (ONNX check, plot data, plots); returns the ONNX report."""
+    from pipeline.evaluate import plots
+    from pipeline.io.atomic import atomic_dir, write_json
+
+    with atomic_dir(s.reports / "eval") as tmp:
+        started = time.perf_counter()
+        onnx = _onnx_check(classifier, texts, tmp / "model.onnx", s) if s.onnx else {}
+        onnx_seconds = time.perf_counter() - started
+        _write_csv(
+            tmp / "confusion.csv",
+            ["actual", "predicted"],
+            [(labels[a], labels[p]) for a, p in zip(y_true, scores.y_pred, strict=True)],
+        )
+        _write_csv(
+            tmp / "calibration.csv",
+            ["confidence", "accuracy", "count"],
+            [(b["confidence"], b["accuracy"], b["count"]) for b in scores.bins],
+        )
+        write_json(tmp / "per_class.json", scores.per_class)
+        matrix = {"labels": labels, "matrix": scores.matrix.tolist()}
+        write_json(tmp / "confusion_matrix.json", matrix)
+        plots.confusion_png(scores.matrix, labels, tmp / "confusion.png")
+        plots.calibration_png(scores.bins, scores.ece, tmp / "calibration.png")
+    return {"report": onnx, "seconds": onnx_seconds}
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -93,105 +178,63 @@ def _onnx_check(
     return {"max_abs_diff": diff, "opset": export.OPSET, "path": path.name}
 
 
-def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
-    """Evaluate the trained model on the test split; write reports, log to MLflow, register."""
-    from pipeline.evaluate import baseline, metrics, plots
-    from pipeline.evaluate.data import load_splits, read_meta
-    from pipeline.evaluate.registry import register_and_promote
-    from pipeline.evaluate.tracking import log_evaluation
-    from pipeline.io.atomic import atomic_dir, write_json
-    from pipeline.train.inference import load_classifier
-
-    s = EvaluateSettings.from_cfg(cfg, root)
-    meta = read_meta(s.models_dir)
-    split_path = s.models_dir / "split.parquet"
-    splits = load_splits(split_path, s.records, meta["text"])
-    train, test = splits["train"], splits["test"]
-    if not len(test) or not len(train):
-        raise UserInputError(
-            f"{split_path}: the {'test' if not len(test) else 'train'} split is empty"
-        )
-
-    classifier = load_classifier(s.models_dir)
-    labels = list(classifier.labels)
-    y_true = _label_indices(labels, test.labels, str(split_path))
-    started = time.perf_counter()
-    probs = np.asarray(classifier.predict_proba(test.texts, batch_size=s.batch_size))
-    infer_s = time.perf_counter() - started
-    y_pred = probs.argmax(axis=1)
-
-    scores = metrics.classification_metrics(y_true, y_pred, labels)
-    per_class = metrics.per_class_report(y_true, y_pred, labels)
-    matrix = metrics.confusion(y_true, y_pred, labels)
-    ece, bins = metrics.calibration_bins(probs, y_true, s.ece_bins)
-    mistakes = metrics.most_confident_mistakes(
-        test.ids, test.texts, y_true, probs, labels, k=s.mistakes
-    )
-
-    started = time.perf_counter()
-    y_train = _label_indices(labels, train.labels, str(split_path))
-    lr = baseline.fit_baseline(train.texts, y_train, s.baseline, seed=s.seed)
-    lr_pred = baseline.predict_proba(lr, test.texts, len(labels)).argmax(axis=1)
-    lr_scores = metrics.classification_metrics(y_true, lr_pred, labels)
-    baseline_s = time.perf_counter() - started
-
-    out_dir = s.reports / "eval"
-    with atomic_dir(out_dir) as tmp:
-        started = time.perf_counter()
-        onnx_report = _onnx_check(classifier, test.texts, tmp / "model.onnx", s) if s.onnx else {}
-        onnx_s = time.perf_counter() - started
-        _write_csv(
-            tmp / "confusion.csv",
-            ["actual", "predicted"],
-            [(labels[a], labels[p]) for a, p in zip(y_true, y_pred, strict=True)],
-        )
-        _write_csv(
-            tmp / "calibration.csv",
-            ["confidence", "accuracy", "count"],
-            [(b["confidence"], b["accuracy"], b["count"]) for b in bins],
-        )
-        write_json(tmp / "per_class.json", per_class)
-        write_json(tmp / "confusion_matrix.json", {"labels": labels, "matrix": matrix.tolist()})
-        plots.confusion_png(matrix, labels, tmp / "confusion.png")
-        plots.calibration_png(bins, ece, tmp / "calibration.png")
-
-    report: dict[str, Any] = {
-        **scores,
-        "ece": ece,
+def _report(
+    meta: Mapping[str, Any],
+    scores: ModelScores,
+    baseline: Mapping[str, float],
+    onnx: Mapping[str, Any],
+    n_train: int,
+    n_labels: int,
+) -> dict[str, Any]:
+    """reports/metrics.json: test scores, the baseline's, the ONNX check and step timings."""
+    infer_s = scores.inference_seconds
+    return {
+        **scores.metrics,
+        "ece": scores.ece,
         "model": meta["model"],
-        "n_test": len(test),
-        "n_train": len(train),
-        "labels": len(labels),
-        "baseline_accuracy": lr_scores["accuracy"],
-        "baseline_macro_f1": lr_scores["macro_f1"],
-        "macro_f1_over_baseline": scores["macro_f1"] - lr_scores["macro_f1"],
-        "onnx": onnx_report,
+        "n_test": scores.n_test,
+        "n_train": n_train,
+        "labels": n_labels,
+        "baseline_accuracy": baseline["accuracy"],
+        "baseline_macro_f1": baseline["macro_f1"],
+        "macro_f1_over_baseline": scores.metrics["macro_f1"] - baseline["macro_f1"],
+        "onnx": onnx["report"],
         "timing": {
             "inference_seconds": infer_s,
-            "inference_samples_per_s": len(test) / infer_s if infer_s > 0 else 0.0,
-            "baseline_seconds": baseline_s,
-            "onnx_seconds": onnx_s,
+            "inference_samples_per_s": scores.n_test / infer_s if infer_s > 0 else 0.0,
+            "baseline_seconds": baseline["seconds"],
+            "onnx_seconds": onnx["seconds"],
         },
     }
-    write_json(s.reports / "metrics.json", report)
 
+
+def _log_evaluation(
+    s: EvaluateSettings, run_id: str, report: Mapping[str, Any], per_class: Mapping[str, Any]
+) -> None:
+    """Log the test metrics, per-class report and plots into the train stage's MLflow run."""
+    from pipeline.evaluate.tracking import log_evaluation
+
+    out_dir = s.reports / "eval"
     log_evaluation(
         s.tracking_uri,
-        meta["mlflow_run_id"],
+        run_id,
         {k: v for k, v in report.items() if k not in ("n_train", "labels")},
         per_class,
         [out_dir / "confusion.png", out_dir / "calibration.png", out_dir / "confusion_matrix.json"],
     )
-    user_of = dict(zip(test.ids, test.users, strict=True))
-    _publish_mistakes(cfg, root, s, meta["mlflow_run_id"], mistakes, user_of)
-    outcome = register_and_promote(
+
+
+def _register(s: EvaluateSettings, meta: Mapping[str, Any], macro_f1: float) -> RegistryOutcome:
+    """Register the run's model; it becomes the champion if its test macro-F1 wins."""
+    from pipeline.evaluate.registry import register_and_promote
+
+    return register_and_promote(
         f"runs:/{meta['mlflow_run_id']}/model",
         s.registered_model,
-        scores["macro_f1"],
+        macro_f1,
         tracking_uri=s.tracking_uri,
         tags={"model": str(meta["model"]), "data_hash": str(meta.get("data_hash", ""))},
     )
-    return {**report, "registry": outcome.to_dict()}
 
 
 def _publish_mistakes(

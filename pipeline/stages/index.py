@@ -4,11 +4,48 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from pipeline.embed import EmbedSettings
+
+
+def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
+    """Build and publish data/index from the kept records; returns the stage report."""
+    from pipeline.embed import EmbedSettings
+    from pipeline.embed.query import ensure_query_model
+    from pipeline.index.build import publish_index
+    from pipeline.index.factory import IndexSettings
+    from pipeline.io.atomic import write_json
+    from pipeline.io.pause import point
+    from pipeline.service.settings import ServicePaths
+    from pipeline.service.writer import writer
+
+    root, paths = Path(root), cfg.paths
+    embed = EmbedSettings.from_cfg(cfg.embed)
+    settings = IndexSettings.from_cfg(cfg.index)
+    published = ServicePaths.from_cfg(paths, cfg.get("tracking")).under(root)
+    # The lock comes first: a second build (or a running dedup or erasure) is reported at
+    # once, before minutes of embedding; and no erasure can slip between reading the kept
+    # records and publishing their index.
+    with writer(published, "pipeline index build"):
+        point("index:locked")
+        rids, texts = kept_texts(root / paths.records, embed)
+        vectors, embed_seconds = _embed(texts, embed, root / paths.embed_cache)
+        point("index:embedded")
+        # `pipeline search` encodes queries with the torch-free ONNX export: make sure it exists.
+        ensure_query_model(embed, root / paths.embed_cache)
+        source = _source(paths.records, root / paths.records)
+        index_dir = root / paths.index_dir
+        manifest = publish_index(index_dir, rids, vectors, texts, settings, _encoder(embed), source)
+        report = _report(manifest, embed, embed_seconds)
+        write_json(root / paths.reports / "index.json", report)
+        point("index:published")
+        return report
 
 
 def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | None]]:
@@ -26,57 +63,44 @@ def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | Non
     )
 
 
-def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
-    """Build and publish data/index from the kept records; returns the stage report."""
-    from pipeline.embed import EmbedSettings
-    from pipeline.index.factory import IndexSettings
-    from pipeline.io.pause import point
-    from pipeline.service.settings import ServicePaths
-    from pipeline.service.writer import writer
+def kept_texts(records_path: Path, embed: EmbedSettings) -> tuple[np.ndarray, list[str]]:
+    """The kept records' rids and the text the encoder reads (`embed.text`), in rid order."""
+    from pipeline.embed import text_of
 
-    root = Path(root)
-    paths = cfg.paths
-    embed = EmbedSettings.from_cfg(cfg.embed)
-    settings = IndexSettings.from_cfg(cfg.index)
-    records_path = root / paths.records
-    published = ServicePaths.from_cfg(paths, cfg.get("tracking")).under(root)
-    # The lock comes first: a second build (or a running dedup or erasure) is reported at
-    # once, before minutes of embedding; and no erasure can slip between reading the kept
-    # records and publishing their index.
-    with writer(published, "pipeline index build"):
-        point("index:locked")
-        return _build(cfg, root, embed, settings, records_path)
-
-
-def _build(cfg: Any, root: Path, embed: Any, settings: Any, records_path: Path) -> dict[str, Any]:
-    from pipeline.embed import embed_texts, text_of
-    from pipeline.embed.query import ensure_query_model
-    from pipeline.index.build import publish_index
-    from pipeline.index.manifest import file_sha256
-    from pipeline.io.atomic import write_json
-    from pipeline.io.pause import point
-
-    paths = cfg.paths
     rids, prompts, responses = load_kept(records_path)
-    texts = [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
+    return rids, [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
+
+
+def _embed(texts: list[str], embed: EmbedSettings, cache_dir: Path) -> tuple[np.ndarray, float]:
+    """The texts' vectors (through the content-hash cache) and the seconds it took."""
+    from pipeline.embed import embed_texts
+
     start = time.perf_counter()
-    vectors = embed_texts(texts, embed, cache_dir=root / paths.embed_cache, progress=True)
-    embed_seconds = time.perf_counter() - start
-    point("index:embedded")
-    # `pipeline search` encodes queries with the torch-free ONNX export: make sure it exists.
-    ensure_query_model(embed, root / paths.embed_cache)
-    encoder = {
+    vectors = embed_texts(texts, embed, cache_dir=cache_dir, progress=True)
+    return vectors, time.perf_counter() - start
+
+
+def _encoder(embed: EmbedSettings) -> dict[str, Any]:
+    """The manifest's encoder: what a query must be encoded with to match the vectors."""
+    return {
         "model": embed.model,
         "backend": embed.backend,
         "dim": embed.dim,
         "text": embed.text,
         "max_length": embed.max_length,
     }
-    source = {"records_file": str(paths.records), "sha256": file_sha256(records_path)}
-    manifest = publish_index(
-        root / paths.index_dir, rids, vectors, texts, settings, encoder, source
-    )
-    report = {
+
+
+def _source(records_file: str, records_path: Path) -> dict[str, Any]:
+    """The manifest's source: the records file (as configured) and its sha256."""
+    from pipeline.index.manifest import file_sha256
+
+    return {"records_file": str(records_file), "sha256": file_sha256(records_path)}
+
+
+def _report(manifest: dict[str, Any], embed: EmbedSettings, embed_seconds: float) -> dict[str, Any]:
+    """reports/index.json: what was indexed, how, how well and how fast."""
+    return {
         "records": manifest["records"],
         "factory": manifest["factory"],
         "recall_at_10": manifest["recall_at_10"],
@@ -87,6 +111,3 @@ def _build(cfg: Any, root: Path, embed: Any, settings: Any, records_path: Path) 
         "keyword_terms": manifest["keyword"]["terms"],
         "data_hash": manifest["data_hash"],
     }
-    write_json(root / paths.reports / "index.json", report)
-    point("index:published")
-    return report

@@ -9,8 +9,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from pipeline.config import require
 from pipeline.errors import UserInputError
@@ -19,66 +22,29 @@ from pipeline.tracking import git_commit, pipeline_run
 from pipeline.train.data import DataSettings, labelled, read_records
 from pipeline.train.settings import FitSettings
 from pipeline.train.split import SplitSettings, assign_splits, split_counts
+from pipeline.train.tracking import Lineage, file_md5
+
+if TYPE_CHECKING:  # fit.py imports Lightning (~10 s): only once the input is known good
+    from pipeline.train.fit import FitResult
 
 
 def run(cfg: Any, root: Path) -> dict[str, Any]:
     """Split, train, publish; return the reports/train.json report ({} off rank 0)."""
-    from omegaconf import OmegaConf
-
-    from pipeline.train import tracking
-
     started = time.perf_counter()
-    records_path = root / require(cfg, "paths.records")
-    data_settings = DataSettings(
-        label_field=str(require(cfg, "data.label_field")), text=str(cfg.embed.get("text", "prompt"))
-    )
-    split_settings = SplitSettings.from_cfg(
-        require(cfg, "split"),
-        seed=int(require(cfg, "seed")),
-        label_field=data_settings.label_field,
-        near_dup=OmegaConf.select(cfg, "dedup.near", default=None),
-        source=str(records_path),
-    )
-    fit_settings = FitSettings.from_cfg(cfg, root)
-    records = read_records(records_path)
-    frame, unlabelled = labelled(records, data_settings, str(records_path))
-    if frame.empty:
-        raise UserInputError(f"{records_path}: no record has a {data_settings.label_field!r} value")
-    frame = assign_splits(frame, split_settings)  # every input error surfaces before training
+    s = TrainStageSettings.from_cfg(cfg, root)
+    frame, unlabelled = split_records(s)  # every input error surfaces before training
     split_seconds = time.perf_counter() - started
+    lineage = _lineage(cfg, root, s.records)
 
-    config = OmegaConf.to_container(cfg, resolve=True)
-    data_hash = tracking.file_md5(records_path)
-    commit = git_commit(root)
-    lineage_run = pipeline_run(commit, data_hash, config)
+    from pipeline.train.fit import train_model  # imports Lightning (~10 s)
 
-    from pipeline.train.fit import Lineage, train_model  # imports Lightning (~10 s)
-
-    lineage = Lineage(records_path, data_hash, commit, lineage_run, config)
     with tempfile.TemporaryDirectory(prefix=".train-", dir=root) as work:
-        result = train_model(fit_settings, frame, Path(work), lineage)
+        result = train_model(s.fit, frame, Path(work), lineage)
         if not result.is_global_zero:
             return {}
-        meta = {
-            "model": fit_settings.model.name,
-            "labels": result.labels,
-            "label_field": data_settings.label_field,
-            "text": data_settings.text,
-            "mlflow_run_id": result.run_id,
-            "mlflow_experiment_id": result.experiment_id,
-            "pipeline_run": lineage_run,
-            "data_hash": data_hash,
-            "git_commit": commit,
-            "best_val_macro_f1": result.best.get("val_macro_f1"),
-            "config": config,
-        }
-        splits = frame[["id", "rid", "label", "split"]].sort_values("rid", kind="stable")
-        with atomic_dir(root / require(cfg, "paths.models")) as out:
-            shutil.copyfile(result.checkpoint, out / "best.ckpt")
-            write_json(out / "meta.json", meta)
-            splits.to_parquet(out / "split.parquet", index=False)
+        _publish_model(s, result, lineage, frame)
     report = {
-        "model": meta["model"],
+        "model": s.fit.model.name,
         "best_val": result.best,
         "epochs": result.epochs,
         "fit_seconds": round(result.seconds, 3),
@@ -88,7 +54,88 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         "records": {"labelled": len(frame), "unlabelled": unlabelled, **split_counts(frame)},
         "labels": len(result.labels),
         "mlflow_run_id": result.run_id,
-        "pipeline_run": lineage_run,
+        "pipeline_run": lineage.pipeline_run,
     }
-    write_json(root / require(cfg, "paths.reports") / "train.json", report)
+    write_json(s.reports / "train.json", report)
     return report
+
+
+@dataclass(frozen=True)
+class TrainStageSettings:
+    """Where the stage reads and writes, and the typed settings of the split and the fit."""
+
+    records: Path
+    models: Path
+    reports: Path
+    data: DataSettings
+    split: SplitSettings
+    fit: FitSettings
+
+    @classmethod
+    def from_cfg(cls, cfg: Any, root: Path) -> TrainStageSettings:
+        """Read `paths`, `data`, `embed.text`, `split`, `seed`, `dedup.near` and the fit's."""
+        from omegaconf import OmegaConf
+
+        records = root / require(cfg, "paths.records")
+        data = DataSettings(
+            label_field=str(require(cfg, "data.label_field")),
+            text=str(cfg.embed.get("text", "prompt")),
+        )
+        split = SplitSettings.from_cfg(
+            require(cfg, "split"),
+            seed=int(require(cfg, "seed")),
+            label_field=data.label_field,
+            near_dup=OmegaConf.select(cfg, "dedup.near", default=None),
+            source=str(records),
+        )
+        return cls(
+            records=records,
+            models=root / require(cfg, "paths.models"),
+            reports=root / require(cfg, "paths.reports"),
+            data=data,
+            split=split,
+            fit=FitSettings.from_cfg(cfg, root),
+        )
+
+
+def split_records(s: TrainStageSettings) -> tuple[pd.DataFrame, int]:
+    """The labelled records with their split column, and how many records had no label."""
+    records = read_records(s.records)
+    frame, unlabelled = labelled(records, s.data, str(s.records))
+    if frame.empty:
+        raise UserInputError(f"{s.records}: no record has a {s.data.label_field!r} value")
+    return assign_splits(frame, s.split), unlabelled
+
+
+def _lineage(cfg: Any, root: Path, records: Path) -> Lineage:
+    """What ties the run to its inputs: the data's DVC hash, the commit, the execution id."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    data_hash = file_md5(records)
+    commit = git_commit(root)
+    return Lineage(records, data_hash, commit, pipeline_run(commit, data_hash, config), config)
+
+
+def _publish_model(
+    s: TrainStageSettings, result: FitResult, lineage: Lineage, frame: pd.DataFrame
+) -> None:
+    """Publish models/ at once: the best checkpoint, meta.json and the split (rid order)."""
+    meta = {
+        "model": s.fit.model.name,
+        "labels": result.labels,
+        "label_field": s.data.label_field,
+        "text": s.data.text,
+        "mlflow_run_id": result.run_id,
+        "mlflow_experiment_id": result.experiment_id,
+        "pipeline_run": lineage.pipeline_run,
+        "data_hash": lineage.data_hash,
+        "git_commit": lineage.git_commit,
+        "best_val_macro_f1": result.best.get("val_macro_f1"),
+        "config": lineage.config,
+    }
+    splits = frame[["id", "rid", "label", "split"]].sort_values("rid", kind="stable")
+    with atomic_dir(s.models) as out:
+        shutil.copyfile(result.checkpoint, out / "best.ckpt")
+        write_json(out / "meta.json", meta)
+        splits.to_parquet(out / "split.parquet", index=False)

@@ -26,22 +26,12 @@ from pipeline.errors import UserInputError
 from pipeline.tracking import flatten_params
 from pipeline.train import tracking
 from pipeline.train.data import balanced_class_weights
-from pipeline.train.inputs import Collate, InputKind, model_inputs
+from pipeline.train.inputs import Collate, InputKind, ModelInputs, model_inputs
 from pipeline.train.module import ClassifierDataModule, ClassifierModule, RowsDataset
 from pipeline.train.settings import FitSettings
+from pipeline.train.tracking import Lineage
 
 EPOCH_METRICS = ("train_loss", "train_acc", "train_macro_f1", "val_loss", "val_acc", "val_macro_f1")
-
-
-@dataclass
-class Lineage:
-    """What ties a run to its inputs: records file, its DVC hash, commit and execution id."""
-
-    records_path: Path
-    data_hash: str
-    git_commit: str
-    pipeline_run: str
-    config: Mapping[str, Any] = field(default_factory=dict)  # composed; logged as run params
 
 
 @dataclass
@@ -53,12 +43,16 @@ class FitResult:
     checkpoint: Path | None = None
     best: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
-    epochs: int = 0
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)  # wall seconds per step
     train_samples_per_s: float = 0.0
     run_id: str | None = None
     experiment_id: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained (0 off the global-zero process)."""
+        return len(self.history)
 
 
 class EpochHistory(Callback):
@@ -86,6 +80,11 @@ class EpochHistory(Callback):
             if key in trainer.callback_metrics:
                 row[key] = float(trainer.callback_metrics[key])
         self.history.append(row)
+
+    def samples_per_s(self, train_rows: int) -> float:
+        """Training throughput over every epoch, validation excluded (0 if nothing timed)."""
+        samples = len(self.history) * train_rows
+        return samples / self.train_seconds if self.train_seconds else 0.0
 
 
 def build(key: str, section: Any, **kwargs: Any) -> Any:
@@ -151,6 +150,45 @@ def train_model(
     settings: FitSettings, frame: pd.DataFrame, work_dir: Path, lineage: Lineage
 ) -> FitResult:
     """Fit the model on the train rows of `frame` (label, text, split), validating on val."""
+    labels, y = _seed_and_encode(settings, frame)
+    model = settings.model
+    net = build("model.net", model.net, num_labels=len(labels))
+    inputs = model_inputs(InputKind.of(net), settings.embed, settings.embed_cache, model.max_length)
+    clock = time.perf_counter()
+    sets = _datasets(inputs, frame, y)
+    steps = {"features": time.perf_counter() - clock}
+    data = _datamodule(sets, inputs, settings)
+    module = _lightning_module(net, sets["train"], len(labels), settings)
+    trainer, logger, history, checkpoint = _trainer(settings, lineage, work_dir)
+    clock = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    steps["fit"] = time.perf_counter() - clock
+    if not trainer.is_global_zero:
+        return FitResult(is_global_zero=False)
+    best, best_path = _load_best(net, checkpoint, history.history)
+    speed = history.samples_per_s(len(sets["train"]))
+    clock = time.perf_counter()
+    metrics = {**{f"best_{k}": v for k, v in best.items()}, "train_samples_per_s": speed}
+    example = inputs.example(sets["train"].features)
+    uri = settings.tracking_uri
+    tracking.log_lineage(logger.run_id, uri, lineage, len(frame), best_path, net, example, metrics)
+    steps["mlflow_artifacts"] = time.perf_counter() - clock
+    return FitResult(
+        is_global_zero=True,
+        labels=labels,
+        checkpoint=best_path,
+        best=best,
+        history=history.history,
+        seconds=steps["fit"],
+        steps={k: round(v, 3) for k, v in steps.items()},
+        train_samples_per_s=speed,
+        run_id=logger.run_id,
+        experiment_id=logger.experiment_id,
+    )
+
+
+def _seed_and_encode(settings: FitSettings, frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Quiet Lightning's noise, set threads and seeds; the sorted labels and each row's index."""
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
     labels = sorted(frame["label"].unique().tolist())
@@ -160,35 +198,54 @@ def train_model(
         # a small head trains ~20x slower than with 1 (measured), so threads are config.
         torch.set_num_threads(settings.threads)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    model = settings.model
-    net = build("model.net", model.net, num_labels=len(labels))
-    inputs = model_inputs(InputKind.of(net), settings.embed, settings.embed_cache, model.max_length)
-    clock = time.perf_counter()
+    return labels, y
+
+
+def _datasets(inputs: ModelInputs, frame: pd.DataFrame, y: np.ndarray) -> dict[str, RowsDataset]:
+    """The features of every text (cached embeddings or token ids), split into train and val."""
     features = inputs.features(frame["text"].tolist())
-    steps = {"features": time.perf_counter() - clock}
     masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "val")}
-    sets = {
+    return {
         name: RowsDataset(_take(features, np.flatnonzero(mask)), y[mask])
         for name, mask in masks.items()
     }
-    weights = torch.from_numpy(balanced_class_weights(y[masks["train"]], len(labels)))
-    data = ClassifierDataModule(
+
+
+def _datamodule(
+    sets: Mapping[str, RowsDataset], inputs: ModelInputs, settings: FitSettings
+) -> ClassifierDataModule:
+    """Train and val loaders; the class-balanced sampler when `model.balance` asks for it."""
+    return ClassifierDataModule(
         sets["train"],
         sets["val"],
         Collate(inputs),
-        batch_size=model.batch_size,
-        balanced_sampler=model.balance == "sampler",
+        batch_size=settings.model.batch_size,
+        balanced_sampler=settings.model.balance == "sampler",
         seed=settings.seed,
     )
+
+
+def _lightning_module(
+    net: torch.nn.Module, train: RowsDataset, n_labels: int, settings: FitSettings
+) -> ClassifierModule:
+    """The network with its optimizer, schedule and (with `class_weights`) a weighted loss."""
+    model = settings.model
+    weights = torch.from_numpy(balanced_class_weights(train.labels, n_labels))
     scheduler = build("scheduler", settings.scheduler) if settings.scheduler else None
-    module = ClassifierModule(
+    return ClassifierModule(
         net,
-        len(labels),
+        n_labels,
         optimizer=build("optimizer", settings.optimizer),
         scheduler=scheduler,
         class_weights=weights if model.balance == "class_weights" else None,
         lr=model.lr,
     )
+
+
+def _trainer(
+    settings: FitSettings, lineage: Lineage, work_dir: Path
+) -> tuple[pl.Trainer, MLFlowLogger, EpochHistory, ModelCheckpoint]:
+    """The Trainer with its configured callbacks and MLflow logger (config logged as params)."""
     logger = build_logger(settings, lineage)
     history = EpochHistory()
     progress_bar = settings.trainer.get("enable_progress_bar", True) is not False
@@ -201,48 +258,20 @@ def train_model(
         default_root_dir=str(work_dir),
     )
     logger.log_hyperparams(flatten_params(lineage.config))
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    seconds = time.perf_counter() - started
-    steps["fit"] = seconds
-    if not trainer.is_global_zero:
-        return FitResult(is_global_zero=False)
+    return trainer, logger, history, checkpoint
+
+
+def _load_best(
+    net: torch.nn.Module, checkpoint: ModelCheckpoint, history: list[dict[str, float]]
+) -> tuple[dict[str, float], Path]:
+    """Load the best checkpoint's weights into `net`; its epoch's val metrics and its path."""
     best_path = Path(checkpoint.best_model_path)
-    best = _best_epoch(history.history, str(checkpoint.monitor), checkpoint.mode)
-    best_metrics = {f"best_{k}": v for k, v in best.items() if k.startswith("val_")}
-    epochs = len(history.history)
-    samples = epochs * len(sets["train"])
-    speed = samples / history.train_seconds if history.train_seconds else 0.0
+    best = _best_epoch(history, str(checkpoint.monitor), checkpoint.mode)
     state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
     net.load_state_dict(
         {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
     )
-    clock = time.perf_counter()
-    tracking.log_lineage(
-        run_id=logger.run_id,
-        uri=settings.tracking_uri,
-        records_path=lineage.records_path,
-        data_hash=lineage.data_hash,
-        rows=len(frame),
-        checkpoint=best_path,
-        model=net,
-        example=inputs.example(sets["train"].features),
-        metrics={**best_metrics, "train_samples_per_s": speed},
-    )
-    steps["mlflow_artifacts"] = time.perf_counter() - clock
-    return FitResult(
-        is_global_zero=True,
-        labels=labels,
-        checkpoint=best_path,
-        best={k.removeprefix("best_"): v for k, v in best_metrics.items()},
-        history=history.history,
-        epochs=epochs,
-        seconds=seconds,
-        steps={k: round(v, 3) for k, v in steps.items()},
-        train_samples_per_s=speed,
-        run_id=logger.run_id,
-        experiment_id=logger.experiment_id,
-    )
+    return {k: v for k, v in best.items() if k.startswith("val_")}, best_path
 
 
 def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> dict[str, float]:

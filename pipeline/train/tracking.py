@@ -9,10 +9,24 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CHUNK = 1 << 20
+
+
+@dataclass
+class Lineage:
+    """What ties a run to its inputs: records file, its DVC hash, commit and execution id."""
+
+    records_path: Path
+    data_hash: str
+    git_commit: str
+    pipeline_run: str
+    config: Mapping[str, Any] = field(default_factory=dict)  # composed; logged as run params
 
 
 def file_md5(path: str | Path) -> str:
@@ -27,8 +41,7 @@ def file_md5(path: str | Path) -> str:
 def log_lineage(
     run_id: str,
     uri: str,
-    records_path: Path,
-    data_hash: str,
+    lineage: Lineage,
     rows: int,
     checkpoint: Path,
     model: Any,
@@ -38,12 +51,9 @@ def log_lineage(
     """Add the dataset input, best checkpoint, model (signature + example) and final metrics."""
     import mlflow
     import mlflow.pytorch
-    import numpy as np
     import torch
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
 
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):
@@ -51,25 +61,34 @@ def log_lineage(
         with warnings.catch_warnings():
             # Two registered local-file source types match a path; both mean the same.
             warnings.simplefilter("ignore", UserWarning)
-            source = resolve_dataset_source(str(records_path.resolve()))
-        dataset = MetaDataset(source=source, name=records_path.name, digest=data_hash)
+            source = resolve_dataset_source(str(lineage.records_path.resolve()))
+        name = lineage.records_path.name
+        dataset = MetaDataset(source=source, name=name, digest=lineage.data_hash)
         mlflow.log_input(dataset, context="training", tags={"rows": str(rows)})
         mlflow.log_metrics(dict(metrics))
         mlflow.log_artifact(str(checkpoint), artifact_path="checkpoints")
-        model.eval()
-        with torch.no_grad():
-            logits = model(torch.as_tensor(example)).numpy()
-        # Token ids vary in length: the signature leaves the sequence axis free.
         example = np.asarray(example)
-        shape = (-1, -1) if example.dtype.kind == "i" else (-1, *example.shape[1:])
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(example.dtype, shape)]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, logits.shape[1]))]),
-        )
         mlflow.pytorch.log_model(
             model,
             name="model",
-            signature=signature,
+            signature=model_signature(model, example),
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
+
+
+def model_signature(model: Any, example: np.ndarray) -> Any:
+    """The MLflow signature: the example's dtype in, float32 logits out (one per label)."""
+    import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.as_tensor(example)).numpy()
+    # Token ids vary in length: the signature leaves the sequence axis free.
+    shape = (-1, -1) if example.dtype.kind == "i" else (-1, *example.shape[1:])
+    return ModelSignature(
+        inputs=Schema([TensorSpec(example.dtype, shape)]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, logits.shape[1]))]),
+    )
