@@ -177,7 +177,8 @@ class Searcher:
         rows = self._allowed_rows(state, conditions, scope)
         if rows is not None and len(rows) == 0:
             return []
-        return self._rank(state, text, query, k, mode, rows, scope, with_session)
+        hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
+        return self._results(state.rids[hit_rows], scores, scope, with_session)
 
     def search_vector(
         self,
@@ -190,12 +191,11 @@ class Searcher:
     ) -> list[SearchResult]:
         """Vector search with an already-embedded query (benchmarks, callers with vectors)."""
         _check(k, "vector")
-        state = self._state
-        rows = self._allowed_rows(state, as_conditions(filters), require_scope(scope))
-        if rows is not None and len(rows) == 0:
-            return []
         query = np.asarray(vector, np.float32)
-        return self._rank(state, "", query, k, "vector", rows, scope, with_session)
+        conditions = as_conditions(filters)
+        return self._search_state(
+            self._state, "", query, k, "vector", conditions, require_scope(scope), with_session
+        )
 
     def search_ids(
         self,
@@ -240,20 +240,6 @@ class Searcher:
             while len(self._filters) > self.settings.filter_cache:
                 self._filters.popitem(last=False)
         return rows
-
-    def _rank(
-        self,
-        state: IndexState,
-        text: str,
-        query: np.ndarray | None,
-        k: int,
-        mode: str,
-        rows: np.ndarray | None,
-        scope: Scope,
-        with_session: bool,
-    ) -> list[SearchResult]:
-        hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
-        return self._results(state.rids[hit_rows], scores, scope, with_session)
 
     def _results(
         self,
