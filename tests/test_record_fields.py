@@ -206,7 +206,7 @@ def test_api_time_is_iso_utc_with_microseconds() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("key", [BIG, "-" + BIG, "²", "٣", " 1", "1e3"])
 def test_a_key_that_is_not_a_bigint_is_only_an_id(store: Path, key: str) -> None:
-    assert rows.rid_of(key) is None
+    assert rows.parse_rid(key) is None
     if key == BIG:
         assert show(store, key)["record"]["id"] == BIG
         return
@@ -217,8 +217,8 @@ def test_a_key_that_is_not_a_bigint_is_only_an_id(store: Path, key: str) -> None
 @pytest.mark.slow
 def test_a_rid_finds_its_record_and_an_id_wins_a_tie(store: Path) -> None:
     rid = _rid(store, "t1")
-    assert rows.rid_of(str(rid)) == rid and rows.rid_of(str(-(2**63))) == -(2**63)
-    assert rows.rid_of(str(2**63)) is None
+    assert rows.parse_rid(str(rid)) == rid and rows.parse_rid(str(-(2**63))) == -(2**63)
+    assert rows.parse_rid(str(2**63)) is None
     assert show(store, str(rid))["record"]["id"] == "t1"
     reader = StoreReader(store)
     try:

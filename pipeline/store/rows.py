@@ -75,7 +75,7 @@ def api_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def rid_of(key: str) -> int | None:
+def parse_rid(key: str) -> int | None:
     """The rid that `key` spells, or None when it is not a whole number in BIGINT range."""
     # ASCII digits only: str.isdigit also accepts "²" and "٣", which int() rejects or reads.
     if not _RID_SHAPED.fullmatch(key):
@@ -94,7 +94,7 @@ def record_by_key(
     cur.execute(
         f"SELECT {select_list(names)} FROM {table} WHERE id = ? OR rid = ? "
         "ORDER BY (id = ?) DESC LIMIT 1",
-        [key, rid_of(key), key],
+        [key, parse_rid(key), key],
     )
     rows = fetch(cur)
     return rows[0] if rows else None
