@@ -72,6 +72,7 @@ def test_bad_label_field_fails_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow  # creating the MLflow sqlite store takes most of its ~40 s on a busy machine
 def test_missing_records_fail_and_one_class_skips_training(tmp_path: Path) -> None:
     """No records is an error (run dedup first); labels of one class are a fact about the data:
     the stage says so, trains nothing, replaces models/ and records a skipped MLflow run."""
