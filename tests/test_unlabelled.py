@@ -31,6 +31,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "split.val_fraction=0.2",
     "split.test_fraction=0.2",
+    "evaluate.onnx=false",
 ]
 
 
