@@ -178,7 +178,7 @@ def _log_skipped_run(
     s: TrainStageSettings, tags: dict[str, str], params: dict[str, str], counts: dict[str, int]
 ) -> tuple[str, str]:
     """A finished MLflow run that says training was skipped and why; (run id, experiment id)."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=s.fit.tracking_uri)
@@ -190,11 +190,8 @@ def _log_skipped_run(
         else client.create_experiment(name, artifact_location=s.fit.artifact_location)
     )
     run = client.create_run(experiment_id, run_name=f"train-{s.fit.model.name}", tags=tags)
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"records.{k}", float(v), now, 0) for k, v in sorted(counts.items())]
-    client.log_batch(
-        run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in sorted(params.items())]
-    )
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in sorted(params.items())])
+    _log_counts(s, run.info.run_id, counts)
     client.set_terminated(run.info.run_id)
     return run.info.run_id, experiment_id
 
