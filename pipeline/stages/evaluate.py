@@ -32,6 +32,8 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
 
     s = EvaluateSettings.from_cfg(cfg, root)
     meta = read_meta(s.models_dir)
+    if meta.get("status") == "skipped":
+        return _skipped(s, meta)
     train, test = _read_splits(s, meta["text"])
     classifier = load_classifier(s.models_dir)
     labels = list(classifier.labels)
@@ -235,6 +237,33 @@ def _register(s: EvaluateSettings, meta: Mapping[str, Any], macro_f1: float) -> 
         tracking_uri=s.tracking_uri,
         tags={"model": str(meta["model"]), "data_hash": str(meta.get("data_hash", ""))},
     )
+
+
+def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """No model to score: say why in reports/metrics.json, leave DVC's outs (reports/eval/ and
+    its plot CSVs, header only) and mark the train run; the registry is not touched."""
+    from pipeline.io.atomic import atomic_dir, write_json
+
+    records = meta.get("records") or {}
+    report = {
+        "status": "skipped",
+        "reason": meta.get("reason", "training was skipped"),
+        "model": meta.get("model"),
+        "n_test": 0,
+        "n_train": 0,
+        "n_labelled": int(records.get("labelled", 0)),
+        "n_unlabelled": int(records.get("unlabelled", 0)),
+    }
+    with atomic_dir(s.reports / "eval") as tmp:
+        _write_csv(tmp / "confusion.csv", ["actual", "predicted"], [])
+        _write_csv(tmp / "calibration.csv", ["confidence", "accuracy", "count"], [])
+    write_json(s.reports / "metrics.json", report)
+    if meta.get("mlflow_run_id"):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=s.tracking_uri)
+        client.set_tag(str(meta["mlflow_run_id"]), "evaluated", "skipped")
+    return {**report, "registry": None}
 
 
 def _publish_mistakes(

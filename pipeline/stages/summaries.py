@@ -34,18 +34,29 @@ def dedup(report: Mapping[str, Any]) -> str:
 
 
 def train(report: Mapping[str, Any]) -> str:
-    """The model, the split sizes, epochs, speed and the best validation macro-F1."""
+    """The model, the split sizes, epochs, speed and the best validation macro-F1 (or why
+    training was skipped)."""
     counts = report["records"]
+    if report.get("status") == "skipped":
+        return (
+            f"train: SKIPPED, {report['reason']} ({counts['labelled']} labelled, "
+            f"{counts['unlabelled']} unlabelled records); no model trained or registered, "
+            f"search works on every kept record; MLflow run {report['mlflow_run_id']}"
+        )
+    unused = f"; {counts['unlabelled']} unlabelled not used" if counts.get("unlabelled") else ""
     return (
         f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
-        f"{counts['test']} test), {report['epochs']} epochs in {report['fit_seconds']:.1f} s "
-        f"({report['train_samples_per_s']:.0f} samples/s); best val macro-F1 "
-        f"{report['best_val'].get('val_macro_f1', 0.0):.3f}; MLflow run {report['mlflow_run_id']}"
+        f"{counts['test']} test{unused}), {report['epochs']} epochs in "
+        f"{report['fit_seconds']:.1f} s ({report['train_samples_per_s']:.0f} samples/s); best "
+        f"val macro-F1 {report['best_val'].get('val_macro_f1', 0.0):.3f}; "
+        f"MLflow run {report['mlflow_run_id']}"
     )
 
 
 def evaluate(result: Mapping[str, Any]) -> str:
     """The headline test scores, and what the registry did when the command ran."""
+    if result.get("status") == "skipped":
+        return f"SKIPPED, {result['reason']}: no model to test; the champion is unchanged"
     text = (
         f"test macro-F1 {result['macro_f1']:.4f} (baseline {result['baseline_macro_f1']:.4f}), "
         f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}, "
