@@ -52,7 +52,8 @@ def read_message(item: Any, at: str) -> Message:
     if not isinstance(item, Mapping):
         raise Invalid("invalid_message", f"{at}: expected an object, got {type(item).__name__}")
     # OpenAI spells role/content, ShareGPT from/value; a file may use either.
-    role_key, content_key = ("role", "content") if "role" in item else ("from", "value")
+    sharegpt = "from" in item and "role" not in item
+    role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     written = item.get(role_key)
     if not isinstance(written, str):
         got = "nothing" if written is None else type(written).__name__
