@@ -239,3 +239,87 @@ def test_transform_is_an_alias_of_format(tmp_path: Path, mlflow_uri: str) -> Non
     cfg.data.path = str(tmp_path / "raw")
     report = run(cfg, tmp_path)
     assert report["shapes"] == {"flat": {"rows": 1, "records": 1}}
+
+
+def _hh_lines(path: Path, n: int) -> list[dict]:
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(next(fh)) for _ in range(n)]
+
+
+def _messages(transcript: str, user: str = U, assistant: str = A) -> list[dict]:
+    from pipeline.dedup.shapes.hh_rlhf import split_turns
+
+    return [{"role": user if role == "Human" else assistant, "content": text}
+            for role, text in split_turns(transcript)]  # fmt: skip
+
+
+def _converted(lines: list[dict]) -> dict[str, list[dict]]:
+    """The hh-rlhf pairs as chat messages, ShareGPT and (TRL implicit-prompt) preference pairs."""
+    sharegpt = [
+        {"conversations": [{"from": "human" if m["role"] == U else "gpt", "value": m["content"]}
+                           for m in _messages(line["chosen"])]}
+        for line in lines
+    ]  # fmt: skip
+    return {
+        "chat": [{"messages": _messages(line["chosen"])} for line in lines],
+        "sharegpt": sharegpt,
+        "preference": [
+            {"chosen": _messages(line["chosen"]), "rejected": _messages(line["rejected"])}
+            for line in lines
+        ],
+    }
+
+
+def _dialogues(root: Path) -> tuple[dict[int, list[tuple]], dict[int, tuple], dict[str, int]]:
+    """By input line: its turns (turn, prompt, response, parent is the previous turn, session
+    shared), its preference, and rejections by reason; ids are the shape's own."""
+    with duckdb.connect(str(store(root)), read_only=True) as con:
+        rows = con.execute(
+            "SELECT line, turn, prompt, response, id, parent_id, session_id FROM records UNION ALL "
+            "SELECT line, turn, prompt, response, id, parent_id, session_id FROM duplicates "
+            "ORDER BY line, turn"
+        ).fetchall()
+        prefs = con.execute(
+            "SELECT r.line, p.chosen, p.rejected FROM preferences p JOIN (SELECT id, line FROM "
+            "records UNION ALL SELECT id, line FROM duplicates) r ON r.id = p.record_id"
+        ).fetchall()
+        reasons = dict(con.execute("SELECT reason, count(*) FROM rejected GROUP BY 1").fetchall())
+    by_line: dict[int, list[tuple]] = {}
+    for line, turn, prompt, response, rid, parent, session in rows:
+        turns = by_line.setdefault(line, [])
+        previous = turns[-1] if turns else None
+        linked = parent is None if previous is None else parent == previous[-1]
+        same = previous is None or previous[-2] == session
+        turns.append((turn, prompt, response, linked and same, session, rid))
+    dialogues = {k: [t[:4] for t in v] for k, v in by_line.items()}
+    sessions = {v[0][4] for v in by_line.values()}
+    assert len(sessions) == len(by_line)  # one session per conversation
+    return dialogues, {line: (c, r) for line, c, r in prefs}, reasons
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_hh_rlhf_dialogues_read_alike_in_every_shape(
+    tmp_path: Path, mlflow_uri: str, hh_rlhf_path: Path
+) -> None:
+    """The first 200 hh-rlhf transcripts, converted here into chat messages, ShareGPT and
+    preference pairs, give the records, sessions, links and preferences of the hh_rlhf shape."""
+    lines = _hh_lines(hh_rlhf_path, 200)
+    results = {}
+    for shape, rows in {"hh_rlhf": lines, **_converted(lines)}.items():
+        root = tmp_path / shape
+        write_jsonl(root / "raw" / "hh.jsonl", rows)
+        report = stage(root, root / "raw", mlflow_uri)
+        assert report["shapes"][shape]["rows"] == 200, report["shapes"]
+        results[shape] = (report["input_records"], *_dialogues(root))
+    expected = results.pop("hh_rlhf")
+    assert expected[0] > 400  # multi-turn dialogues: more records than lines
+    assert len(expected[2]) > 190 and all(t[3] for d in expected[1].values() for t in d)
+    for shape, got in results.items():
+        assert got[0] == expected[0], shape
+        assert got[1] == expected[1], shape
+        assert got[3] == expected[3], shape
+        if shape == "preference":
+            assert got[2] == expected[2]
