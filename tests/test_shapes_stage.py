@@ -323,3 +323,20 @@ def test_hh_rlhf_dialogues_read_alike_in_every_shape(
         assert got[3] == expected[3], shape
         if shape == "preference":
             assert got[2] == expected[2]
+
+
+def test_an_erased_users_conversation_is_never_stored(tmp_path: Path, mlflow_uri: str) -> None:
+    """The conversation's own `user` column names its user before it is read, so even its
+    malformed turn is not stored for an erased user."""
+    from pipeline.io.files import user_hash
+
+    gone = {"user": "gone", "messages": [msg(U, "Keep my secret, please."), msg(A, "Kept."),
+                                         msg(U, None, extra=1), "not a message"]}  # fmt: skip
+    stays = {"user": "stays", "messages": [msg(U, "A question to keep."), msg(A, "Kept too.")]}
+    write_jsonl(tmp_path / "raw" / "x.jsonl", [gone, stays])
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "erasures.txt").write_text(user_hash("gone") + "\n")
+    report = stage(tmp_path, tmp_path / "raw", mlflow_uri)
+    assert report["erased"] == 1 and report["kept"] == 1 and report["rejected"]["total"] == 0
+    with duckdb.connect(str(store(tmp_path)), read_only=True) as con:
+        assert con.execute("SELECT user_id FROM records").fetchall() == [("stays",)]
