@@ -97,13 +97,22 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> tuple[Path, dict]:
-    """One stage run over a mixed-shape file, the hostile file and a 10,000-turn chat."""
+    """One stage run over a mixed-shape file and a file of hostile conversations."""
     root = tmp_path_factory.mktemp("shapes")
     write_jsonl(root / "raw" / "a_mixed.jsonl", MIXED)
     write_jsonl(root / "raw" / "b_hostile.jsonl", HOSTILE)
-    long = [m for i in range(10_000) for m in (msg(U, f"q{i}"), msg(A, f"a{i}"))]
-    write_jsonl(root / "raw" / "c_long.jsonl", [{"id": "long", "messages": long}])
     return root, stage(root, root / "raw", mlflow_uri)
+
+
+@pytest.fixture(scope="module")
+def long(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Path:
+    """One stage run over a 10,000-turn chat."""
+    root = tmp_path_factory.mktemp("long")
+    turns = [m for i in range(10_000) for m in (msg(U, f"q{i}"), msg(A, f"a{i}"))]
+    write_jsonl(root / "raw" / "long.jsonl", [{"id": "long", "messages": turns}])
+    report = stage(root, root / "raw", mlflow_uri)
+    assert report["shapes"] == {"chat": {"rows": 1, "records": 10_000}}
+    return root
 
 
 def store(root: Path) -> Path:
@@ -177,12 +186,13 @@ def test_hostile_conversations_are_kept_or_rejected_with_a_reason(
     assert bad["b_hostile.jsonl:9"][0] == "invalid_message"
     assert "'role' must be a string" in bad["b_hostile.jsonl:9"][1]
     assert bad["b_hostile.jsonl:10"][0] == "no_user_turn"
-    # 10 rows: nothing silently dropped (each row, or each turn, is counted somewhere).
-    assert report["shapes"]["chat"]["rows"] == 1 + len(HOSTILE) + 1
+    # Nothing silently dropped: each row, or each turn, is counted somewhere.
+    assert report["shapes"]["chat"]["rows"] == 1 + len(HOSTILE)
 
 
-def test_ten_thousand_turns(mixed: tuple[Path, dict]) -> None:
-    root, _ = mixed
+@pytest.mark.slow
+def test_ten_thousand_turns(long: Path) -> None:
+    root = long
     last = show(store(root), "long:10000")
     assert last["record"]["parent_id"] == "long:9999" and len(last["session"]) == 10_000
     near = last["neighbours"]
@@ -190,10 +200,11 @@ def test_ten_thousand_turns(mixed: tuple[Path, dict]) -> None:
     assert near["next"] == [] and near["earlier"] == 9_997
 
 
+@pytest.mark.slow
 def test_records_show_prints_a_turn_between_its_neighbours(
-    mixed: tuple[Path, dict], capsys: pytest.CaptureFixture
+    long: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    root, _ = mixed
+    root = long
     args = ["records", "show", "long:5000", "--store", str(store(root))]
     assert cli_main(args) == 0
     out = capsys.readouterr().out
@@ -214,6 +225,7 @@ OPENAI = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # a fresh process: its imports alone take seconds
 def test_a_newcomers_chat_export_with_cp_and_the_stage(tmp_path: Path, mlflow_uri: str) -> None:
     """The issue's opening case: 5 OpenAI chat conversations, copied in, all kept."""
     export = tmp_path / "exports" / "chat.jsonl"
