@@ -129,8 +129,9 @@ def write_file(path: Path, n: int) -> None:
 def measure(code: str, *args: str) -> tuple[int, float, float, float]:
     """(rows or records, wall s, CPU s, peak MB above the imports) of one fresh process
     (its last line of output: the stage prints progress before it)."""
-    out = subprocess.run([sys.executable, "-c", code, str(REPO), *args], check=True,
-                         capture_output=True, text=True).stdout.splitlines()[-1].split()  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO), *args], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    out = proc.stdout.splitlines()[-1].split()
     count, wall, cpu, base, peak = int(out[0]), *map(float, out[1:])
     return count, wall, cpu, (peak - base) / 1024
 
