@@ -109,14 +109,15 @@ def build_split(cfg: Any, tmp_path: Path) -> None:
 
 
 def build_data(cfg: Any, tmp_path: Path) -> None:
-    from pipeline.dedup.transforms import get_transform
+    from pipeline.dedup.shapes import ShapeReader
     from pipeline.stages.dedup import DedupSettings
 
     settings = DedupSettings.from_cfg(cfg)
     assert settings.data_path == cfg.data.path and settings.fields.default_source == cfg.data.name
     for field, column in cfg.data.fields.items():
         assert settings.fields.column_to_field[column] == field
-    assert (get_transform(settings.transform) is None) == (cfg.data.transform is None)
+    assert settings.format == cfg.data.format
+    ShapeReader(settings.format, settings.fields)
 
 
 def build_dedup(cfg: Any, tmp_path: Path) -> None:

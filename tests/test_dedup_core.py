@@ -12,7 +12,8 @@ from pipeline.dedup.exact import exact_duplicates
 from pipeline.dedup.ids import rid_of
 from pipeline.dedup.normalize import normalize
 from pipeline.dedup.policy import priority
-from pipeline.dedup.transforms import get_transform, hh_rlhf, split_turns
+from pipeline.dedup.shapes import ShapeReader
+from pipeline.dedup.shapes.hh_rlhf import hh_rlhf, split_turns
 from pipeline.dedup.validate import FieldMap, Invalid, ValidateSettings, to_record
 from pipeline.errors import UserInputError
 from pipeline.io.readers import RawRow
@@ -78,8 +79,8 @@ def test_config_errors_name_the_key() -> None:
         FieldMap.from_cfg({"fields": {"colour": "c"}})
     with pytest.raises(UserInputError, match=r"data.record_defaults.origin"):
         FieldMap.from_cfg({"record_defaults": {"origin": "human"}})
-    with pytest.raises(UserInputError, match=r"data.transform"):
-        get_transform("nope")
+    with pytest.raises(UserInputError, match=r"data.format"):
+        ShapeReader("nope", FIELDS)
     with pytest.raises(UserInputError, match=r"dedup.keep_policy"):
         priority([], ["newest"])
 
@@ -166,7 +167,7 @@ def test_collect_rejects_duplicate_ids_and_keeps_going() -> None:
 
 def test_collect_transform_counts_turns() -> None:
     rows = [RawRow("hh", 1, "", HH), RawRow("hh", 2, "", {"chosen": None, "rejected": "x"})]
-    got = collect(rows, FIELDS, SETTINGS, get_transform("hh_rlhf"))
+    got = collect(rows, FIELDS, SETTINGS, ShapeReader("hh_rlhf", FIELDS))
     assert got.input_records == 3 and len(got.records) == 2
     assert got.rejections[0].reason == "invalid_transcript"
     assert got.preferences == [("hh:1:2", "Sure.", "Go away.", "ds")]

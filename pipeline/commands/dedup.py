@@ -71,6 +71,27 @@ def _short(text: Any, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _conversation(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """The record's turn between its neighbours, one compact line per turn."""
+    if not data["session"]:
+        return []
+    near = data["neighbours"]
+    lines = [f"session {record['session_id']}: {len(data['session'])} turns"]
+    if near["earlier"]:
+        lines.append(f"    ... {near['earlier']} earlier turns")
+    this = {"id": record["id"], "turn": record["turn"], "status": data["status"],
+            "prompt": record["prompt"], "response": record["response"]}  # fmt: skip
+    for turn in [*near["previous"], this, *near["next"]]:
+        mark = ">" if turn["id"] == record["id"] else " "
+        lines.append(
+            f"  {mark} turn {turn['turn']}: {turn['id']} [{turn['status']}] "
+            f"user: {_short(turn['prompt'], 50)} | assistant: {_short(turn['response'], 50)}"
+        )
+    if near["later"]:
+        lines.append(f"    ... {near['later']} later turns")
+    return lines
+
+
 def run_show(args: argparse.Namespace) -> int:
     from pipeline.store.records import show
 
@@ -86,9 +107,7 @@ def run_show(args: argparse.Namespace) -> int:
             lines.append(f"kept as: {data['kept_as']}")
         for dup in data["duplicates"]:
             lines.append(f"duplicate: {dup['id']} ({dup['method']}, {dup['similarity']:.3f})")
-        for turn in data["session"]:
-            lines.append(f"turn {turn['turn']}: {turn['id']} [{turn['status']}] "
-                         f"{_short(turn['prompt'], 70)}")  # fmt: skip
+        lines.extend(_conversation(data, record))
         for pii in data["pii"]:
             lines.append(f"pii: {pii['field']} {pii['pii_type']} x{pii['count']}")
     for rej in data["rejected"]:

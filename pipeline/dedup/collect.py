@@ -8,19 +8,19 @@ same over an iterable, into lists, for small inputs and tests.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
 
+from pipeline.dedup.shapes import FLAT, Expanded, ShapeReader
 from pipeline.dedup.tables import Rejection
-from pipeline.dedup.transforms import Expanded
 from pipeline.dedup.validate import FieldMap, Invalid, ValidateSettings, to_record
 from pipeline.io.readers import RawRow
 from pipeline.record import USER_FIELDS, Record
 
-Transform = Callable[[Mapping[str, Any], str, int], Expanded]
 Preference = tuple[str, str, str, str | None]  # (record_id, chosen, rejected, source)
 # The first id that maps to a rid, looked up only on a true 63-bit rid collision.
 Locate = Callable[[int], str | None]
@@ -35,7 +35,11 @@ class Collected:
     records: list[Record] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
-    input_records: int = 0  # candidate records: rows, or turns for a transformed dataset
+    input_records: int = 0  # candidate records: rows, or turns of a conversation
+
+
+# The shape counted for a row that could not be parsed, and for one of no known shape.
+UNPARSED, UNKNOWN = "unparsed", "unknown"
 
 
 class Collector:
@@ -43,21 +47,24 @@ class Collector:
 
     `feed(row)` yields, in input order, each accepted `Record`, each `Rejection`, and each
     preference row (a tuple) whose record was accepted. `input_records` counts candidate
-    records: rows, or turns for a transformed dataset.
+    records: a flat row is one, a conversation one per turn; `rows_by_shape` and
+    `records_by_shape` split the rows and the candidate records by the row's shape.
     """
 
     def __init__(
         self,
         fields: FieldMap,
         settings: ValidateSettings,
-        transform: Transform | None = None,
+        shapes: ShapeReader | None = None,
         locate: Locate | None = None,
     ) -> None:
         self.fields = fields
         self.settings = settings
-        self.transform = transform
+        self.shapes = shapes or ShapeReader("auto", fields)
         self.locate = locate
         self.input_records = 0
+        self.rows_by_shape: Counter[str] = Counter()
+        self.records_by_shape: Counter[str] = Counter()
         # rid -> (xxh32 of the id << 64 | file number << 44 | line) of its first record.
         self._first: dict[int, int] = {}
         self._file_numbers: dict[str, int] = {}
@@ -66,27 +73,51 @@ class Collector:
             {name: name for name in USER_FIELDS}, fields.default_origin, fields.default_source
         )
 
+    def shape_of(self, row: RawRow) -> str:
+        """The shape a row is counted under."""
+        if row.reason is not None:
+            return UNPARSED
+        return self.shapes.shape_of(row.value) or UNKNOWN
+
+    def count_unread(self, row: RawRow) -> None:
+        """Count a row the caller dropped before `feed` (an erased user's) as one record."""
+        shape = self.shape_of(row)
+        self.rows_by_shape[shape] += 1
+        self.records_by_shape[shape] += 1
+
     def feed(self, row: RawRow) -> Iterator[Record | Rejection | Preference]:
         """Records, rejections and preference rows from one raw row."""
-        if row.reason is not None:
-            yield self._reject(row, row.reason, row.detail)
-        elif self.transform is None:
+        shape, before = self.shape_of(row), self.input_records
+        if shape == UNPARSED:
+            yield self._reject(row, row.reason or "", row.detail)
+        elif shape == UNKNOWN:
+            yield self._reject(row, "unknown_shape", self.shapes.unknown(row.value))
+        elif shape == FLAT:
             yield self._accept(row, row.value, self.fields)
         else:
             try:
-                expanded = self.transform(row.value, row.file, row.line)
+                expanded = self.shapes.expand(shape, row.value, row.file, row.line)
             except Invalid as exc:
                 yield self._reject(row, exc.reason, exc.detail)
-                return
-            accepted = set()
-            for values in expanded.rows:
-                out = self._accept(row, values, self._identity)
-                if isinstance(out, Record):
-                    accepted.add(out.id)
-                yield out
-            for record_id, chosen, rejected in expanded.preferences:
-                if record_id in accepted:
-                    yield (record_id, chosen, rejected, self.fields.default_source)
+            else:
+                yield from self._expanded(row, expanded)
+        self.rows_by_shape[shape] += 1
+        self.records_by_shape[shape] += self.input_records - before
+
+    def _expanded(
+        self, row: RawRow, expanded: Expanded
+    ) -> Iterator[Record | Rejection | Preference]:
+        accepted = set()
+        for values in expanded.rows:
+            out = self._accept(row, values, self._identity)
+            if isinstance(out, Record):
+                accepted.add(out.id)
+            yield out
+        for reason, detail, record_id in expanded.rejected:
+            yield self._reject(row, reason, detail, record_id)
+        for record_id, chosen, rejected in expanded.preferences:
+            if record_id in accepted:
+                yield (record_id, chosen, rejected, self.fields.default_source)
 
     def _reject(
         self, row: RawRow, reason: str, detail: str, record_id: str | None = None
@@ -136,12 +167,12 @@ def collect(
     rows: Iterable[RawRow],
     fields: FieldMap,
     settings: ValidateSettings,
-    transform: Transform | None = None,
+    shapes: ShapeReader | None = None,
 ) -> Collected:
     """Validate every row into lists (small inputs; the stage streams with `Collector`)."""
     out = Collected()
     by_rid: dict[int, str] = {}
-    collector = Collector(fields, settings, transform, by_rid.get)
+    collector = Collector(fields, settings, shapes, by_rid.get)
     for row in rows:
         for item in collector.feed(row):
             if isinstance(item, Record):

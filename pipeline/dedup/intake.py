@@ -35,7 +35,7 @@ BATCH_CHARS = 16_000_000
 class IntakeCounts:
     """What the intake saw, for the report."""
 
-    input_records: int = 0  # candidate records: rows, or turns for a transformed dataset
+    input_records: int = 0  # candidate records: a flat row is one, a conversation one per turn
     staged: int = 0  # records that passed validation and erasure, in input order
     erased: int = 0
     from_feedback: int = 0  # records given a quality from their feedback
@@ -43,6 +43,8 @@ class IntakeCounts:
     chars: int = 0  # prompt + response characters staged
     rejected: Counter[str] = field(default_factory=Counter)
     pii: Counter[str] = field(default_factory=Counter)  # redactions by type
+    rows_by_shape: Counter[str] = field(default_factory=Counter)  # input rows by shape
+    records_by_shape: Counter[str] = field(default_factory=Counter)  # their candidate records
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Intake:
             if digest is not None and digest in self.erasures:
                 # Before validation: an erased user's row is never stored, valid or not.
                 erased_rows += 1
+                collector.count_unread(row)
                 continue
             for item in collector.feed(row):
                 if isinstance(item, Record):
@@ -101,6 +104,8 @@ class Intake:
         self.seconds["read"] += time.perf_counter() - begin - inner
         self.counts.erased += erased_rows
         self.counts.input_records = collector.input_records + erased_rows
+        self.counts.rows_by_shape.update(collector.rows_by_shape)
+        self.counts.records_by_shape.update(collector.records_by_shape)
 
     def rank(self) -> np.ndarray:
         """Keep-policy rank of every staged record (0 = best): the survivor of any cluster."""
@@ -113,7 +118,8 @@ class Intake:
         return pending or self._erased_ids.get(rid) or self.staging.first_id(rid)
 
     def _record(self, record: Record) -> None:
-        # A transform (hh_rlhf) may give its turn records a user id its raw row did not show.
+        # A shape reader may give its turn records a user id its raw row did not show (a
+        # conversation's `user`).
         user = record.user_id
         if user is not None and self.erasures and user_hash(user) in self.erasures:
             self.counts.erased += 1

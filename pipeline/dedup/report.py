@@ -34,6 +34,12 @@ def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
         "feedback": {"records_rated": rated, "quality_from_feedback": counts.from_feedback},
         "preferences": counts.preferences,
         "pii": {"total": sum(counts.pii.values()), "by_type": dict(sorted(counts.pii.items()))},
+        # Input rows and the candidate records they became (a conversation: one per turn),
+        # by the shape each row was read as; the records sum to input_records.
+        "shapes": {
+            shape: {"rows": counts.rows_by_shape[shape], "records": counts.records_by_shape[shape]}
+            for shape in sorted(counts.rows_by_shape)
+        },
     }
     out["accounting"] = accounting(out)
     return out
@@ -45,12 +51,17 @@ def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
     terms = ["kept", *(f"steps.{name}.dropped" for name in report["steps"]), "rejected.total",
              "erased"]  # fmt: skip
     total = sum(_get(report, term) for term in terms)
-    return {
+    out = {
         "equation": "input_records = " + " + ".join(terms),
         "input_records": report["input_records"],
         "sum": total,
         "holds": total == report["input_records"],
     }
+    if "shapes" in report:  # and the records by shape add up to the same input
+        by_shape = sum(int(s["records"]) for s in report["shapes"].values())
+        out["records_by_shape"] = by_shape
+        out["holds"] = out["holds"] and by_shape == report["input_records"]
+    return out
 
 
 def _get(report: Mapping[str, Any], dotted: str) -> int:

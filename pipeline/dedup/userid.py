@@ -5,7 +5,8 @@ missing prompt) still belongs to a user; the dedup stage must drop it when that 
 erased, and otherwise store the hash of its user id beside the rejected row so `pipeline
 erase` finds it. The id is read through the dataset's field map from the parsed object,
 by a pattern on the mapped key from broken JSON text, or by the header's column position
-from a malformed CSV row.
+from a malformed CSV row. A conversation (`messages`, `conversations`) also names its user
+by the export's own column (`user`, OpenAI's), as its turn records will.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.dedup.shapes.conversation import ALIASES
 from pipeline.dedup.validate import FieldMap
 from pipeline.io.rows import RawRow
+
+_CONVERSATION_KEYS = ("messages", "conversations")
 
 
 def _usable(value: Any) -> str | None:
@@ -30,15 +34,18 @@ class UserIdReader:
 
     def __init__(self, fields: FieldMap) -> None:
         self.columns = [c for c, name in fields.column_to_field.items() if name == "user_id"]
+        # The alias only where the field map does not send that column to another field.
+        aliases = [a for a in ALIASES["user_id"] if a not in fields.column_to_field]
+        self.conversation_columns = self.columns + aliases
         # "<column>": "<JSON string>" or an integer, anywhere in the text.
-        self.patterns = [
-            re.compile(rf'"{re.escape(json.dumps(c)[1:-1])}"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
-            for c in self.columns
-        ]
+        self.patterns = [_pattern(c) for c in self.columns]
+        self.conversation_patterns = [_pattern(c) for c in self.conversation_columns]
 
     def __call__(self, row: RawRow) -> str | None:
         if isinstance(row.value, Mapping):
-            return next((v for c in self.columns if (v := _usable(row.value.get(c)))), None)
+            conversation = any(key in row.value for key in _CONVERSATION_KEYS)
+            columns = self.conversation_columns if conversation else self.columns
+            return next((v for c in columns if (v := _usable(row.value.get(c)))), None)
         raw = row.raw
         if isinstance(raw, list):
             return self._from_cells(raw, row.header or [])
@@ -55,7 +62,8 @@ class UserIdReader:
         return None
 
     def _from_text(self, text: str) -> str | None:
-        for pattern in self.patterns:
+        conversation = any(f'"{key}"' in text for key in _CONVERSATION_KEYS)
+        for pattern in self.conversation_patterns if conversation else self.patterns:
             for match in pattern.finditer(text):
                 try:
                     value = _usable(json.loads(match.group(1)))
@@ -64,3 +72,7 @@ class UserIdReader:
                 if value is not None:
                     return value
         return None
+
+
+def _pattern(column: str) -> re.Pattern[str]:
+    return re.compile(rf'"{re.escape(json.dumps(column)[1:-1])}"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')

@@ -70,6 +70,10 @@ class FieldMap:
             )
         return cls(column_to_field, origin, cfg.get("name"))
 
+    def column_for(self, name: str) -> str:
+        """The column that holds record field `name` (its own name when none is mapped)."""
+        return next((c for c, f in self.column_to_field.items() if f == name), name)
+
 
 # Identifier-like fields may be integers in a user's file; texts must be strings.
 _INT_OK = frozenset({"id", "label", "user_id", "session_id", "parent_id"})

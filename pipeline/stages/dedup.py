@@ -32,9 +32,9 @@ from pipeline.dedup.collect import Collector
 from pipeline.dedup.intake import BATCH_CHARS, Intake, IntakeCounts, IntakeSettings
 from pipeline.dedup.policy import check_policy
 from pipeline.dedup.report import curation, log_mlflow
+from pipeline.dedup.shapes import FORMATS, ShapeReader
 from pipeline.dedup.steps import Step, StepResult, build_steps, run_steps
 from pipeline.dedup.steps.run import decision_table
-from pipeline.dedup.transforms import get_transform
 from pipeline.dedup.userid import UserIdReader
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
@@ -53,7 +53,7 @@ class DedupSettings:
 
     data_path: str
     fields: FieldMap
-    transform: str | None
+    format: str  # data.format: auto, flat or a shape (pipeline/dedup/shapes)
     validate: ValidateSettings
     keep_policy: tuple[str, ...]
     dedup_dir: str
@@ -76,7 +76,7 @@ class DedupSettings:
         return cls(
             data_path=str(cfg.data.path),
             fields=FieldMap.from_cfg(cfg.data),
-            transform=cfg.data.get("transform"),
+            format=_format(cfg.data),
             validate=ValidateSettings.from_cfg(cfg.dedup.validate),
             keep_policy=check_policy(list(cfg.dedup.keep_policy)),
             dedup_dir=str(paths.dedup_dir),
@@ -90,6 +90,20 @@ class DedupSettings:
             memory_limit=_memory(str(cfg.dedup.stream.duckdb_memory_limit)),
             pii=_pii_settings(cfg.dedup.pii),
         )
+
+
+def _format(data: Any) -> str:
+    """`data.format` (default auto); `data.transform`, its older name, is still read."""
+    format, transform = data.get("format") or "auto", data.get("transform")
+    if transform and format not in ("auto", transform):
+        raise UserInputError(
+            f"data.transform={transform!r} and data.format={format!r} disagree; "
+            "`transform` is the older name of `format`: keep one"
+        )
+    chosen = str(transform or format)
+    if chosen not in FORMATS:
+        raise UserInputError(f"data.format: unknown {chosen!r}; expected one of {list(FORMATS)}")
+    return chosen
 
 
 def _positive(value: Any, key: str) -> int:
@@ -220,7 +234,8 @@ def _stream(
         step.open(work / "steps" / name)
     try:
         rows = _progress(read_dataset(inputs.files, s.validate.max_line_bytes, inputs.stats))
-        collector = Collector(s.fields, s.validate, get_transform(s.transform), intake.first_id)
+        shapes = ShapeReader(s.format, s.fields)
+        collector = Collector(s.fields, s.validate, shapes, intake.first_id)
         intake.consume(rows, collector, UserIdReader(s.fields))
     finally:
         for step in steps.values():

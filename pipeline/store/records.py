@@ -59,9 +59,29 @@ def _kept_as(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> str | No
     return None
 
 
+# Turns shown on each side of a conversation turn by `pipeline records show`.
+NEIGHBOURS = 2
+
+
+def neighbours(session: list[dict[str, Any]], record_id: str) -> dict[str, Any]:
+    """The turns just before and after `record_id` in its session (in turn order), and how
+    many more lie beyond them, so a long conversation is shown compactly."""
+    at = next((i for i, turn in enumerate(session) if turn["id"] == record_id), None)
+    if at is None:
+        return {"previous": [], "next": [], "earlier": 0, "later": 0}
+    start, stop = max(0, at - NEIGHBOURS), at + 1 + NEIGHBOURS
+    return {
+        "previous": session[start:at],
+        "next": session[at + 1 : stop],
+        "earlier": start,
+        "later": max(0, len(session) - stop),
+    }
+
+
 def show(path: Path, key: str) -> dict[str, Any]:
     """A record by id (or rid): itself or its duplicate/rejected entry, its duplicates, its
-    session's turns, its PII counts and preferences, and its rejection reason if any."""
+    session's turns and its neighbours among them, its PII counts and preferences, and its
+    rejection reason if any."""
     con = connect(path, read_only=True)
     try:
         kept = rows.record_by_key(con, key, "records")
@@ -97,6 +117,7 @@ def show(path: Path, key: str) -> dict[str, Any]:
                 "WHERE session_id = ? ORDER BY turn, id",
                 [record["session_id"], record["session_id"]],
             )
+        out["neighbours"] = neighbours(out["session"], record_id)
         out["pii"] = _rows(
             con,
             "SELECT field, pii_type, count FROM pii_redactions WHERE record_id = ? "

@@ -1,27 +1,14 @@
-"""Dataset shapes that are not one row per record, chosen by `transform:` in conf/data/*.yaml.
-
-A transform turns one parsed input row into several record rows (record field names) and
-any preference feedback it carries. Field validation happens afterwards, as for any row.
-"""
+"""Anthropic hh-rlhf pairs: a `chosen` and a `rejected` transcript of "\n\nHuman:" and
+"\n\nAssistant:" turns -> linked turn records of the chosen one + one preference."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from pipeline.dedup.validate import Invalid
-from pipeline.errors import UserInputError
-
-
-@dataclass
-class Expanded:
-    """What one input row became: record rows and (record_id, chosen, rejected) preferences."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    preferences: list[tuple[str, str, str]] = field(default_factory=list)
-
+from pipeline.dedup.shapes.base import Expanded
+from pipeline.dedup.validate import FieldMap, Invalid
 
 # Split ONLY on these markers: "Human:" without the blank line, and other "\n\nWord:"
 # patterns (list items such as "Address:"), occur inside turn text.
@@ -53,8 +40,11 @@ def _final_reply(transcript: str) -> tuple[str, str]:
     return transcript[:cut], transcript[cut + len("\n\nAssistant:") :].strip()
 
 
-def hh_rlhf(value: Mapping[str, Any], file: str, line: int) -> Expanded:
-    """An hh-rlhf pair -> linked turn records of the chosen transcript + one preference."""
+def hh_rlhf(
+    value: Mapping[str, Any], file: str, line: int, fields: FieldMap | None = None
+) -> Expanded:
+    """An hh-rlhf pair -> linked turn records of the chosen transcript + one preference
+    (the session is the file and line: hh-rlhf lines carry no id)."""
     chosen, rejected = value.get("chosen"), value.get("rejected")
     if not isinstance(chosen, str) or not isinstance(rejected, str):
         raise Invalid("invalid_transcript", "expected string fields 'chosen' and 'rejected'")
@@ -94,17 +84,3 @@ def hh_rlhf(value: Mapping[str, Any], file: str, line: int) -> Expanded:
         # answers another conversation, so it is not a preference over this one.
         final["metadata"]["preference_skipped"] = "chosen and rejected differ before the reply"
     return out
-
-
-TRANSFORMS: dict[str, Callable[[Mapping[str, Any], str, int], Expanded]] = {"hh_rlhf": hh_rlhf}
-
-
-def get_transform(name: str | None) -> Callable[[Mapping[str, Any], str, int], Expanded] | None:
-    """The transform named by `data.transform` (None: one row is one record)."""
-    if name is None:
-        return None
-    if name not in TRANSFORMS:
-        raise UserInputError(
-            f"data.transform: unknown {name!r}; expected one of {list(TRANSFORMS)}"
-        )
-    return TRANSFORMS[name]
