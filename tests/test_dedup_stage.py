@@ -19,6 +19,7 @@ from pipeline.cli import main as cli_main
 from pipeline.config import compose, to_yaml
 from pipeline.errors import BusyError, NotFoundError
 from pipeline.io.lock import exclusive
+from pipeline.io.reports import read_report
 from pipeline.stages.dedup import run
 from pipeline.store.records import TABLES, show
 
@@ -84,7 +85,7 @@ def test_tiny_dataset_accounting_duplicates_erasure_and_pii(
     assert report["rejected"] == {"total": 2, "by_reason": {"empty_prompt": 1, "invalid_json": 1}}
     assert (report["exact_duplicates"], report["near_duplicates"], report["erased"]) == (1, 1, 1)
     assert report["kept"] == 2 and report["accounting"]["holds"]
-    assert json.loads((tmp_path / "reports" / "dedup.json").read_text()) == report
+    assert read_report(tmp_path / "reports", "dedup.json") == report
 
     store = tmp_path / "data" / "dedup" / "store.duckdb"
     a = show(store, "a")

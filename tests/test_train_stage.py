@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.config import REPO_ROOT, compose, to_yaml
 from pipeline.errors import NotFoundError, UserInputError
+from pipeline.io.reports import read_report
 from pipeline.record import RECORD_SCHEMA
 
 TOPICS = {
@@ -111,7 +112,8 @@ def test_train_stage_end_to_end_with_mlflow(tmp_path: Path) -> None:
     sessions = split["id"].str[1:].astype(int) // 2
     assert split.groupby(sessions)["split"].nunique().max() == 1
 
-    saved = json.loads((tmp_path / "reports" / "train.json").read_text())
+    saved = read_report(tmp_path / "reports", "train.json")  # with its timings beside it
+    assert saved is not None
     # Training time excludes validation, so the rate beats epochs x rows / the whole fit time.
     trained = saved["epochs"] * saved["records"]["train"]
     assert saved["epochs"] == 2 and saved["train_samples_per_s"] >= trained / saved["fit_seconds"]

@@ -45,17 +45,26 @@ def train(report: Mapping[str, Any]) -> str:
 
 
 def evaluate(result: Mapping[str, Any]) -> str:
-    """The headline test scores, and what the registry did when the command ran."""
+    """The headline test scores, the champion gate's decision (plainly, when the model loses
+    to its baseline), and what the registry did when the command ran."""
+    f1, base = result["macro_f1"], result["baseline_macro_f1"]
     text = (
-        f"test macro-F1 {result['macro_f1']:.4f} (baseline {result['baseline_macro_f1']:.4f}), "
+        f"test macro-F1 {f1:.4f} (baseline {base:.4f}), "
         f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}, "
         f"{result['timing']['inference_samples_per_s']:.1f} samples/s"
     )
+    if not f1 > base:
+        text += f"\nthe model LOSES to the TF-IDF baseline ({f1:.4f} vs {base:.4f}): not promoted"
+    gate = result.get("champion")
+    if gate:
+        verdict = "promoted" if gate["promoted"] else "not promoted"
+        text += f"\nchampion: {verdict} ({gate['reason']})"
     reg = result.get("registry")  # returned by the stage, not written to metrics.json
     if reg:
-        text += (
-            f"\nregistry: {reg['name']} v{reg['version']}; champion v{reg['champion_version']} "
-            f"({reg['reason']})"
+        made = f"v{reg['version']} registered, " if reg.get("version") else ""
+        held = reg.get("champion_version")
+        text += f"\nregistry: {reg['name']}: {made}" + (
+            f"champion v{held}" if held else "no champion"
         )
     return text
 

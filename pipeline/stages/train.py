@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline.config import require
 from pipeline.errors import UserInputError
 from pipeline.io.atomic import atomic_dir, write_json
+from pipeline.io.reports import write_report
 from pipeline.tracking import git_commit, pipeline_run
 from pipeline.train.data import DataSettings, labelled, read_records
 from pipeline.train.settings import FitSettings
@@ -56,7 +57,7 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         "mlflow_run_id": result.run_id,
         "pipeline_run": lineage.pipeline_run,
     }
-    write_json(s.reports / "train.json", report)
+    write_report(s.reports, "train.json", report)
     return report
 
 

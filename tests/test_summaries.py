@@ -1,0 +1,38 @@
+"""`pipeline summary` reads each metric file with this run's timings beside it, and says
+plainly when the model loses to its baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.cli import main
+from pipeline.io.reports import write_report
+from pipeline.stages import summaries
+
+METRICS = {
+    "macro_f1": 0.930,
+    "baseline_macro_f1": 0.981,
+    "accuracy": 0.95,
+    "ece": 0.02,
+    "timing": {"inference_samples_per_s": 120.0},
+    "champion": {
+        "promoted": False,
+        "reason": "macro-F1 0.9300 does not beat the TF-IDF baseline's 0.9810",
+    },
+}
+
+
+def test_a_model_that_loses_to_its_baseline_is_said_so() -> None:
+    text = summaries.evaluate(METRICS)
+    assert "the model LOSES to the TF-IDF baseline (0.9300 vs 0.9810): not promoted" in text
+    assert "champion: not promoted (macro-F1 0.9300 does not beat" in text
+    won = {**METRICS, "macro_f1": 0.99, "champion": {"promoted": True, "reason": "r"}}
+    assert "LOSES" not in summaries.evaluate(won)
+    assert "champion: promoted (r)" in summaries.evaluate(won)
+
+
+def test_summary_reads_the_metric_file_and_the_timings_beside_it(tmp_path: Path, capsys) -> None:
+    write_report(tmp_path / "reports", "metrics.json", METRICS)
+    assert main(["summary", "--root", str(tmp_path)]) == 0  # no params.yaml: reports/
+    out = capsys.readouterr().out
+    assert "120.0 samples/s" in out and "LOSES to the TF-IDF baseline" in out
