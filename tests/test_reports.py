@@ -1,12 +1,13 @@
-"""`pipeline summary` reads each metric file with this run's timings beside it, and says
-plainly when the model loses to its baseline."""
+"""Stage reports: the DVC metric file keeps quality and counts, the timings, run ids and
+hashes go beside it; `pipeline summary` reads both, and says plainly when the model loses to
+its baseline. (Two dedup runs writing the same metric file: tests/test_dedup_stage.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pipeline.cli import main
-from pipeline.io.reports import write_report
+from pipeline.io.reports import split_report, write_report
 from pipeline.stages import summaries
 
 METRICS = {
@@ -36,3 +37,11 @@ def test_summary_reads_the_metric_file_and_the_timings_beside_it(tmp_path: Path,
     assert main(["summary", "--root", str(tmp_path)]) == 0  # no params.yaml: reports/
     out = capsys.readouterr().out
     assert "120.0 samples/s" in out and "LOSES to the TF-IDF baseline" in out
+
+
+def test_split_report_keeps_quality_and_counts_in_the_metric_file() -> None:
+    report = {"macro_f1": 0.9, "n_test": 10, "timing": {"inference_seconds": 1.5}}
+    stable, facts = split_report("metrics.json", report)
+    assert stable == {"macro_f1": 0.9, "n_test": 10}
+    assert facts == {"timing": {"inference_seconds": 1.5}}
+    assert split_report("other.json", report) == (report, {})
