@@ -40,18 +40,23 @@ def _stage_outputs(dvc_yaml: Path) -> set[str]:
 def stale(status: dict, outputs: set[str]) -> list[str]:
     """What in `dvc status` says dvc.lock does not describe the committed tree."""
     problems = []
-    for stage, changes in status.items():
+    for where, changes in status.items():
+        stage = where.rpartition(":")[2]  # "<path>/dvc.yaml:<stage>" outside the cwd
         for change in changes:
             if not isinstance(change, dict):  # "changed checksum", "always changed", ...
                 problems.append(f"{stage}: {change}")
                 continue
             for kind, paths in change.items():
-                if kind == "changed outs":
-                    continue  # a fresh clone has no outputs: expected
                 if not isinstance(paths, dict):
                     problems.append(f"{stage}: {kind}")
                     continue
                 for path, state in paths.items():
+                    if kind == "changed outs":
+                        # A fresh clone has no cached outputs (expected); the metric files
+                        # in git must be the ones dvc.lock records.
+                        if state == "modified":
+                            problems.append(f"{stage}: {kind} {path} ({state})")
+                        continue
                     produced = any(path == o or path.startswith(o + "/") for o in outputs)
                     if not (produced and state == "deleted"):
                         problems.append(f"{stage}: {kind} {path} ({state})")
@@ -63,19 +68,21 @@ def test_stale_reads_dvc_status() -> None:
     fresh = {
         "train": [
             {"changed deps": {"data/dedup/records.parquet": "deleted"}},
-            {"changed outs": {"models": "not in cache"}},
+            {"changed outs": {"models": "not in cache", "reports/train.json": "deleted"}},
         ]
     }
     assert stale(fresh, outputs) == []
     edited = {
-        "dedup": [
+        "../x/dvc.yaml:dedup": [
             {"changed deps": {"pipeline/dedup": "modified", "params.yaml": {"dedup.x": "new"}}},
+            {"changed outs": {"reports/dedup.json": "modified"}},
             "changed command",
         ]
     }
     assert stale(edited, outputs) == [
         "dedup: changed deps pipeline/dedup (modified)",
         "dedup: changed deps params.yaml ({'dedup.x': 'new'})",
+        "dedup: changed outs reports/dedup.json (modified)",
         "dedup: changed command",
     ]
 
