@@ -77,3 +77,13 @@ def test_meta_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "meta.json").write_text(json.dumps({"model": "x", "labels": ["a"]}))
     with pytest.raises(UserInputError, match="label_field, text, mlflow_run_id"):
         read_meta(tmp_path)
+
+
+def test_a_skipped_training_is_read_without_a_model(tmp_path: Path) -> None:
+    """The train stage had too few labels: meta.json says so and has no labels to check."""
+    skipped = {"status": "skipped", "reason": "no labelled records", "model": "linear_probe"}
+    (tmp_path / "meta.json").write_text(json.dumps(skipped))
+    assert read_meta(tmp_path) == skipped
+    (tmp_path / "meta.json").write_text(json.dumps({**skipped, "status": "trained"}))
+    with pytest.raises(UserInputError, match="missing key"):
+        read_meta(tmp_path)

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from pipeline.errors import UserInputError
 from pipeline.train.data import DataSettings, column_values, labelled
-from pipeline.train.split import SplitSettings, assign_splits, leaks, split_counts
+from pipeline.train.split import (
+    SplitSettings,
+    TooFewLabels,
+    assign_splits,
+    leaks,
+    split_counts,
+)
 
 
 def make_frame(n: int, seed: int = 0, sessions: int = 0, users: int = 0) -> pd.DataFrame:
@@ -122,14 +128,42 @@ def test_missing_label_column_is_a_clear_error() -> None:
 
 def test_one_class_is_a_clear_error() -> None:
     frame = make_frame(50).assign(label="only")
-    with pytest.raises(UserInputError, match=r"label field 'label' has 1 distinct value"):
+    with pytest.raises(TooFewLabels, match=r"label field 'label' has 1 distinct value") as exc:
         assign_splits(frame, SplitSettings())
+    assert exc.value.reason == "too few classes" and exc.value.exit_code == 2
 
 
 def test_empty_split_is_a_clear_error() -> None:
     frame = make_frame(40, sessions=1)  # one session: everything must land on one side
-    with pytest.raises(UserInputError, match=r"split is empty"):
+    with pytest.raises(TooFewLabels, match=r"split is empty") as exc:
         assign_splits(frame, SplitSettings())
+    assert exc.value.reason == "too few labelled records"
+    with pytest.raises(TooFewLabels, match=r"val split is empty \(4 labelled records"):
+        assign_splits(make_frame(4), SplitSettings())  # 10% of 4 rounds to no val (or test) record
+
+
+def test_a_zero_fraction_is_the_configs_fault_not_the_datas() -> None:
+    with pytest.raises(UserInputError, match=r"the val split is empty") as exc:
+        assign_splits(make_frame(100), SplitSettings(val_fraction=0.0))
+    assert not isinstance(exc.value, TooFewLabels)
+
+
+def test_unlabelled_rows_do_not_move_the_labelled_rows_between_splits() -> None:
+    """The split is made on the labelled rows only: adding unlabelled rows (sharing
+    sessions, replying to labelled turns, with smaller rids) changes no labelled row's side."""
+    base = make_frame(150, seed=3, sessions=60)
+    extra = make_frame(300, seed=4, sessions=60).assign(label=None)
+    extra["id"] = [f"u{i}" for i in range(len(extra))]
+    extra["rid"] = extra["rid"] // 2  # interleaved with (and often below) the labelled rids
+    extra["parent_id"] = base["id"].sample(len(extra), replace=True, random_state=0).to_numpy()
+    alone, none_unlabelled = labelled(base, DataSettings(), "records")
+    mixed, unlabelled = labelled(pd.concat([extra, base]), DataSettings(), "records")
+    assert (none_unlabelled, unlabelled, len(mixed)) == (0, 300, 150)
+    settings = SplitSettings(near_dup_threshold=0.5)
+    before = assign_splits(alone, settings).set_index("id")["split"]
+    after = assign_splits(mixed, settings).set_index("id")["split"]
+    assert after.sort_index().equals(before.sort_index())
+    assert set(before) == {"train", "val", "test"}
 
 
 def test_bad_split_config_is_a_clear_error() -> None:
@@ -145,8 +179,10 @@ def test_bad_split_config_is_a_clear_error() -> None:
 def test_labelled_drops_unlabelled_rows_and_reads_metadata_labels() -> None:
     frame = make_frame(9)
     frame.loc[0, "label"] = None
+    frame.loc[1, "label"] = ""
+    frame.loc[2, "label"] = "  "  # blank: unlabelled too
     kept, unlabelled = labelled(frame, DataSettings(), "records")
-    assert (len(kept), unlabelled) == (8, 1)
+    assert (len(kept), unlabelled) == (6, 3)
     by_source, _ = labelled(frame, DataSettings(label_field="metadata.source_dataset"), "records")
     assert by_source["label"].tolist()[:3] == ["ds0", "ds1", "ds2"]
     assert by_source["text"].tolist()[0] == "prompt number 0"

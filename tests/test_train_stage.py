@@ -73,17 +73,38 @@ def test_bad_label_field_fails_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_one_class_and_missing_records_fail_clearly(tmp_path: Path) -> None:
+@pytest.mark.slow  # creating the MLflow sqlite store takes most of its ~40 s on a busy machine
+def test_missing_records_fail_and_one_class_skips_training(tmp_path: Path) -> None:
+    """No records is an error (run dedup first); labels of one class are a fact about the data:
+    the stage says so, trains nothing, replaces models/ and records a skipped MLflow run."""
+    import mlflow
+
     from pipeline.stages.train import run
 
     with pytest.raises(NotFoundError, match=r"records.parquet: no kept records"):
         run(config(), tmp_path)
     path = write_records(tmp_path)
     table = pq.read_table(path)
-    one = table.set_column(4, "label", pa.array(["x"] * len(table)))
-    pq.write_table(one, path)
-    with pytest.raises(UserInputError, match=r"has 1 distinct value"):
-        run(config(), tmp_path)
+    labels = ["x"] * (len(table) - 5) + [None] * 5
+    pq.write_table(table.set_column(4, "label", pa.array(labels)), path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "best.ckpt").write_bytes(b"an older model")
+    report = run(config(), tmp_path)
+    assert report["status"] == "skipped" and report["reason"] == "too few classes"
+    assert "has 1 distinct value(s) in 85 labelled records" in report["detail"]
+    assert report["records"] == {"labelled": 85, "unlabelled": 5, "train": 0, "val": 0, "test": 0}
+    assert json.loads((tmp_path / "reports" / "train.json").read_text()) == report
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["meta.json"]
+    meta = json.loads((tmp_path / "models" / "meta.json").read_text())
+    assert meta["status"] == "skipped" and meta["mlflow_run_id"] == report["mlflow_run_id"]
+    run_info = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
+        report["mlflow_run_id"]
+    )
+    assert run_info.info.status == "FINISHED"
+    assert run_info.data.tags["skipped"] == "true"
+    assert run_info.data.tags["skip_reason"] == "too few classes"
+    assert run_info.data.metrics["records.unlabelled"] == 5.0
+    assert run_info.data.params["model.name"] == "linear_probe"
 
 
 @pytest.mark.slow

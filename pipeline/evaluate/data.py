@@ -27,7 +27,7 @@ class SplitTexts:
 
 
 def read_meta(models_dir: Path) -> dict[str, Any]:
-    """models/meta.json, checked for the keys evaluation needs."""
+    """models/meta.json, checked for the keys evaluation needs (unless training was skipped)."""
     path = models_dir / "meta.json"
     if not path.exists():
         raise NotFoundError(f"{path}: no trained model; run `dvc repro` (or `pipeline train`)")
@@ -35,6 +35,8 @@ def read_meta(models_dir: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if meta.get("status") == "skipped":  # the train stage had too few labels to train
+        return meta
     missing = [k for k in META_KEYS if not meta.get(k)]
     if missing:
         raise UserInputError(f"{path}: missing key(s) {', '.join(missing)}; re-run train")

@@ -33,6 +33,8 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
 
     s = EvaluateSettings.from_cfg(cfg, root)
     meta = read_meta(s.models_dir)
+    if meta.get("status") == "skipped":
+        return _skipped(s, meta)
     train, test = _read_splits(s, meta["text"])
     classifier = load_classifier(s.models_dir)
     labels = list(classifier.labels)
@@ -252,6 +254,34 @@ def split_digest(ids: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode("utf-8")).hexdigest()[:16]
+
+
+def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """No model to score: say why in reports/metrics.json, leave DVC's outs (reports/eval/ and
+    its plot CSVs, header only) and mark the train run; the registry is not touched."""
+    from pipeline.io.atomic import atomic_dir
+    from pipeline.io.reports import write_report
+
+    records = meta.get("records") or {}
+    report = {
+        "status": "skipped",
+        "reason": meta.get("reason", "training was skipped"),
+        "model": meta.get("model"),
+        "n_test": 0,
+        "n_train": 0,
+        "n_labelled": int(records.get("labelled", 0)),
+        "n_unlabelled": int(records.get("unlabelled", 0)),
+    }
+    with atomic_dir(s.reports / "eval") as tmp:
+        _write_csv(tmp / "confusion.csv", ["actual", "predicted"], [])
+        _write_csv(tmp / "calibration.csv", ["confidence", "accuracy", "count"], [])
+    write_report(s.reports, "metrics.json", report)  # and no stale timings beside it
+    if meta.get("mlflow_run_id"):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=s.tracking_uri)
+        client.set_tag(str(meta["mlflow_run_id"]), "evaluated", "skipped")
+    return {**report, "registry": None}
 
 
 def _publish_mistakes(

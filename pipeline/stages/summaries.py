@@ -41,11 +41,20 @@ def dedup(report: Mapping[str, Any]) -> str:
 
 
 def train(report: Mapping[str, Any]) -> str:
-    """The model, the split sizes, epochs, speed and the best validation macro-F1."""
+    """The model, the split sizes, epochs, speed and the best validation macro-F1 (or why
+    training was skipped)."""
     counts = report["records"]
+    if report.get("status") == "skipped":
+        return (
+            f"train: SKIPPED, {report['reason']} ({counts['labelled']} labelled, "
+            f"{counts['unlabelled']} unlabelled records); no model trained or registered, "
+            f"search works on every kept record"
+            + _timed("; MLflow run {}", report.get("mlflow_run_id"))
+        )
+    unused = f"; {counts['unlabelled']} unlabelled not used" if counts.get("unlabelled") else ""
     return (
         f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
-        f"{counts['test']} test), {report['epochs']} epochs"
+        f"{counts['test']} test{unused}), {report['epochs']} epochs"
         + _timed(
             " in {:.1f} s ({:.0f} samples/s)",
             report.get("fit_seconds"),
@@ -59,6 +68,8 @@ def train(report: Mapping[str, Any]) -> str:
 def evaluate(result: Mapping[str, Any]) -> str:
     """The headline test scores, the champion gate's decision (plainly, when the model loses
     to its baseline), and what the registry did when the command ran."""
+    if result.get("status") == "skipped":
+        return f"SKIPPED, {result['reason']}: no model to test; the champion is unchanged"
     f1, base = result["macro_f1"], result["baseline_macro_f1"]
     text = (
         f"test macro-F1 {f1:.4f} (baseline {base:.4f}), "

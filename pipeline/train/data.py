@@ -83,9 +83,12 @@ def read_records(path: str | Path) -> pd.DataFrame:
 
 
 def labelled(frame: pd.DataFrame, settings: DataSettings, source: str) -> tuple[pd.DataFrame, int]:
-    """Rows with a label (as a string in `label`) and their `text`; also the unlabelled count."""
+    """Rows with a label (as a string in `label`) and their `text`; also the unlabelled count.
+
+    Missing, null, empty and blank values all mean "unlabelled" (logs carry no label).
+    """
     labels = column_values(frame, settings.label_field, source)
-    keep = labels.notna() & (labels.astype(str).str.len() > 0)
+    keep = labels.notna() & (labels.astype(str).str.strip().str.len() > 0)
     out = frame.loc[keep].copy()
     out["label"] = labels[keep].astype(str)
     out["text"] = texts_of(out, settings.text)

@@ -25,6 +25,18 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 LINK_COLUMNS: tuple[str, ...] = ("session_id",)
 
 
+class TooFewLabels(UserInputError):
+    """The labelled records cannot make a classifier's split: too few of them or one class.
+
+    A fact about the data, not a mistake in the config: the train stage skips training with
+    `reason` (and exits 0) so the rest of the pipeline still runs; other callers get exit 2.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # short and stable: reports and MLflow tags carry it
+
+
 @dataclass(frozen=True)
 class SplitSettings:
     """How records are dealt to train/val/test."""
@@ -86,9 +98,11 @@ def assign_splits(frame: pd.DataFrame, settings: SplitSettings) -> pd.DataFrame:
     """Return a copy of `frame` (needs rid, id and the label column) with a `split` column."""
     labels = column_values(frame, settings.label_field, settings.source)
     if labels.dropna().astype(str).nunique() < 2:
-        raise UserInputError(
+        raise TooFewLabels(
+            "too few classes",
             f"{settings.source}: label field {settings.label_field!r} has "
-            f"{labels.dropna().nunique()} distinct value(s); a classifier needs at least 2"
+            f"{labels.dropna().nunique()} distinct value(s) in {len(frame)} labelled records; "
+            "a classifier needs at least 2",
         )
     component = components(frame, settings)
     forced_test = np.zeros(len(frame), dtype=bool)
@@ -106,11 +120,19 @@ def assign_splits(frame: pd.DataFrame, settings: SplitSettings) -> pd.DataFrame:
     counts = out["split"].value_counts()
     for name in SPLITS:
         if counts.get(name, 0) == 0:
-            raise UserInputError(
-                f"{settings.source}: the {name} split is empty ({len(frame)} records, "
+            detail = (
+                f"{settings.source}: the {name} split is empty ({len(frame)} labelled records, "
                 f"{len(set(component))} leakage groups); adjust split.val_fraction/"
-                "test_fraction/group_by or add records"
+                "test_fraction/group_by or label more records"
             )
+            # A zero fraction empties its split whatever the data: that is the config's fault.
+            wanted = {
+                "val": settings.val_fraction,
+                "test": 1.0 if settings.holdout_column else settings.test_fraction,
+            }
+            if wanted.get(name) == 0.0:
+                raise UserInputError(detail)
+            raise TooFewLabels("too few labelled records", detail)
     return out
 
 
