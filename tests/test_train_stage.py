@@ -93,7 +93,7 @@ def test_missing_records_fail_and_one_class_skips_training(tmp_path: Path) -> No
     assert report["status"] == "skipped" and report["reason"] == "too few classes"
     assert "has 1 distinct value(s) in 85 labelled records" in report["detail"]
     assert report["records"] == {"labelled": 85, "unlabelled": 5, "train": 0, "val": 0, "test": 0}
-    assert json.loads((tmp_path / "reports" / "train.json").read_text()) == report
+    assert read_report(tmp_path / "reports", "train.json") == report
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["meta.json"]
     meta = json.loads((tmp_path / "models" / "meta.json").read_text())
     assert meta["status"] == "skipped" and meta["mlflow_run_id"] == report["mlflow_run_id"]
