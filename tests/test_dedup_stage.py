@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pipeline.cli import main as cli_main
 from pipeline.config import compose, to_yaml
 from pipeline.errors import BusyError, NotFoundError
 from pipeline.io.lock import exclusive
+from pipeline.io.reports import RUN_DIR, VOLATILE, read_report
 from pipeline.stages.dedup import run
 from pipeline.store.records import TABLES, show
 
@@ -84,7 +86,7 @@ def test_tiny_dataset_accounting_duplicates_erasure_and_pii(
     assert report["rejected"] == {"total": 2, "by_reason": {"empty_prompt": 1, "invalid_json": 1}}
     assert (report["exact_duplicates"], report["near_duplicates"], report["erased"]) == (1, 1, 1)
     assert report["kept"] == 2 and report["accounting"]["holds"]
-    assert json.loads((tmp_path / "reports" / "dedup.json").read_text()) == report
+    assert read_report(tmp_path / "reports", "dedup.json") == report
 
     store = tmp_path / "data" / "dedup" / "store.duckdb"
     a = show(store, "a")
@@ -237,3 +239,21 @@ def test_exact_duplicate_of_a_near_duplicate_resolves_to_the_kept_record(
     x1 = show(store, "x1")
     assert x1["record"]["duplicate_of"] == "x2" and x1["kept_as"] == "y"
     assert show(store, "x2")["record"]["method"] == "near"
+
+
+@pytest.mark.slow
+def test_dedup_twice_writes_the_same_metric_file(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "raw" / "a.jsonl", TINY)
+    cfg = make_cfg(tmp_path, tmp_path / "raw", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    reports = tmp_path / "reports"
+    first = run(cfg, tmp_path)
+    metric_file = (reports / "dedup.json").read_bytes()
+    timings = json.loads((reports / RUN_DIR / "dedup.json").read_text())
+    assert set(timings) == set(VOLATILE["dedup.json"]) and "total" in timings["seconds"]
+    assert not set(json.loads(metric_file)) & set(VOLATILE["dedup.json"])
+
+    shutil.rmtree(tmp_path / "data" / "dedup")  # a rebuild from scratch, as `dvc repro` does
+    second = run(cfg, tmp_path)
+    assert (reports / "dedup.json").read_bytes() == metric_file
+    assert read_report(reports, "dedup.json") == second
+    assert second["kept"] == first["kept"]

@@ -15,6 +15,11 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+EXP_SHOW = (
+    "dvc exp show --drop '.*' --keep "
+    "'Experiment|model\\.name|macro_f1$|baseline_macro_f1|ece$|champion\\.promoted'"
+)
+
 
 def _sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
@@ -75,6 +80,13 @@ def test_experiments_rerun_only_what_changed_and_compare(workspace) -> None:
     shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work, env))
     names = {exp.get("name") for rev in shown for exp in rev.get("experiments") or []}
     assert {"base", "cnn"} <= names
+
+    # The README's leaderboard command is readable at 120 columns: nothing cut to `…`.
+    readme = (work / "README.md").read_text(encoding="utf-8")
+    assert EXP_SHOW in readme
+    table = _sh(["sh", "-c", EXP_SHOW + " --no-pager"], work, {**env, "COLUMNS": "120"})
+    assert "…" not in table and "[cnn]" in table and "baseline_macro_f1" in table, table
+    assert max(len(line) for line in table.splitlines()) <= 120, table
 
     diff = json.loads(_sh(["dvc", "metrics", "diff", "base", "cnn", "--json"], work, env))
     assert "macro_f1" in diff["reports/metrics.json"]

@@ -1,4 +1,5 @@
-"""The `champion` alias against a real sqlite MLflow store: it moves on a win, never on a loss."""
+"""The champion gate against a real sqlite MLflow store: the alias moves only to a model that
+beats its baseline and a comparable champion; no version is registered for a loser."""
 
 from __future__ import annotations
 
@@ -6,25 +7,50 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.evaluate.registry import decide, register_and_promote
+from pipeline.evaluate.registry import Candidate, Champion, decide, gate
 
 NAME = "prompt-classifier"
 
 
-def test_decide_is_strict() -> None:
-    assert decide(0.5, None, has_champion=False)[0] is True
-    assert decide(0.6, 0.5, has_champion=True)[0] is True
-    assert decide(0.5, 0.5, has_champion=True)[0] is False  # a tie keeps the champion
-    assert decide(0.4, 0.5, has_champion=True)[0] is False
-    assert decide(0.9, None, has_champion=True)[0] is False  # champion without a score
+def _candidate(f1: float, baseline: float = 0.5, data: str = "d1", split: str = "s1") -> Candidate:
+    return Candidate("run", f1, baseline, data, split, "linear_probe")
+
+
+def test_decide_needs_the_baseline_beaten_first() -> None:
+    promoted, reason = decide(_candidate(0.930, baseline=0.981), None)
+    assert not promoted and "does not beat the TF-IDF baseline's 0.9810" in reason
+    assert decide(_candidate(0.5, baseline=0.5), None)[0] is False  # a tie is not a win
+    assert decide(_candidate(0.6, baseline=0.5), None) == (
+        True,
+        "macro-F1 0.6000 beats the TF-IDF baseline's 0.5000; no champion yet",
+    )
+
+
+def test_decide_against_a_comparable_champion_is_strict() -> None:
+    champion = Champion("3", 0.7, "d1", "s1")
+    assert decide(_candidate(0.8), champion)[0] is True
+    assert decide(_candidate(0.7), champion)[0] is False  # a tie keeps the champion
+    promoted, reason = decide(_candidate(0.6), champion)
+    assert not promoted and "not champion v3's 0.7000 on the same data" in reason
+
+
+def test_decide_with_an_incomparable_champion_needs_only_the_baseline() -> None:
+    for champion in (
+        Champion("3", 0.99, "other-data", "s1"),
+        Champion("3", 0.99, "d1", "other-split"),
+        Champion("3", None, "d1", "s1"),  # a version from before the gate: no score tag
+    ):
+        promoted, reason = decide(_candidate(0.6), champion)
+        assert promoted and "other data or another test split" in reason
+        assert decide(_candidate(0.4), champion)[0] is False
 
 
 def _logged_model_run(uri: str) -> str:
-    """A real run holding a small logged model at `model` (pyfunc, no heavy flavour)."""
+    """A real run holding a small logged model named `model` (pyfunc, no heavy flavour)."""
     import mlflow
 
     class Constant(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input: list[str], params=None) -> list[int]:
             return [0] * len(model_input)
 
     mlflow.set_tracking_uri(uri)
@@ -34,34 +60,68 @@ def _logged_model_run(uri: str) -> str:
     return run.info.run_id
 
 
+def _champion(client, name: str = NAME) -> str:
+    return str(client.get_model_version_by_alias(name, "champion").version)
+
+
+def _versions(client) -> int:
+    return len(client.search_model_versions(f"name = '{NAME}'"))
+
+
 @pytest.mark.slow
-def test_champion_moves_only_on_better_macro_f1(tmp_path: Path, monkeypatch) -> None:
+def test_gate_promotes_only_a_model_that_has_earned_it(
+    tmp_path: Path, monkeypatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)  # mlflow writes artifacts relative to the working directory
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-    first = register_and_promote(f"runs:/{_logged_model_run(uri)}/model", NAME, 0.70, uri)
-    assert first.promoted and first.version == "1" and first.reason == "no champion yet"
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    def run(f1: float, baseline: float = 0.5, data: str = "d1", **kw):
+        candidate = Candidate(_logged_model_run(uri), f1, baseline, data, "s1", "m")
+        return gate(candidate, NAME, uri, **kw)
 
-    worse = register_and_promote(f"runs:/{_logged_model_run(uri)}/model", NAME, 0.65, uri)
-    assert not worse.promoted and worse.version == "2"
-    assert worse.champion_version == "1" and worse.previous_champion_macro_f1 == 0.70
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    # Loses to its baseline: nothing registered, no champion, and the reason says so.
+    lost = run(0.60, baseline=0.70)
+    assert not lost.promoted and lost.version is None and lost.champion_version is None
+    assert "does not beat the TF-IDF baseline" in lost.reason
+    assert client.search_registered_models(f"name = '{NAME}'") == []
 
-    tie = register_and_promote(f"runs:/{_logged_model_run(uri)}/model", NAME, 0.70, uri)
-    assert not tie.promoted
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    capfd.readouterr()
+    first = run(0.70)
+    assert first.promoted and first.version == "1" and _champion(client) == "1"
+    # mlflow's loggers do not propagate: its warnings are read from the stderr they write to.
+    assert "registering model based on" not in capfd.readouterr().err
+    version = client.get_model_version(NAME, "1")
+    assert version.tags["data_hash"] == "d1" and float(version.tags["macro_f1"]) == 0.70
+    assert version.source.startswith("models:/m-")  # the logged model, not runs:/.../model
 
-    better = register_and_promote(f"runs:/{_logged_model_run(uri)}/model", NAME, 0.80, uri)
-    assert better.promoted and better.version == "4" and better.previous_champion_version == "1"
-    champion = client.get_model_version_by_alias(NAME, "champion")
-    assert str(champion.version) == "4"
-    assert float(champion.tags["macro_f1"]) == 0.80
-    # Every version is registered and scored, promoted or not.
-    assert float(client.get_model_version(NAME, "2").tags["macro_f1"]) == 0.65
+    # Worse than the champion on the same data, or a tie: no new version, alias unchanged.
+    for f1 in (0.65, 0.70):
+        kept = run(f1)
+        assert not kept.promoted and kept.version is None and kept.champion_version == "1"
+        assert kept.previous_champion_macro_f1 == 0.70
+    # Loses to its baseline while a champion exists: the alias stays.
+    assert not run(0.90, baseline=0.95).promoted
+    assert _champion(client) == "1" and _versions(client) == 1
+
+    better = run(0.80)
+    assert better.promoted and better.version == "2" and better.previous_champion_version == "1"
+    assert _champion(client) == "2"
+    # The champion's own run evaluated again: the same decision and reason, no new version.
+    again = gate(Candidate(client.get_model_version(NAME, "2").run_id, 0.80, 0.5, "d1", "s1"),
+                 NAME, uri)  # fmt: skip
+    assert (again.promoted, again.reason, again.version) == (True, better.reason, "2")
+    assert _versions(client) == 2
+
+    # Other data: the old score is not comparable; beating the baseline is enough.
+    moved = run(0.60, data="d2")
+    assert moved.promoted and moved.version == "3" and _champion(client) == "3"
+
+    # Asked to register every run: a version without the alias.
+    kept = run(0.10, data="d2", register_every_run=True)
+    assert not kept.promoted and kept.version == "4" and _champion(client) == "3"
 
 
 @pytest.mark.slow
@@ -77,4 +137,4 @@ def test_run_without_a_model_is_a_clear_error(tmp_path: Path, monkeypatch) -> No
     with mlflow.start_run() as run:
         mlflow.log_metric("x", 1.0)
     with pytest.raises(PipelineError, match=f"runs:/{run.info.run_id}/model"):
-        register_and_promote(f"runs:/{run.info.run_id}/model", NAME, 0.5, uri)
+        gate(Candidate(run.info.run_id, 0.9, 0.5, "d", "s"), NAME, uri)

@@ -48,7 +48,10 @@ def test_stage_then_search_with_the_real_encoder(tmp_path: Path) -> None:
     report = run(compose(), tmp_path)
     assert report["records"] == len(PROMPTS)
     assert report["factory"] == "Flat" and report["recall_at_10"] == 1.0
-    assert json.loads((tmp_path / "reports" / "index.json").read_text())["records"] == 6
+    metric_file = (tmp_path / "reports" / "index.json").read_bytes()
+    assert json.loads(metric_file)["records"] == 6
+    run(compose(), tmp_path)  # same inputs: the DVC metric file is byte-identical
+    assert (tmp_path / "reports" / "index.json").read_bytes() == metric_file
     manifest = json.loads((tmp_path / "data" / "index" / "manifest.json").read_text())
     assert manifest["encoder"]["model"] == "all-MiniLM-L6-v2" and manifest["dim"] == 384
     assert verify_index(tmp_path / "data" / "index", tmp_path / "data" / "dedup" / "store.duckdb")[

@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.config import REPO_ROOT, compose, to_yaml
 from pipeline.errors import NotFoundError, UserInputError
+from pipeline.io.reports import read_report
 from pipeline.record import RECORD_SCHEMA
 
 TOPICS = {
@@ -92,7 +93,7 @@ def test_missing_records_fail_and_one_class_skips_training(tmp_path: Path) -> No
     assert report["status"] == "skipped" and report["reason"] == "too few classes"
     assert "has 1 distinct value(s) in 85 labelled records" in report["detail"]
     assert report["records"] == {"labelled": 85, "unlabelled": 5, "train": 0, "val": 0, "test": 0}
-    assert json.loads((tmp_path / "reports" / "train.json").read_text()) == report
+    assert read_report(tmp_path / "reports", "train.json") == report
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["meta.json"]
     meta = json.loads((tmp_path / "models" / "meta.json").read_text())
     assert meta["status"] == "skipped" and meta["mlflow_run_id"] == report["mlflow_run_id"]
@@ -132,7 +133,8 @@ def test_train_stage_end_to_end_with_mlflow(tmp_path: Path) -> None:
     sessions = split["id"].str[1:].astype(int) // 2
     assert split.groupby(sessions)["split"].nunique().max() == 1
 
-    saved = json.loads((tmp_path / "reports" / "train.json").read_text())
+    saved = read_report(tmp_path / "reports", "train.json")  # with its timings beside it
+    assert saved is not None
     # Training time excludes validation, so the rate beats epochs x rows / the whole fit time.
     trained = saved["epochs"] * saved["records"]["train"]
     assert saved["epochs"] == 2 and saved["train_samples_per_s"] >= trained / saved["fit_seconds"]

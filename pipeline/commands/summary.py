@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def collect(reports_dir: Path) -> dict[str, Any]:
     """Read each stage's report that exists."""
+    from pipeline.io.reports import read_report
     from pipeline.stages.summaries import STAGES
 
     found: dict[str, Any] = {}
     for stage, (name, _) in STAGES.items():
-        path = reports_dir / name
-        if path.exists():
-            found[stage] = json.loads(path.read_text(encoding="utf-8"))
+        report = read_report(reports_dir, name)  # the metric file and this run's timings
+        if report is not None:
+            found[stage] = report
     return found
 
 

@@ -1,8 +1,15 @@
-"""The MLflow model registry: register each evaluated model, move `champion` only on a win.
+"""The champion gate: the `champion` alias moves only to a model that has earned it.
 
-Each version carries its test macro-F1 as the tag `macro_f1`; the `champion` alias moves to
-a new version only when that score is strictly higher than the current champion's, so a
-worse (or equal) run never displaces the model a service loads by alias.
+A model is promoted when its test macro-F1 strictly beats (1) its own TF-IDF + LR baseline,
+fitted on the very same split, and (2) the current champion, when the champion was scored
+on the same data (`data_hash`) and the same test split (`test_split`). A champion scored on
+other data or another split is not comparable: re-scoring it on the new test split is not
+fair either, since it may have trained on records now in that split; the candidate, trained
+on the current data, then needs only to beat its baseline (docs/evaluation.md).
+
+A registry version is created only for a promoted model (or for every run when asked), so
+the registry lists champions, not one version per `dvc repro`. Each version carries the
+facts the next comparison needs as tags.
 """
 
 from __future__ import annotations
@@ -14,15 +21,49 @@ from pipeline.errors import PipelineError
 
 CHAMPION = "champion"
 SCORE_TAG = "macro_f1"
+MODEL_PATH = "model"  # the name the train stage logs its model under
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the gate knows of the evaluated model: scores and what they were measured on."""
+
+    run_id: str
+    macro_f1: float
+    baseline_macro_f1: float
+    data_hash: str
+    test_split: str  # digest of the test split's record ids
+    model: str = ""
+
+    def tags(self) -> dict[str, str]:
+        """The version's tags: what a later candidate compares itself with."""
+        return {
+            SCORE_TAG: repr(self.macro_f1),
+            "baseline_macro_f1": repr(self.baseline_macro_f1),
+            "data_hash": self.data_hash,
+            "test_split": self.test_split,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version holding the alias, as its tags describe it."""
+
+    version: str
+    macro_f1: float | None
+    data_hash: str
+    test_split: str
+    run_id: str = ""
+    reason: str = ""  # why it was promoted
 
 
 @dataclass(frozen=True)
 class RegistryOutcome:
     name: str
-    version: str
-    macro_f1: float
+    version: str | None  # the version registered by this call; None when none was
     promoted: bool  # whether `champion` now points at this version
-    champion_version: str  # the version `champion` points at after this call
+    champion_version: str | None  # the version `champion` points at after this call
     previous_champion_version: str | None
     previous_champion_macro_f1: float | None
     reason: str
@@ -32,71 +73,138 @@ class RegistryOutcome:
         return asdict(self)
 
 
-def _current_champion(client: Any, name: str, alias: str) -> Any | None:
+def decide(candidate: Candidate, champion: Champion | None) -> tuple[bool, str]:
+    """Whether the candidate takes the alias, and why in one sentence (pure; unit-tested)."""
+    new, base = candidate.macro_f1, candidate.baseline_macro_f1
+    if not new > base:
+        return False, f"macro-F1 {new:.4f} does not beat the TF-IDF baseline's {base:.4f}"
+    beats = f"macro-F1 {new:.4f} beats the TF-IDF baseline's {base:.4f}"
+    if champion is not None and champion.run_id == candidate.run_id:
+        # The same trained model evaluated again: the same answer, so a re-run of evaluate
+        # on unchanged inputs writes the same reports/metrics.json.
+        return True, champion.reason or f"{beats}; already the champion"
+    if champion is None:
+        return True, f"{beats}; no champion yet"
+    if champion.macro_f1 is None or (champion.data_hash, champion.test_split) != (
+        candidate.data_hash,
+        candidate.test_split,
+    ):
+        return True, (
+            f"{beats}; champion v{champion.version} was scored on other data or another test "
+            "split, so the model trained on the current data takes over"
+        )
+    old = champion.macro_f1
+    if new > old:
+        return True, f"{beats} and champion v{champion.version}'s {old:.4f}"
+    return False, f"{beats} but not champion v{champion.version}'s {old:.4f} on the same data"
+
+
+def current_champion(client: Any, name: str, alias: str = CHAMPION) -> Champion | None:
+    """The version holding `alias`, or None when there is no registered model or alias."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, alias)
+        version = client.get_model_version_by_alias(name, alias)
     except MlflowException:
-        # No registered model yet, or no version holds the alias: there is no champion.
         return None
+    tags = version.tags or {}
+    score = tags.get(SCORE_TAG)
+    return Champion(
+        version=str(version.version),
+        macro_f1=None if score is None else float(score),
+        data_hash=tags.get("data_hash", ""),
+        test_split=tags.get("test_split", ""),
+        run_id=str(version.run_id or ""),
+        reason=tags.get("reason", ""),
+    )
 
 
-def decide(new_f1: float, champion_f1: float | None, has_champion: bool) -> tuple[bool, str]:
-    """Whether a version scoring `new_f1` takes the alias, and why (pure; unit-tested)."""
-    if not has_champion:
-        return True, "no champion yet"
-    if champion_f1 is None:
-        return False, f"the champion has no {SCORE_TAG!r} tag; alias left in place"
-    if new_f1 > champion_f1:
-        return True, f"macro-F1 {new_f1:.4f} beats the champion's {champion_f1:.4f}"
-    return False, f"macro-F1 {new_f1:.4f} does not beat the champion's {champion_f1:.4f}"
-
-
-def register_and_promote(
-    model_uri: str,
+def gate(
+    candidate: Candidate,
     name: str,
-    macro_f1: float,
     tracking_uri: str | None = None,
     alias: str = CHAMPION,
-    tags: dict[str, str] | None = None,
+    register_every_run: bool = False,
 ) -> RegistryOutcome:
-    """Register `model_uri` (`runs:/<id>/model`) as a version of `name`; promote on a win."""
+    """Decide, register the candidate's model when promoted (or always, if asked), move the
+    alias on a promotion."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    previous = _current_champion(client, name, alias)
-    previous_f1: float | None = None
-    if previous is not None and SCORE_TAG in (previous.tags or {}):
-        previous_f1 = float(previous.tags[SCORE_TAG])
-    version = _register(model_uri, name, {SCORE_TAG: repr(macro_f1), **(tags or {})}, tracking_uri)
-    promote, reason = decide(macro_f1, previous_f1, previous is not None)
-    if promote:
-        client.set_registered_model_alias(name, alias, version.version)
+    previous = current_champion(client, name, alias)
+    promote, reason = decide(candidate, previous)
+    version = None
+    if promote and previous is not None and previous.run_id == candidate.run_id:
+        version = previous.version  # already registered and holding the alias
+    elif promote or register_every_run:
+        version = _register(client, candidate, name, reason)
+        if promote:
+            client.set_registered_model_alias(name, alias, version)
     return RegistryOutcome(
         name=name,
-        version=str(version.version),
-        macro_f1=macro_f1,
+        version=version,
         promoted=promote,
-        champion_version=str(version.version) if promote else str(previous.version),
-        previous_champion_version=None if previous is None else str(previous.version),
-        previous_champion_macro_f1=previous_f1,
+        champion_version=version if promote else (previous.version if previous else None),
+        previous_champion_version=previous.version if previous else None,
+        previous_champion_macro_f1=previous.macro_f1 if previous else None,
         reason=reason,
     )
 
 
-def _register(model_uri: str, name: str, tags: dict[str, str], tracking_uri: str | None) -> Any:
-    """A new version of `name` from `model_uri`; an MLflow refusal is a PipelineError."""
-    import mlflow
+def tag_decision(tracking_uri: str | None, candidate: Candidate, outcome: RegistryOutcome) -> None:
+    """The decision as tags of the candidate's run, so the runs table shows it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    tags = {"champion.promoted": str(outcome.promoted).lower(), "champion.reason": outcome.reason,
+            "test_split": candidate.test_split}  # fmt: skip
+    if outcome.version is not None:
+        tags["registered_version"] = outcome.version
+    for key, value in tags.items():
+        client.set_tag(candidate.run_id, key, value)
+
+
+def logged_model_uri(client: Any, run_id: str, path: str = MODEL_PATH) -> str:
+    """`models:/<id>` of the model the run logged as `path`: MLflow 3 keeps logged models
+    outside the run's artifacts, so `runs:/<id>/model` only resolves with a warning."""
     from mlflow.exceptions import MlflowException
 
-    if tracking_uri:
-        # `runs:/` URIs resolve through the tracking store; versions live in the registry.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
     try:
-        return mlflow.register_model(model_uri, name, tags=tags)
+        run = client.get_run(run_id)
+        found = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+        )
     except MlflowException as exc:
-        # Typically the run logged no `model` (an old or interrupted train run).
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PipelineError(f"MLflow registry: cannot register {model_uri}: {first_line}") from exc
+        raise PipelineError(f"MLflow: cannot read run {run_id}: {_first_line(exc)}") from exc
+    if not found:
+        raise PipelineError(
+            f"MLflow registry: cannot register runs:/{run_id}/{path}: the run logged no "
+            f"model named {path!r} (an old or interrupted train run: re-run train)"
+        )
+    # Several only if the run was resumed and logged again: the newest is the one to serve.
+    return f"models:/{max(found, key=lambda m: m.creation_timestamp).model_id}"
+
+
+def _register(client: Any, candidate: Candidate, name: str, reason: str) -> str:
+    """A new version of `name` holding the candidate's logged model; returns its number."""
+    from mlflow.exceptions import MlflowException
+
+    source = logged_model_uri(client, candidate.run_id)
+    try:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        version = client.create_model_version(
+            name, source, run_id=candidate.run_id, tags={**candidate.tags(), "reason": reason},
+            model_id=source.removeprefix("models:/"),
+        )  # fmt: skip
+    except MlflowException as exc:
+        message = f"MLflow registry: cannot register {source}: {_first_line(exc)}"
+        raise PipelineError(message) from exc
+    return str(version.version)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

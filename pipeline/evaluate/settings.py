@@ -25,6 +25,7 @@ class EvaluateSettings:
     ece_bins: int = 15  # equal-width confidence bins for ECE and the calibration plot
     mistakes: int = 20  # most confident mistakes logged as an MLflow table
     registered_model: str = REGISTERED_MODEL
+    register_every_run: bool = False  # a registry version per evaluate, not only per champion
     onnx: bool = True  # export to ONNX and check it against PyTorch
     lock_timeout_seconds: float = 600.0  # waiting for the writer lock to write the mistakes
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
@@ -40,7 +41,7 @@ class EvaluateSettings:
         if not isinstance(section, Mapping):
             section = OmegaConf.to_container(section, resolve=True)
         known = {"batch_size", "ece_bins", "mistakes", "registered_model", "onnx", "baseline",
-                 "lock_timeout_seconds"}  # fmt: skip
+                 "lock_timeout_seconds", "register_every_run"}  # fmt: skip
         unknown = sorted(set(section) - known)
         if unknown:
             raise UserInputError(f"config key evaluate.{unknown[0]} does not exist")

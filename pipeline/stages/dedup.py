@@ -38,10 +38,11 @@ from pipeline.dedup.steps.run import decision_table
 from pipeline.dedup.userid import UserIdReader
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
-from pipeline.io.atomic import atomic_dir, write_json
+from pipeline.io.atomic import atomic_dir
 from pipeline.io.files import data_hash, read_erasures, read_feedback_scores
 from pipeline.io.pause import point
 from pipeline.io.readers import ReadStats, read_dataset, scan_dataset
+from pipeline.io.reports import write_report
 from pipeline.tracking import TrackingSettings, git_commit, pipeline_run
 
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
@@ -173,7 +174,7 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
             point("dedup:written")
         point("dedup:published")
         report = {**_read_figures(s, scan, inputs), **counts, "seconds": timer.total()}
-        write_json(root / s.reports / "dedup.json", report)
+        write_report(root / s.reports, "dedup.json", report)
     _track(cfg, root, report, digest, params)
     return report
 

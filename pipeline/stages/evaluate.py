@@ -2,7 +2,8 @@
 
 Reads models/ (the train stage's checkpoint, meta.json, split.parquet) and the kept records;
 writes reports/eval/ (plots data, per-class report, mistakes, model.onnx) and
-reports/metrics.json, logs into the train run and registers the model.
+reports/metrics.json, logs into the train run, and promotes the model to `champion` only when
+it beats its baseline and the current champion (pipeline/evaluate/registry.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["REGISTERED_MODEL", "EvaluateSettings", "run"]
 def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     """Evaluate the trained model on the test split; write reports, log to MLflow, register."""
     from pipeline.evaluate.data import read_meta
-    from pipeline.io.atomic import write_json
+    from pipeline.io.reports import write_report
     from pipeline.train.inference import load_classifier
 
     s = EvaluateSettings.from_cfg(cfg, root)
@@ -42,11 +43,13 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     baseline = _score_baseline(train, test, y_true, labels, s)
     onnx = _write_eval_dir(classifier, test.texts, y_true, scores, labels, s)
     report = _report(meta, scores, baseline, onnx, n_train=len(train), n_labels=len(labels))
-    write_json(s.reports / "metrics.json", report)
     _log_evaluation(s, meta["mlflow_run_id"], report, scores.per_class)
     user_of = dict(zip(test.ids, test.users, strict=True))
     _publish_mistakes(cfg, root, s, meta["mlflow_run_id"], scores.mistakes, user_of)
-    outcome = _register(s, meta, scores.metrics["macro_f1"])
+    outcome = _gate(s, meta, report, test.ids)
+    # The metric file comes last, so it holds the gate's decision (docs/evaluation.md).
+    report["champion"] = {"promoted": outcome.promoted, "reason": outcome.reason}
+    write_report(s.reports, "metrics.json", report)
     return {**report, "registry": outcome.to_dict()}
 
 
@@ -226,23 +229,38 @@ def _log_evaluation(
     )
 
 
-def _register(s: EvaluateSettings, meta: Mapping[str, Any], macro_f1: float) -> RegistryOutcome:
-    """Register the run's model; it becomes the champion if its test macro-F1 wins."""
-    from pipeline.evaluate.registry import register_and_promote
+def _gate(
+    s: EvaluateSettings, meta: Mapping[str, Any], report: Mapping[str, Any], test_ids: Sequence[str]
+) -> RegistryOutcome:
+    """The champion gate on the run's scores; its decision is tagged on the run."""
+    from pipeline.evaluate.registry import Candidate, gate, tag_decision
 
-    return register_and_promote(
-        f"runs:/{meta['mlflow_run_id']}/model",
-        s.registered_model,
-        macro_f1,
-        tracking_uri=s.tracking_uri,
-        tags={"model": str(meta["model"]), "data_hash": str(meta.get("data_hash", ""))},
+    candidate = Candidate(
+        run_id=str(meta["mlflow_run_id"]),
+        macro_f1=float(report["macro_f1"]),
+        baseline_macro_f1=float(report["baseline_macro_f1"]),
+        data_hash=str(meta.get("data_hash", "")),
+        test_split=split_digest(test_ids),
+        model=str(meta["model"]),
     )
+    outcome = gate(candidate, s.registered_model, s.tracking_uri,
+                   register_every_run=s.register_every_run)  # fmt: skip
+    tag_decision(s.tracking_uri, candidate, outcome)
+    return outcome
+
+
+def split_digest(ids: Sequence[str]) -> str:
+    """A digest of the test split's record ids: two scores compare only on the same one."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode("utf-8")).hexdigest()[:16]
 
 
 def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
     """No model to score: say why in reports/metrics.json, leave DVC's outs (reports/eval/ and
     its plot CSVs, header only) and mark the train run; the registry is not touched."""
-    from pipeline.io.atomic import atomic_dir, write_json
+    from pipeline.io.atomic import atomic_dir
+    from pipeline.io.reports import write_report
 
     records = meta.get("records") or {}
     report = {
@@ -257,7 +275,7 @@ def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
     with atomic_dir(s.reports / "eval") as tmp:
         _write_csv(tmp / "confusion.csv", ["actual", "predicted"], [])
         _write_csv(tmp / "calibration.csv", ["confidence", "accuracy", "count"], [])
-    write_json(s.reports / "metrics.json", report)
+    write_report(s.reports, "metrics.json", report)  # and no stale timings beside it
     if meta.get("mlflow_run_id"):
         from mlflow.tracking import MlflowClient
 

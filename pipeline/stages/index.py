@@ -20,8 +20,8 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     from pipeline.embed.query import ensure_query_model
     from pipeline.index.build import publish_index
     from pipeline.index.factory import IndexSettings
-    from pipeline.io.atomic import write_json
     from pipeline.io.pause import point
+    from pipeline.io.reports import write_report
     from pipeline.service.settings import ServicePaths
     from pipeline.service.writer import writer
 
@@ -43,7 +43,7 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
         index_dir = root / paths.index_dir
         manifest = publish_index(index_dir, rids, vectors, texts, settings, _encoder(embed), source)
         report = _report(manifest, embed, embed_seconds)
-        write_json(root / paths.reports / "index.json", report)
+        write_report(root / paths.reports, "index.json", report)
         point("index:published")
         return report
 

@@ -9,6 +9,12 @@ from typing import Any
 SHOWN_FILES = 10  # skipped files named on the terminal; the report lists them all
 
 
+def _timed(template: str, *values: Any) -> str:
+    """`template` filled with this run's timings, or "" when they are absent: the metric files
+    of a fresh clone come from git without reports/run/ (pipeline/io/reports.py)."""
+    return "" if any(v is None for v in values) else template.format(*values)
+
+
 def dedup(report: Mapping[str, Any]) -> str:
     """Records in, kept, dropped by each step, rejected, erased, whether they account; files
     not read."""
@@ -22,8 +28,9 @@ def dedup(report: Mapping[str, Any]) -> str:
     text = (
         f"{report['input_records']} records in: {report['kept']} kept, {dropped_text} dropped, "
         f"{report['rejected']['total']} rejected, {report['erased']} erased "
-        f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'}); "
-        f"{report['seconds']['total']:.1f} s -> reports/dedup.json"
+        f"({'accounts' if check['holds'] else 'DOES NOT ACCOUNT'})"
+        + _timed("; {:.1f} s", (report.get("seconds") or {}).get("total"))
+        + " -> reports/dedup.json"
     )
     skipped = report.get("skipped_files") or []
     if skipped:
@@ -41,32 +48,45 @@ def train(report: Mapping[str, Any]) -> str:
         return (
             f"train: SKIPPED, {report['reason']} ({counts['labelled']} labelled, "
             f"{counts['unlabelled']} unlabelled records); no model trained or registered, "
-            f"search works on every kept record; MLflow run {report['mlflow_run_id']}"
+            f"search works on every kept record"
+            + _timed("; MLflow run {}", report.get("mlflow_run_id"))
         )
     unused = f"; {counts['unlabelled']} unlabelled not used" if counts.get("unlabelled") else ""
     return (
         f"train: {report['model']} on {counts['train']} records ({counts['val']} val, "
-        f"{counts['test']} test{unused}), {report['epochs']} epochs in "
-        f"{report['fit_seconds']:.1f} s ({report['train_samples_per_s']:.0f} samples/s); best "
-        f"val macro-F1 {report['best_val'].get('val_macro_f1', 0.0):.3f}; "
-        f"MLflow run {report['mlflow_run_id']}"
+        f"{counts['test']} test{unused}), {report['epochs']} epochs"
+        + _timed(
+            " in {:.1f} s ({:.0f} samples/s)",
+            report.get("fit_seconds"),
+            report.get("train_samples_per_s"),
+        )
+        + f"; best val macro-F1 {report['best_val'].get('val_macro_f1', 0.0):.3f}"
+        + _timed("; MLflow run {}", report.get("mlflow_run_id"))
     )
 
 
 def evaluate(result: Mapping[str, Any]) -> str:
-    """The headline test scores, and what the registry did when the command ran."""
+    """The headline test scores, the champion gate's decision (plainly, when the model loses
+    to its baseline), and what the registry did when the command ran."""
     if result.get("status") == "skipped":
         return f"SKIPPED, {result['reason']}: no model to test; the champion is unchanged"
+    f1, base = result["macro_f1"], result["baseline_macro_f1"]
     text = (
-        f"test macro-F1 {result['macro_f1']:.4f} (baseline {result['baseline_macro_f1']:.4f}), "
-        f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}, "
-        f"{result['timing']['inference_samples_per_s']:.1f} samples/s"
+        f"test macro-F1 {f1:.4f} (baseline {base:.4f}), "
+        f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}"
+        + _timed(", {:.1f} samples/s", (result.get("timing") or {}).get("inference_samples_per_s"))
     )
+    if not f1 > base:
+        text += f"\nthe model LOSES to the TF-IDF baseline ({f1:.4f} vs {base:.4f}): not promoted"
+    elif gate := result.get("champion"):
+        verdict = "promoted" if gate["promoted"] else "not promoted"
+        text += f"\nchampion: {verdict} ({gate['reason']})"
     reg = result.get("registry")  # returned by the stage, not written to metrics.json
     if reg:
-        text += (
-            f"\nregistry: {reg['name']} v{reg['version']}; champion v{reg['champion_version']} "
-            f"({reg['reason']})"
+        made = f"v{reg['version']} registered, " if reg.get("version") else ""
+        held = reg.get("champion_version")
+        text += f"\nregistry: {reg['name']}: {made}" + (
+            f"champion v{held}" if held else "no champion"
         )
     return text
 
@@ -75,8 +95,11 @@ def index(report: Mapping[str, Any]) -> str:
     """Records indexed, the FAISS factory, its measured recall and the time spent."""
     return (
         f"indexed {report['records']} records with {report['factory']} "
-        f"(recall@10 {report['recall_at_10']}, build {report['build_seconds']} s, "
-        f"embed {report['embed_seconds']} s)"
+        f"(recall@10 {report['recall_at_10']}"
+        + _timed(
+            ", build {} s, embed {} s", report.get("build_seconds"), report.get("embed_seconds")
+        )
+        + ")"
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.config import require
 from pipeline.io.atomic import atomic_dir, write_json
+from pipeline.io.reports import write_report
 from pipeline.tracking import git_commit, pipeline_run
 from pipeline.train.data import DataSettings, labelled, read_records
 from pipeline.train.settings import FitSettings
@@ -69,7 +70,7 @@ def run(cfg: Any, root: Path) -> dict[str, Any]:
         "mlflow_run_id": result.run_id,
         "pipeline_run": lineage.pipeline_run,
     }
-    write_json(s.reports / "train.json", report)
+    write_report(s.reports, "train.json", report)
     return report
 
 
@@ -170,7 +171,7 @@ def _skip(
     with atomic_dir(s.models) as out:
         write_json(out / "meta.json", meta)
     report = {**summary, "seconds": round(time.perf_counter() - started, 3)}
-    write_json(s.reports / "train.json", report)
+    write_report(s.reports, "train.json", report)
     return report
 
 
