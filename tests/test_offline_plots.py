@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.helpers.browser import EXTERNAL_LOAD, render
+from helpers.browser import EXTERNAL_LOAD, render
 
 REPO = Path(__file__).resolve().parent.parent
 DVC = [sys.executable, "-m", "dvc"]
