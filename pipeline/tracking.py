@@ -34,9 +34,12 @@ class TrackingSettings:
         return cls(str(cfg["uri"]), str(cfg["experiment"]))
 
     def resolved_uri(self, root: Path) -> str:
-        """The URI with a relative sqlite path made absolute against `root` (the repo)."""
+        """The URI with a relative sqlite path made absolute against the project: `root`, or
+        `$DVC_ROOT` when DVC runs the stage (a queued `dvc exp run` works in a temporary copy
+        of the repo and points DVC_ROOT at the original: its runs would vanish with the copy)."""
         if self.uri.startswith(_SQLITE) and not self.uri[len(_SQLITE) :].startswith("/"):
-            return _SQLITE + str((root / self.uri[len(_SQLITE) :]).resolve())
+            project = Path(os.environ.get("DVC_ROOT") or root)
+            return _SQLITE + str((project / self.uri[len(_SQLITE) :]).resolve())
         return self.uri
 
     def artifact_location(self, root: Path) -> str | None:

@@ -174,6 +174,19 @@ def build_serve(cfg: Any, tmp_path: Path) -> None:
     carries(ServeSettings.from_cfg(cfg.serve), cfg.serve)
 
 
+def build_sweep(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.config import load_plain
+    from pipeline.sweep.space import SweepSettings
+
+    section = OmegaConf.to_container(cfg.sweep, resolve=True)
+    settings = SweepSettings.from_cfg(section)
+    carries(settings, section)
+    # Every key of the space exists in the config it overrides.
+    params = tmp_path / "params.yaml"
+    params.write_text(OmegaConf.to_yaml(cfg))
+    load_plain(params, settings.overrides(settings.corner()))
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -189,6 +202,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "index": build_index,
     "search": build_search,
     "serve": build_serve,
+    "sweep": build_sweep,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

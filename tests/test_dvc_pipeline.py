@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,56 @@ def test_experiments_rerun_only_what_changed_and_compare(workspace) -> None:
 
     plots = _sh(["dvc", "plots", "diff", "base", "cnn", "-o", str(work / "plots")], work, env)
     assert (work / "plots" / "index.html").exists(), plots
+
+
+def test_a_queued_grid_runs_each_combination_tracked_in_the_repo(workspace) -> None:
+    """`dvc exp run --queue -S key=a,b` queues one experiment per value; `dvc queue start`
+    runs them in temporary copies, and their MLflow runs land in the repository's store."""
+    from helpers.wait import wait_until
+    from mlflow.tracking import MlflowClient
+
+    work, env = workspace
+    tiny = ["model=textcnn", "model.net.embed_dim=16", "model.net.channels=8",
+            "model.max_length=32", "trainer.max_epochs=1"]  # fmt: skip
+    sets = [arg for item in [*tiny, "optimizer.lr=0.001,0.003"] for arg in ("-S", item)]
+    queued = _sh(["dvc", "exp", "run", "--queue", "evaluate", *sets], work, env)
+    assert queued.count("Queued experiment") == 2, queued
+    log = work.parent / "queue.log"
+    try:
+        with log.open("w") as out:  # the worker outlives the command: no pipe to wait on
+            subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=work, env=env,
+                           stdout=out, stderr=subprocess.STDOUT, check=True)  # fmt: skip
+
+        last = [0.0]
+
+        def settled() -> str:
+            # `dvc queue status` costs seconds of CPU: ask at most every 10 s (2 shared cores).
+            if time.monotonic() - last[0] < 10:
+                return ""
+            last[0] = time.monotonic()
+            status = _sh(["dvc", "queue", "status"], work, env)
+            busy = any(word in status for word in ("Queued", "Running", "1 active"))
+            return "" if busy else status
+
+        status = wait_until(settled, "the queued experiments to finish", timeout=1800)
+    finally:
+        subprocess.run(["dvc", "queue", "stop"], cwd=work, env=env, capture_output=True)
+    assert status.count("Success") == 2, f"{status}\n{log.read_text()[-3000:]}"
+
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work, env))
+    results = {}
+    for rev in shown:
+        for exp in rev.get("experiments") or []:
+            data = exp["revs"][0]["data"]
+            params = data["params"]["params.yaml"]["data"]
+            if params["model"]["name"] == "textcnn" and params["model"]["net"]["embed_dim"] == 16:
+                metrics = data["metrics"]["reports/metrics.json"]["data"]
+                results[params["optimizer"]["lr"]] = metrics["macro_f1"]
+    assert sorted(results) == [0.001, 0.003] and all(0 <= f1 <= 1 for f1 in results.values())
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "params.`model.net.embed_dim` = '16'",
+    )
+    assert {run.data.params.get("optimizer.lr") for run in runs} == {"0.001", "0.003"}

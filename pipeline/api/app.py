@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pipeline.api import errors
+from pipeline.api import docs, errors
 from pipeline.api.guard import RequestGuard
 from pipeline.api.routes import admin, erase, feedback, health, records, search
 from pipeline.api.state import ServiceConfig, ServiceState
@@ -42,13 +42,15 @@ def create_app(config: ServiceConfig, state: ServiceState | None = None) -> Fast
         description="Search, read and give feedback on curated prompt/response records. "
         "Send an API key as `Authorization: Bearer <key>` (created with `pipeline keys create`).",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by pipeline/api/docs.py (works offline)
+        redoc_url=None,
     )
     app.state.service = service
     errors.install(app)
-    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    public = {"/health", *docs.install(app), *([app.openapi_url] if app.openapi_url else [])}
     app.add_middleware(
         RequestGuard, keys=service.keys, max_body_bytes=config.serve.max_body_bytes,
-        public_paths={"/health", *(path for path in docs if path)},
+        public_paths=public,
     )  # fmt: skip
     for module in ROUTERS:
         app.include_router(module.router)
