@@ -144,3 +144,14 @@ def test_mark_list_equals_unicodedata() -> None:
     points = [p for p in range(0x110000) if unicodedata.category(chr(p))[0] == "M"]
     listed = [p for lo, hi in mark_ranges() for p in range(lo, hi + 1)]
     assert listed == points
+
+
+def test_the_plain_shortcut_equals_the_full_rule() -> None:
+    """Text with no no-space-script character and no mark skips the full rule's regex."""
+    from pipeline.text.tokens import fold
+
+    rng = random.Random(2)
+    alphabets = ("aé Ωß_9.,Жж-\n", "aé 快递ि\u0301ที่ Ж,", "Ⅻ ＡＢ ﬁ İ ǅ x")
+    for _ in range(1500):
+        text = "".join(rng.choice(rng.choice(alphabets)) for _ in range(rng.randint(0, 60)))
+        assert keyword_terms(text) == _terms_any_script(fold(text)), text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from functools import cache
 
 from pipeline.text.marks import mark_ranges
@@ -56,7 +57,7 @@ NO_SPACE_RANGES: tuple[tuple[int, int], ...] = (
 )
 
 MAX_WORD = 40  # longer runs (base64, URLs glued together) are not words
-_ASCII_WORD = re.compile(rf"\b\w{{1,{MAX_WORD}}}\b")  # the same words in ASCII-only text
+_PLAIN_WORD = re.compile(rf"\b\w{{1,{MAX_WORD}}}\b")  # the words of text without those
 
 
 def _class(ranges: tuple[tuple[int, int], ...]) -> str:
@@ -104,9 +105,28 @@ def fold(text: str) -> str:
 def keyword_terms(text: str) -> list[str]:
     """The BM25 terms of a document or a query, in text order with repeats."""
     text = fold(text)
-    if text.isascii():  # most text: one findall, as fast as the \w split this replaced
-        return _ASCII_WORD.findall(text)
+    if text.isascii() or _plain(text):  # most text: one findall, as fast as the old split
+        return _PLAIN_WORD.findall(text)
     return _terms_any_script(text)
+
+
+def _plain(text: str) -> bool:
+    """Whether no character of `text` is of a no-space script or a combining mark: then its
+    terms are plain \\w runs (the full rule's regex is 3-4x slower)."""
+    starts, ends = _special_ranges()
+    for char in set(text):
+        point = ord(char)
+        k = bisect_right(starts, point) - 1
+        if point >= 0x300 and k >= 0 and point <= ends[k]:
+            return False
+    return True
+
+
+@cache
+def _special_ranges() -> tuple[list[int], list[int]]:
+    """Sorted starts and ends of the no-space-script and combining-mark ranges."""
+    ranges = sorted((*NO_SPACE_RANGES, *mark_ranges()))
+    return [lo for lo, _ in ranges], [hi for _, hi in ranges]
 
 
 def _terms_any_script(text: str) -> list[str]:
