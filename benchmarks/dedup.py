@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedup_truth import Truth, cluster_roots, planted_set  # noqa: E402
 
 from pipeline.dedup.normalize import normalize  # noqa: E402
+from pipeline.text.tokens import shingle_tokens  # noqa: E402
 
 T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -55,8 +56,9 @@ def load_t0(limit: int | None) -> list[str]:
 
 
 def word_shingles(text: str) -> list[str]:
-    """The shingles every library gets: word 5-grams, or the whole text when shorter."""
-    tokens = text.split()
+    """The shingles every library gets: word 5-grams, or the whole text when shorter (words
+    as the stage's: str.split(), each Chinese, Japanese, Thai... character on its own)."""
+    tokens = shingle_tokens(text)
     if len(tokens) < NGRAM:
         return [" ".join(tokens)]
     return list({" ".join(tokens[i : i + NGRAM]) for i in range(len(tokens) - NGRAM + 1)})

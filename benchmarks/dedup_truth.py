@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 
 from pipeline.dedup.lsh import jaccard_pairs, sorted_unique
+from pipeline.text.tokens import shingle_tokens
 
 
 def exact_shingle_ids(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +25,7 @@ def exact_shingle_ids(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.
     ids: dict[str, int] = {}
     lengths, parts = [], []
     for text in texts:
-        tokens = text.split()
+        tokens = shingle_tokens(text)  # the stage's words (str.split() for spaced scripts)
         if len(tokens) < ngram:
             grams = {"\x00" + " ".join(tokens)}  # whole-text shingle, its own domain
         else:

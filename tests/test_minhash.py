@@ -25,14 +25,16 @@ from pipeline.dedup.lsh import (
 from pipeline.dedup.minhash import NearDupSettings, near_duplicates, similar_pairs
 from pipeline.dedup.shingles import shingle_sets
 from pipeline.errors import UserInputError
+from pipeline.text.tokens import shingle_tokens
 
 WORD = NearDupSettings()
 CHAR = NearDupSettings(shingle="char", ngram=5)
 
 
 def reference_shingles(text: str, shingle: str, ngram: int) -> set[str | tuple[str, ...]]:
-    """The definition, in plain Python: n-grams of str.split() words or of characters."""
-    tokens: list[str] | str = text.split() if shingle == "word" else text
+    """The definition, in plain Python: n-grams of words (str.split(), each character of a
+    script without spaces on its own) or of characters."""
+    tokens: list[str] | str = shingle_tokens(text) if shingle == "word" else text
     if len(tokens) < ngram:
         return {tuple(tokens)}
     return {tuple(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)}
@@ -69,6 +71,7 @@ def test_shingle_hashes_match_python_sets() -> None:
         "the quick brown fox jumps over the lazy dog the quick brown fox",
         "tabs\tand\nnewlines\x1f and\u00a0nbsp\u2003em\u3000ideographic space words here",
         "ünïcödé wörds ünïcödé wörds ünïcödé wörds ünïcödé",
+        "我的快递延误了三天 用Python写代码, ภาษาไทย",
         "a b c d e f",
         "a b c d e f g",
     ]

@@ -2,8 +2,10 @@
 
 A batch is stored as CSR: one flat uint64 array of shingle hashes plus int64 offsets, so a
 million documents cost two NumPy arrays rather than a million Python sets. Word tokens are
-what str.split() returns, found in the UTF-8 bytes; char tokens are code points. A text with
-fewer tokens than `ngram` becomes one shingle: the hash of its whole token sequence.
+`pipeline.text.tokens.shingle_tokens` found in the UTF-8 bytes (what str.split() returns,
+with each character of a script written without spaces, such as Chinese or Thai, a token of
+its own); char tokens are code points. A text with fewer tokens than `ngram` becomes one
+shingle: the hash of its whole token sequence.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 
 import numba as nb
 import numpy as np
+
+from pipeline.text.tokens import NO_SPACE_RANGES
 
 # splitmix64 finaliser constants: a cheap bijective mixer with full avalanche.
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -24,6 +28,10 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 # Distinct starting points keep n-gram shingles and whole-text shingles in separate domains.
 _NGRAM_DOMAIN = np.uint64(0x6E6772616D000001)
 _WHOLE_DOMAIN = np.uint64(0x77686F6C65000002)
+# Passed to the kernels as arguments, not read as globals: numba's cache would keep a stale
+# copy of a global array after the ranges changed.
+_NS_LO = np.array([lo for lo, _ in NO_SPACE_RANGES], np.int64)
+_NS_HI = np.array([hi for _, hi in NO_SPACE_RANGES], np.int64)
 
 
 @nb.njit(inline="always")
@@ -69,8 +77,33 @@ def _space_len(buf: np.ndarray, i: int, end: int) -> int:
     return 3 if b1 == 0x81 and b2 == 0x9F else 0  # U+205F
 
 
+@nb.njit(inline="always")
+def _unit_len(buf: np.ndarray, i: int, end: int, lo: np.ndarray, hi: np.ndarray) -> int:
+    """Byte length of the character at buf[i] if its script is written without spaces (it is
+    a token of its own), else 0. Those scripts all lie at U+0800 and above: 3 or 4 bytes."""
+    b = np.int64(buf[i])
+    if b < 0xE0:
+        return 0
+    if b < 0xF0:
+        if i + 2 >= end:
+            return 0
+        point = ((b & 0x0F) << 12) | ((np.int64(buf[i + 1]) & 0x3F) << 6)
+        point |= np.int64(buf[i + 2]) & 0x3F
+        size = 3
+    else:
+        if i + 3 >= end:
+            return 0
+        point = ((b & 0x07) << 18) | ((np.int64(buf[i + 1]) & 0x3F) << 12)
+        point |= ((np.int64(buf[i + 2]) & 0x3F) << 6) | (np.int64(buf[i + 3]) & 0x3F)
+        size = 4
+    k = np.searchsorted(lo, point, side="right") - 1
+    return size if k >= 0 and point <= hi[k] else 0
+
+
 @nb.njit(cache=True, parallel=True)
-def _word_token_counts(buf: np.ndarray, doc_off: np.ndarray) -> np.ndarray:
+def _word_token_counts(
+    buf: np.ndarray, doc_off: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     n_docs = len(doc_off) - 1
     counts = np.zeros(n_docs, np.int64)
     for d in nb.prange(n_docs):
@@ -79,9 +112,14 @@ def _word_token_counts(buf: np.ndarray, doc_off: np.ndarray) -> np.ndarray:
         i, end = doc_off[d], doc_off[d + 1]
         while i < end:
             step = _space_len(buf, i, end)
+            unit = 0 if step else _unit_len(buf, i, end, lo, hi)
             if step:
                 in_token = False
                 i += step
+            elif unit:
+                count += 1
+                in_token = False
+                i += unit
             else:
                 if not in_token:
                     count += 1
@@ -93,7 +131,12 @@ def _word_token_counts(buf: np.ndarray, doc_off: np.ndarray) -> np.ndarray:
 
 @nb.njit(cache=True, parallel=True)
 def _word_token_hashes(
-    buf: np.ndarray, doc_off: np.ndarray, tok_off: np.ndarray, seed: np.uint64
+    buf: np.ndarray,
+    doc_off: np.ndarray,
+    tok_off: np.ndarray,
+    seed: np.uint64,
+    lo: np.ndarray,
+    hi: np.ndarray,
 ) -> np.ndarray:
     # FNV-1a over the token's bytes, then a seeded mix so token hashes spread over 64 bits.
     out = np.empty(tok_off[-1], np.uint64)
@@ -104,13 +147,21 @@ def _word_token_hashes(
         i, end = doc_off[d], doc_off[d + 1]
         while i < end:
             step = _space_len(buf, i, end)
-            if step:
+            unit = 0 if step else _unit_len(buf, i, end, lo, hi)
+            if step or unit:
                 if in_token:
                     out[k] = mix64(h ^ seed)
                     k += 1
                     in_token = False
                 i += step
-            else:
+            if unit:  # a token of its own, hashed as any token of the same bytes would be
+                h = _FNV_BASIS
+                for j in range(i, i + unit):
+                    h = (h ^ np.uint64(buf[j])) * _FNV_PRIME
+                out[k] = mix64(h ^ seed)
+                k += 1
+                i += unit
+            elif not step:
                 if not in_token:
                     h = _FNV_BASIS
                     in_token = True
@@ -176,8 +227,8 @@ def _word_tokens(texts: Sequence[str], seed: np.uint64) -> tuple[np.ndarray, np.
     buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     doc_off = _lengths_to_offsets([len(e) for e in encoded])
     tok_off = np.zeros(len(texts) + 1, np.int64)
-    np.cumsum(_word_token_counts(buf, doc_off), out=tok_off[1:])
-    return _word_token_hashes(buf, doc_off, tok_off, seed), tok_off
+    np.cumsum(_word_token_counts(buf, doc_off, _NS_LO, _NS_HI), out=tok_off[1:])
+    return _word_token_hashes(buf, doc_off, tok_off, seed, _NS_LO, _NS_HI), tok_off
 
 
 def _char_tokens(texts: Sequence[str], seed: np.uint64) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
-from pipeline.index.keyword import build_terms, save_terms
+from pipeline.index.keyword import TOKENIZER, build_terms, save_terms
 from pipeline.index.manifest import (
     FAISS_FILE,
     FORMAT_VERSION,
@@ -61,7 +61,12 @@ def write_index_dir(
         "build_seconds": round(build_seconds, 3),
         "recall_at_10": recall["recall_at_10"],
         "recall": recall,
-        "keyword": {"engine": KEYWORD_ENGINE, "terms": len(terms.vocab), "docs": terms.n_docs},
+        "keyword": {
+            "engine": KEYWORD_ENGINE,
+            "tokenizer": TOKENIZER,
+            "terms": len(terms.vocab),
+            "docs": terms.n_docs,
+        },
         "erased": 0,
     }
     write_manifest(directory, manifest)

@@ -6,29 +6,29 @@ rows (the same allowed rows the vector search uses), erasure drops rows and reco
 the statistics exactly, building is one CountVectorizer pass, and a query sums a handful
 of column slices (milliseconds for 55k records). Rows follow the index's rid order.
 Raw term frequencies are stored; BM25 weights are computed at load with k1 and b from
-conf/search, so tuning them needs no rebuild.
+conf/search, so tuning them needs no rebuild. Terms are `pipeline.text.tokens.keyword_terms`
+(words, and character bigrams of scripts written without spaces) for documents and queries
+alike; `TOKENIZER` names that rule, stored with the terms: an index built with another
+rule is refused for queries (its terms would not match the query's), not misread.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.text.tokens import keyword_terms
 
-# Words of 1-40 word characters; longer runs (base64, URLs glued together) are not words.
-TOKEN_PATTERN = r"(?u)\b\w{1,40}\b"
-_TOKEN = re.compile(TOKEN_PATTERN)
+# The term rule of this code. Indexes written before it had no TOKENIZER_FILE; their rule
+# (runs of \w, so a Chinese sentence was one term) is called OLD_TOKENIZER.
+TOKENIZER = "words+no-space-bigrams-v2"
+OLD_TOKENIZER = "w-runs-v1"
+TOKENIZER_FILE = "tokenizer.txt"
 
 _FILES = ("tf_data.npy", "tf_indices.npy", "tf_indptr.npy", "doclen.npy", "rids.npy")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens, exactly as the index was built with."""
-    return _TOKEN.findall(text.lower())
 
 
 @dataclass
@@ -41,6 +41,7 @@ class TermMatrix:
     doclen: np.ndarray  # float32 tokens per document
     rids: np.ndarray  # int64 rid of each row
     vocab: list[str]  # sorted terms; column j is vocab[j]
+    tokenizer: str = TOKENIZER  # the term rule the texts were counted with
 
     @property
     def n_docs(self) -> int:
@@ -51,7 +52,7 @@ def build_terms(texts: list[str], rids: np.ndarray) -> TermMatrix:
     """Count terms of each text (rows in `rids` order)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    vectorizer = CountVectorizer(token_pattern=TOKEN_PATTERN, lowercase=True, dtype=np.int32)
+    vectorizer = CountVectorizer(analyzer=keyword_terms, dtype=np.int32)
     try:
         counts = vectorizer.fit_transform(texts)
     except ValueError:  # no text has a word: an index that matches nothing
@@ -80,6 +81,7 @@ def save_terms(terms: TermMatrix, directory: Path) -> None:
         np.save(directory / name, array)
     # Plain text, one term per line: loads in milliseconds, unlike a fixed-width string array.
     (directory / "vocab.txt").write_text("\n".join(terms.vocab), encoding="utf-8")
+    (directory / TOKENIZER_FILE).write_text(terms.tokenizer + "\n", encoding="utf-8")
 
 
 def load_terms(directory: Path) -> TermMatrix:
@@ -89,7 +91,20 @@ def load_terms(directory: Path) -> TermMatrix:
         text = (directory / "vocab.txt").read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PipelineError(f"{directory}: keyword index incomplete ({exc.filename})") from exc
-    return TermMatrix(*arrays, vocab=text.split("\n") if text else [])
+    rule = directory / TOKENIZER_FILE
+    tokenizer = rule.read_text(encoding="utf-8").strip() if rule.exists() else OLD_TOKENIZER
+    return TermMatrix(*arrays, vocab=text.split("\n") if text else [], tokenizer=tokenizer)
+
+
+def stale_tokenizer(terms: TermMatrix, directory: Path) -> str | None:
+    """Why queries cannot use these terms (built with another term rule), or None."""
+    if terms.tokenizer == TOKENIZER:
+        return None
+    return (
+        f"{directory}: keyword index built with term rule {terms.tokenizer!r}, this version "
+        f"uses {TOKENIZER!r} (words, and character bigrams for Chinese, Japanese, Thai, ...); "
+        "rebuild it with `pipeline index build` (or `dvc repro`)"
+    )
 
 
 def drop_rows(terms: TermMatrix, keep: np.ndarray) -> TermMatrix:
@@ -115,6 +130,7 @@ def drop_rows(terms: TermMatrix, keep: np.ndarray) -> TermMatrix:
         doclen=terms.doclen[keep],
         rids=terms.rids[keep],
         vocab=[terms.vocab[j] for j in used],
+        tokenizer=terms.tokenizer,  # an erasure changes rows, not the rule they were counted by
     )
 
 
@@ -140,7 +156,7 @@ class BM25:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document row for `query` (0 where no term matches)."""
         out = np.zeros(self.n_docs, dtype=np.float32)
-        for term in set(tokenize(query)):
+        for term in set(keyword_terms(query)):
             j = self.term_ids.get(term)
             if j is None:
                 continue

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.index.keyword import load_terms
+from pipeline.index.keyword import load_terms, stale_tokenizer
 from pipeline.index.manifest import (
     FAISS_FILE,
     KEYWORD_DIR,
@@ -36,6 +36,7 @@ def verify_index(index_dir: str | Path, store_path: str | Path) -> dict[str, Any
         *_coverage_problems(missing, extra, vector_ids),
         *_file_problems(index_dir, index.ntotal, vector_ids, manifest),
         *_keyword_problems(vector_ids, terms.rids),
+        *filter(None, [stale_tokenizer(terms, index_dir / KEYWORD_DIR)]),
     ]
     return {
         "ok": not problems,

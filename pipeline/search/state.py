@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import BusyError, PipelineError
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
-from pipeline.index.keyword import BM25, load_terms, top_rows
+from pipeline.index.keyword import BM25, load_terms, stale_tokenizer, top_rows
 from pipeline.index.manifest import (
     FAISS_FILE,
     KEYWORD_DIR,
@@ -113,6 +113,9 @@ class IndexState:
                         f"{self.index_dir}: keyword index rows differ from the vector index; "
                         "run `pipeline index verify`"
                     )
+                stale = stale_tokenizer(terms, self.index_dir / KEYWORD_DIR)
+                if stale:  # its terms would not match this version's query terms
+                    raise PipelineError(stale)
                 self._bm25 = BM25(terms, self.bm25_k1, self.bm25_b)
             return self._bm25
 

@@ -1,0 +1,1 @@
+"""Text handling shared by dedup and the keyword index (no heavy imports: search loads it)."""
