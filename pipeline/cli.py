@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.stats",
     "pipeline.commands.erase",
     "pipeline.commands.summary",
+    "pipeline.commands.runs",
 )
 
 
