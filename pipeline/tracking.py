@@ -149,14 +149,15 @@ def log_new_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
             client.log_param(run_id, key, value)
 
 
+# Descriptions are rendered as Markdown: names go in backticks (`val_*` would be italics).
 MODEL_RUNS = (
-    "Model runs: one per train stage (tag stage=train), with per-epoch curves (epoch.*), "
-    "the best epoch's val_* metrics, test.* metrics and eval/ artifacts added by evaluate, "
-    "and time.* durations. `pipeline runs` ranks them; curation runs are in the "
-    "'-curation' experiment."
+    "Model runs: one per train stage (tag `stage=train`), with per-epoch curves (`epoch.*`), "
+    "the best epoch's `val_*` metrics, `test.*` metrics and `eval/` artifacts added by "
+    "evaluate, and `time.*` durations. `pipeline runs` ranks them; curation runs are in the "
+    "`-curation` experiment."
 )
 CURATION_RUNS = (
-    "Curation runs: one per dedup stage (tag stage=dedup): record counts and the accounting "
-    "equation as metrics, time.* durations, the data/dedup params; joined to model runs by "
-    "the tags data_hash and pipeline_run."
+    "Curation runs: one per dedup stage (tag `stage=dedup`): record counts and the accounting "
+    "equation as metrics, `time.*` durations, the `data` and `dedup` params; joined to model "
+    "runs by the tags `data_hash` and `pipeline_run`."
 )

@@ -56,7 +56,7 @@ def format_compare(result: Mapping[str, Any]) -> str:
     for side, matrix in zip("AB", result["confusion"], strict=True):
         lines += ["", f"confusion matrix {side} (rows actual, columns predicted):"]
         lines += _matrix(matrix) if matrix else [f"  no {CONFUSION}: the run was not evaluated"]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _text(value: Any) -> str:
@@ -66,7 +66,9 @@ def _text(value: Any) -> str:
 def _num(value: float | None, sign: str = "") -> str:
     if value is None:
         return f"{'-':>12}"
-    return f"{value:>{sign}12.4f}" if abs(value) < 1e6 else f"{value:>{sign}12.4g}"
+    if value and (abs(value) < 1e-3 or abs(value) >= 1e6):  # an ONNX difference, a count
+        return f"{value:>{sign}12.3e}"
+    return f"{value:>{sign}12.4f}"
 
 
 def _matrix(data: Mapping[str, Any]) -> list[str]:

@@ -90,6 +90,7 @@ class Store:
     def artifact_json(self, run_id: str, path: str) -> Any | None:
         """A JSON artifact of the run, or None when the run has no such file."""
         import json
+        import os
         import tempfile
 
         from mlflow.exceptions import MlflowException
@@ -97,6 +98,7 @@ class Store:
         parent = path.rpartition("/")[0]
         if path not in {a.path for a in self.client.list_artifacts(run_id, parent or None)}:
             return None
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not on stderr
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = self.client.download_artifacts(run_id, path, tmp)

@@ -157,9 +157,9 @@ def _description(settings: FitSettings, lineage: Lineage) -> str:
     return (
         f"{settings.model.name} trained on {lineage.records_path.name} "
         f"(data {lineage.data_hash[:12]}, commit {lineage.git_commit[:12]}, "
-        f"pipeline run {lineage.pipeline_run}). val_* are the best epoch's (best_epoch); "
-        "epoch.* are the curves; test.* and eval/ come from the evaluate stage; "
-        "time.* are durations."
+        f"pipeline run {lineage.pipeline_run}). `val_*` are the best epoch's (`best_epoch`); "
+        "`epoch.*` are the curves; `test.*` and `eval/` come from the evaluate stage; "
+        "`time.*` are durations."
     )
 
 
