@@ -28,6 +28,9 @@ HERE = Path(__file__).resolve().parent
 WAIT_SECONDS = 300.0  # the server's start-up: minutes on a busy 2-core machine
 SHOT_SECONDS = 600  # one Chromium screenshot on a busy machine (the compare page is slow)
 RENDER_MS = 20000  # Chromium's virtual time for the single-page app to fetch and draw
+# Real time after which Chromium stops loading and shoots: virtual time stands still while a
+# request is pending, and the compare and artifact pages keep one open.
+CAP_MS = 150_000
 
 
 def main() -> int:
@@ -128,7 +131,8 @@ def _shoot(browser: str, url: str, path: Path, size: str) -> None:
     with tempfile.TemporaryDirectory() as profile:
         command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                    f"--user-data-dir={profile}", f"--window-size={size}",
-                   f"--virtual-time-budget={RENDER_MS}", f"--screenshot={path}", url]  # fmt: skip
+                   f"--virtual-time-budget={RENDER_MS}", f"--timeout={CAP_MS}",
+                   f"--screenshot={path}", url]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True, timeout=SHOT_SECONDS)
     from PIL import Image
 
