@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.erase",
     "pipeline.commands.summary",
     "pipeline.commands.sweep",
+    "pipeline.commands.runs",
 )
 
 

@@ -17,6 +17,12 @@ import yaml
 from pipeline.errors import UserInputError
 
 _SQLITE = "sqlite:///"
+DESCRIPTION = "mlflow.note.content"  # the tag MLflow shows as a run's or experiment's description
+TIME = "time."  # every timing metric, so the quality charts are not mixed with durations
+CURATION_SUFFIX = "-curation"  # dedup runs go to `<experiment>-curation` (docs/decisions/)
+# Files the pipeline itself rewrites while it runs (dvc repro updates dvc.lock after each
+# stage; metric files may be committed): they do not make the code a run used dirty.
+WRITTEN_BY_PIPELINE = ("dvc.lock", "reports")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class TrackingSettings:
             return _SQLITE + str((project / self.uri[len(_SQLITE) :]).resolve())
         return self.uri
 
+    @property
+    def curation_experiment(self) -> str:
+        """The experiment of curation (dedup) runs, apart from the model runs' charts."""
+        return self.experiment + CURATION_SUFFIX
+
     def artifact_location(self, root: Path) -> str | None:
         """Artifacts in `mlruns/` beside a local sqlite store; a tracking server decides its own."""
         uri = self.resolved_uri(root)
@@ -51,11 +62,17 @@ class TrackingSettings:
 
 
 def git_commit(root: Path) -> str:
-    """HEAD's commit (with -dirty when tracked files changed), or 'unknown' outside git."""
+    """HEAD's commit (with -dirty when tracked files changed), or 'unknown' outside git.
+
+    Files the pipeline writes itself (WRITTEN_BY_PIPELINE) are left out of the check: a
+    `dvc repro` from a pristine clone rewrites dvc.lock before train starts.
+    """
+    excluded = [f":(exclude){path}" for path in WRITTEN_BY_PIPELINE]
     try:
         run = {"cwd": root, "capture_output": True, "text": True, "check": True}
         head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], **run).stdout.strip()
+        status = ["git", "status", "--porcelain", "-uno", "--", ".", *excluded]
+        dirty = subprocess.run(status, **run).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
@@ -103,3 +120,47 @@ def flatten_metrics(report: Mapping[str, Any]) -> dict[str, float]:
         for name, value in _leaves(report)
         if isinstance(value, int | float)  # bools too: `accounting.holds` is a useful metric
     }
+
+
+def experiment_id(client: Any, name: str, artifact_location: str | None, description: str) -> str:
+    """The id of experiment `name`, created (with its description) if it does not exist."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if DESCRIPTION not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, DESCRIPTION, description)
+        return str(experiment.experiment_id)
+    return str(
+        client.create_experiment(
+            name, artifact_location=artifact_location, tags={DESCRIPTION: description}
+        )
+    )
+
+
+def set_new_tags(client: Any, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set the tags the run does not have yet: a tag, once set, is never overwritten."""
+    existing = client.get_run(run_id).data.tags
+    for key, value in tags.items():
+        if key not in existing:
+            client.set_tag(run_id, key, value)
+
+
+def log_new_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log the params the run does not have yet (MLflow refuses to change a param)."""
+    existing = client.get_run(run_id).data.params
+    for key, value in params.items():
+        if key not in existing:
+            client.log_param(run_id, key, value)
+
+
+# Descriptions are rendered as Markdown: names go in backticks (`val_*` would be italics).
+MODEL_RUNS = (
+    "Model runs: one per train stage (tag `stage=train`), with per-epoch curves (`epoch.*`), "
+    "the best epoch's `val_*` metrics, `test.*` metrics and `eval/` artifacts added by "
+    "evaluate, and `time.*` durations. `pipeline runs` ranks them; curation runs are in the "
+    "`-curation` experiment."
+)
+CURATION_RUNS = (
+    "Curation runs: one per dedup stage (tag `stage=dedup`): record counts and the accounting "
+    "equation as metrics, `time.*` durations, the `data` and `dedup` params; joined to model "
+    "runs by the tags `data_hash` and `pipeline_run`."
+)

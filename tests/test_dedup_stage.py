@@ -108,11 +108,17 @@ def test_tiny_dataset_accounting_duplicates_erasure_and_pii(
     from mlflow.tracking import MlflowClient
 
     runs = MlflowClient(mlflow_uri).search_runs(
-        [MlflowClient(mlflow_uri).get_experiment_by_name("prompt-pipeline").experiment_id],
+        [MlflowClient(mlflow_uri).get_experiment_by_name("prompt-pipeline-curation").experiment_id],
         filter_string=f"tags.data_hash = '{report['data_hash']}'",
     )
     assert runs and runs[0].data.metrics["kept"] == 2
-    assert {"git_commit", "pipeline_run", "stage"} <= set(runs[0].data.tags)
+    assert {"git_commit", "pipeline_run", "stage", "mlflow.note.content"} <= set(runs[0].data.tags)
+    # The run spans the stage: its duration is the stage's, not the logging's few ms.
+    info = runs[0].info
+    assert (info.end_time - info.start_time) / 1000 == pytest.approx(
+        report["seconds"]["total"], abs=0.002
+    )
+    assert runs[0].data.metrics["time.total_seconds"] == report["seconds"]["total"]
 
 
 def test_pii_is_redacted_in_records_and_counted(tmp_path: Path, mlflow_uri: str) -> None:

@@ -73,6 +73,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return root, cfg
 
 
+def _ours(tags: dict[str, str]) -> dict[str, str]:
+    """The tags the stages set (MLflow keeps its own `mlflow.*` bookkeeping)."""
+    return {k: v for k, v in tags.items() if not k.startswith("mlflow.") or "note" in k}
+
+
 def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
     from mlflow import MlflowClient
 
@@ -107,9 +112,22 @@ def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
     uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(meta["mlflow_run_id"])
-    assert run.data.tags["stage"] == "evaluate"
+    assert run.data.tags["stage"] == "train"  # evaluate adds to the run, overwrites no tag
+    assert run.data.tags["evaluated"] == "true"
     assert run.data.metrics["test.macro_f1"] == pytest.approx(report["macro_f1"])
-    assert "val_macro_f1" in run.data.metrics  # the train stage's curves are in the same run
+    assert run.data.metrics["test.ece"] == pytest.approx(report["ece"])
+    # Constants are params, durations are time.*, quality metrics test.*: nothing in between.
+    assert run.data.params["eval.n_test"] == str(report["n_test"])
+    assert run.data.params["eval.onnx_opset"] == str(report["onnx"]["opset"])
+    assert run.data.metrics["time.inference_seconds"] == timing["inference_seconds"]
+    assert not {k for k in run.data.metrics if "seconds" in k and not k.startswith("time.")}
+    assert "test.n_test" not in run.data.metrics and "test.onnx.opset" not in run.data.metrics
+    # The run's val_* summary is the best epoch's; the curves are epoch.*.
+    assert run.data.metrics["val_macro_f1"] == pytest.approx(meta["best_val_macro_f1"])
+    curve = client.get_metric_history(run.info.run_id, "epoch.val_macro_f1")
+    assert len(curve) == 2 and max(m.value for m in curve) == run.data.metrics["val_macro_f1"]
+    best = max(range(2), key=lambda i: curve[i].value)  # the first of equals, as Lightning
+    assert run.data.metrics["best_epoch"] == best
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
     assert "eval/most_confident_mistakes.json" in artifacts
     assert "eval/confusion.png" in artifacts
@@ -128,6 +146,9 @@ def test_evaluate_writes_reports_logs_run_and_registers(trained) -> None:
     assert (root / "reports/metrics.json").read_bytes() == first
     assert again["registry"]["version"] == result["registry"]["version"]
     assert len(client.search_model_versions("name = 'prompt-classifier'")) == int(beats)
+    rerun = client.get_run(meta["mlflow_run_id"])
+    assert _ours(rerun.data.tags) == _ours(run.data.tags)
+    assert rerun.info.end_time == run.info.end_time  # the run's span is the train stage's
 
 
 def test_mistakes_of_erased_users_are_never_written(trained) -> None:

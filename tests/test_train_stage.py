@@ -149,7 +149,13 @@ def test_train_stage_end_to_end_with_mlflow(tmp_path: Path) -> None:
     assert params["model.name"] == "textcnn" and params["seed"] == "7"
     assert params["model.net.kernel_sizes"] == "[3, 4, 5]"
     for key in ("train_loss", "val_loss", "train_acc", "val_acc", "train_macro_f1"):
-        assert len(client.get_metric_history(run_info.info.run_id, key)) == 2, key
+        assert len(client.get_metric_history(run_info.info.run_id, f"epoch.{key}")) == 2, key
+    # The summary is the best epoch's, durations are time.*; the run spans the stage.
+    assert run_info.data.metrics["val_macro_f1"] == report["best_val"]["val_macro_f1"]
+    assert run_info.data.metrics["best_epoch"] in (0, 1)
+    assert run_info.data.metrics["time.fit_seconds"] == pytest.approx(saved["fit_seconds"], 1e-3)
+    assert (run_info.info.end_time - run_info.info.start_time) / 1000 >= saved["fit_seconds"]
+    assert "mlflow.note.content" in tags
     (dataset,) = run_info.inputs.dataset_inputs
     assert dataset.dataset.digest == data_hash and dataset.dataset.name == "records.parquet"
     artifacts = [a.path for a in client.list_artifacts(run_info.info.run_id, "checkpoints")]

@@ -29,6 +29,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (`--top`, `--limit`)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 def params_path(args: argparse.Namespace) -> Path:
     """The params file the command reads: `--params` under `--root`."""
     return Path(args.root) / args.params

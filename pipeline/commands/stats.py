@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.commands.erase import erase_wait, waiting
-from pipeline.commands.options import add_config_options, service_config
+from pipeline.commands.options import add_config_options, positive_int, service_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "usage", help="queries per day, latency percentiles, zero-result queries, top records"
     )
     add_config_options(u)
-    u.add_argument("--top", type=_positive, default=10, help="rows in each top list (default 10)")
+    u.add_argument(
+        "--top", type=positive_int, default=10, help="rows in each top list (default 10)"
+    )
     u.add_argument("--json", action="store_true", help="print JSON")
     u.set_defaults(func=_usage)
     fb = ssub.add_parser(
@@ -29,13 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(fb)
     fb.add_argument("--json", action="store_true", help="print JSON")
     fb.set_defaults(func=_feedback_snapshot)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
-    return value
 
 
 def _usage(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pipeline.commands.options import add_config_options, config_path
 
 NEXT_STEPS = (
     "source .venv/bin/activate                           # puts pipeline, dvc and mlflow on PATH",
+    "pipeline runs                                       # model runs ranked by test macro-F1",
     "mlflow ui --backend-store-uri sqlite:///mlflow.db   # compare runs at http://127.0.0.1:5000",
     'pipeline search "how do I reset my password" --mode hybrid -k 5',
     'pipeline search "refund" --filter label=support --filter "quality>=4" --json',

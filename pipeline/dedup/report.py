@@ -7,7 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.tracking import TrackingSettings, flatten_metrics, flatten_params
+from pipeline.tracking import (
+    CURATION_RUNS,
+    DESCRIPTION,
+    TIME,
+    TrackingSettings,
+    experiment_id,
+    flatten_metrics,
+    flatten_params,
+)
 
 # Report keys from before the steps were plug-ins: the summary line, tests, benchmarks and
 # `dvc metrics diff` against older commits read them. A new step is counted under
@@ -83,24 +91,37 @@ def log_mlflow(
     tracking: TrackingSettings,
     root: Path,
 ) -> str:
-    """Log the report's figures, the stage's params and lineage tags; return the run id."""
-    from mlflow.entities import Metric, Param, RunTag
+    """Log the report's figures, the stage's params and lineage tags as a run of the curation
+    experiment, spanning the stage's real start and end; return the run id."""
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     uri, artifacts = tracking.resolved_uri(root), tracking.artifact_location(root)
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(tracking.experiment, artifact_location=artifacts)
+    experiment = experiment_id(client, tracking.curation_experiment, artifacts, CURATION_RUNS)
+    end = int(time.time() * 1000)
+    start = end - int(1000 * float(report.get("seconds", {}).get("total", 0.0)))
+    note = (
+        f"dedup of {report.get('dataset', '?')} (data {str(tags.get('data_hash', ''))[:12]}): "
+        f"{report.get('input_records', 0)} records in, {report.get('kept', 0)} kept"
     )
-    run = client.create_run(experiment_id, run_name="dedup", tags=dict(tags))
+    run = client.create_run(
+        experiment, start_time=start, run_name="dedup", tags={**tags, DESCRIPTION: note}
+    )
     run_id = run.info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in sorted(flatten_metrics(report).items())]
+    metrics = [Metric(k, v, end, 0) for k, v in sorted(dedup_metrics(report).items())]
     param_list = [Param(k, v) for k, v in sorted(flatten_params(params).items())]
-    client.log_batch(run_id, metrics=metrics, params=param_list, tags=[RunTag("stage", "dedup")])
+    client.log_batch(run_id, metrics=metrics, params=param_list)
     client.log_dict(run_id, dict(report), "dedup.json")
-    client.set_terminated(run_id)
+    client.set_terminated(run_id, end_time=end)
     return run_id
+
+
+def dedup_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """The report's counts as metrics, its step durations (`seconds.*`) under `time.*`."""
+    out = {}
+    for name, value in flatten_metrics(report).items():
+        if name.startswith("seconds."):
+            name = f"{TIME}{name.removeprefix('seconds.')}_seconds"
+        out[name] = value
+    return out

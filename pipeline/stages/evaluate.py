@@ -223,7 +223,7 @@ def _log_evaluation(
     log_evaluation(
         s.tracking_uri,
         run_id,
-        {k: v for k, v in report.items() if k not in ("n_train", "labels")},
+        report,
         per_class,
         [out_dir / "confusion.png", out_dir / "calibration.png", out_dir / "confusion_matrix.json"],
     )

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 
 from pipeline.errors import UserInputError
-from pipeline.tracking import flatten_params
+from pipeline.tracking import DESCRIPTION, TIME, flatten_params
 from pipeline.train import tracking
 from pipeline.train.data import balanced_class_weights
 from pipeline.train.inputs import Collate, InputKind, ModelInputs, model_inputs
@@ -31,6 +31,7 @@ from pipeline.train.module import ClassifierDataModule, ClassifierModule, RowsDa
 from pipeline.train.settings import FitSettings
 from pipeline.train.tracking import Lineage
 
+CURVES = "epoch."  # per-epoch metrics in MLflow; the run's val_* are the best epoch's
 EPOCH_METRICS = ("train_loss", "train_acc", "train_macro_f1", "val_loss", "val_acc", "val_macro_f1")
 
 
@@ -132,18 +133,34 @@ def build_logger(settings: FitSettings, lineage: Lineage) -> MLFlowLogger:
         tracking_uri=settings.tracking_uri,
         artifact_location=settings.artifact_location,
         run_name=f"train-{settings.model.name}",
+        prefix=CURVES.rstrip("."),
         tags={
             "stage": "train",
             "git_commit": lineage.git_commit,
             "data_hash": lineage.data_hash,
             "pipeline_run": lineage.pipeline_run,
             "model": settings.model.name,
+            DESCRIPTION: _description(settings, lineage),
         },
     )
     if not isinstance(logger, MLFlowLogger):
         # The dataset input, checkpoint and model are logged into this logger's MLflow run.
         raise UserInputError("config logger: the train stage needs an MLFlowLogger")
+    # Per-epoch curves as `epoch.val_macro_f1`...: the run's own `val_*` metrics are the best
+    # epoch's (logged after the fit), and MLflow shows a metric's last value as its summary.
+    logger.LOGGER_JOIN_CHAR = "."
     return logger
+
+
+def _description(settings: FitSettings, lineage: Lineage) -> str:
+    """The run's description (MLflow shows it on the run page)."""
+    return (
+        f"{settings.model.name} trained on {lineage.records_path.name} "
+        f"(data {lineage.data_hash[:12]}, commit {lineage.git_commit[:12]}, "
+        f"pipeline run {lineage.pipeline_run}). `val_*` are the best epoch's (`best_epoch`); "
+        "`epoch.*` are the curves; `test.*` and `eval/` come from the evaluate stage; "
+        "`time.*` are durations."
+    )
 
 
 def train_model(
@@ -154,21 +171,31 @@ def train_model(
     model = settings.model
     net = build("model.net", model.net, num_labels=len(labels))
     inputs = model_inputs(InputKind.of(net), settings.embed, settings.embed_cache, model.max_length)
+    # The logger's run starts here, so its start time includes computing the features.
+    trainer, logger, history, checkpoint = _trainer(settings, lineage, work_dir)
     clock = time.perf_counter()
-    sets = _datasets(inputs, frame, y)
+    try:
+        sets = _datasets(inputs, frame, y)
+    except BaseException:
+        logger.finalize("failed")
+        raise
     steps = {"features": time.perf_counter() - clock}
     data = _datamodule(sets, inputs, settings)
     module = _lightning_module(net, sets["train"], len(labels), settings)
-    trainer, logger, history, checkpoint = _trainer(settings, lineage, work_dir)
     clock = time.perf_counter()
     trainer.fit(module, datamodule=data)
     steps["fit"] = time.perf_counter() - clock
     if not trainer.is_global_zero:
         return FitResult(is_global_zero=False)
-    best, best_path = _load_best(net, checkpoint, history.history)
+    best, best_epoch, best_path = _load_best(net, checkpoint, history.history)
     speed = history.samples_per_s(len(sets["train"]))
     clock = time.perf_counter()
-    metrics = {**{f"best_{k}": v for k, v in best.items()}, "train_samples_per_s": speed}
+    metrics = {
+        **best,
+        "best_epoch": best_epoch,
+        f"{TIME}train_samples_per_s": speed,
+        **{f"{TIME}{step}_seconds": seconds for step, seconds in steps.items()},
+    }
     example = inputs.example(sets["train"].features)
     uri = settings.tracking_uri
     tracking.log_lineage(logger.run_id, uri, lineage, len(frame), best_path, net, example, metrics)
@@ -263,15 +290,17 @@ def _trainer(
 
 def _load_best(
     net: torch.nn.Module, checkpoint: ModelCheckpoint, history: list[dict[str, float]]
-) -> tuple[dict[str, float], Path]:
-    """Load the best checkpoint's weights into `net`; its epoch's val metrics and its path."""
+) -> tuple[dict[str, float], int, Path]:
+    """Load the best checkpoint's weights into `net`; its epoch's val metrics, the epoch and
+    the checkpoint's path."""
     best_path = Path(checkpoint.best_model_path)
     best = _best_epoch(history, str(checkpoint.monitor), checkpoint.mode)
     state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
     net.load_state_dict(
         {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
     )
-    return {k: v for k, v in best.items() if k.startswith("val_")}, best_path
+    val = {k: v for k, v in best.items() if k.startswith("val_")}
+    return val, int(best["epoch"]), best_path
 
 
 def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> dict[str, float]:

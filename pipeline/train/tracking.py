@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.tracking import DESCRIPTION, MODEL_RUNS
+
 CHUNK = 1 << 20
 
 
@@ -56,6 +58,10 @@ def log_lineage(
     from mlflow.data.meta_dataset import MetaDataset
 
     mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
+    if DESCRIPTION not in experiment.tags:  # Lightning's logger created it without one
+        client.set_experiment_tag(experiment.experiment_id, DESCRIPTION, MODEL_RUNS)
     with mlflow.start_run(run_id=run_id):
         # The digest is DVC's md5, so a run and `dvc.lock` name the same data version.
         with warnings.catch_warnings():
