@@ -18,6 +18,7 @@ from torch import nn
 
 from pipeline.train.inputs import InputKind
 from pipeline.train.lexical import LexicalSettings
+from pipeline.train.models.probe import ProbeHead
 
 
 class HybridHead(nn.Module):
@@ -43,13 +44,7 @@ class HybridHead(nn.Module):
             word_ngrams=(int(word_ngrams[0]), int(word_ngrams[1])),
             char_ngrams=(int(char_ngrams[0]), int(char_ngrams[1])) if char_ngrams else None,
         )
-        self.embedding_head = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(input_dim, hidden_dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_dim, num_labels),
-        )
+        self.embedding_head = ProbeHead(num_labels, input_dim, hidden_dim, dropout)
         self.lexical_head = nn.Linear(self.lexical.width, num_labels)
         nn.init.zeros_(self.lexical_head.weight)  # start from the embedding's opinion alone
         nn.init.zeros_(self.lexical_head.bias)
