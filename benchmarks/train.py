@@ -3,6 +3,8 @@ then Lightning's overhead against a plain PyTorch loop on the same model and dat
 
     .venv/bin/python benchmarks/train.py            # bounded: < 40 min on 2 cores
     .venv/bin/python benchmarks/train.py --quick    # a few minutes: smaller samples, 1-2 epochs
+    .venv/bin/python benchmarks/train.py --default  # the default model, the probe and TF-IDF
+                                                    # on the sample and a t0 template subset
 
 Data: ../shared/data/t0-prompts through the real dedup stage (`data=t0_prompts`, label =
 task), cached in --workdir. Splits (the train stage's `assign_splits`):
@@ -90,6 +92,15 @@ LONG = Budget(
     test_per_label=60,
     epochs={**FULL.epochs, "finetune": 3},
     minutes={**FULL.minutes, "finetune": 35.0},
+)
+# The default model against the probe and the baseline: 9,200 of t0's records (template
+# holdout), stratified per label; embedding them takes ~10 min on 2 cores the first time.
+DEFAULT = Budget(
+    train_per_label=800,
+    val_per_label=100,
+    test_per_label=250,
+    epochs={"hybrid": 20, "linear_probe": 30},
+    minutes={"hybrid": 6.0, "linear_probe": 3.0},
 )
 TOTAL_MINUTES = {"full": 38.0, "quick": 12.0, "long": 80.0}  # later fits are skipped
 RESERVE_S = 150  # kept for the overhead run and the report
@@ -458,6 +469,44 @@ def render(results: dict[str, Any], args: argparse.Namespace, seconds: float) ->
     return "\n".join(lines) + "\n"
 
 
+def sample_frame() -> Any:
+    """The bundled sample's kept records with the train stage's own split (default config)."""
+    from pipeline.config import compose
+    from pipeline.stages.train import TrainStageSettings, split_records
+
+    frame, _ = split_records(TrainStageSettings.from_cfg(compose([]), ROOT))
+    return frame
+
+
+def default_vs_baseline(workdir: Path) -> list[str]:
+    """Test macro-F1 of the default model, the probe and TF-IDF + LR on the same rows."""
+    models = ["hybrid", "linear_probe"]
+    subsets = {"sample": sample_frame()}
+    records = records_parquet(workdir)
+    subsets["t0 template holdout"] = split_and_subsample(
+        labelled_frame(records), "template", DEFAULT, SEED
+    )[0][1]
+    lines = [
+        "| data | train/val/test rows | TF-IDF + LR | "
+        + " | ".join(f"{m} (fit s)" for m in models)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(models),
+    ]
+    for name, sub in subsets.items():
+        labels = sorted(sub["label"].unique().tolist())
+        train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
+        base, _ = baseline_f1(train, test, labels)
+        log(f"{name}: baseline {base:.3f}")
+        cells = []
+        for model in models:
+            row = train_and_score(model, sub, name, DEFAULT, workdir, records, 600)
+            log(f"  {model}: {json.dumps(row, default=str)}")
+            cells.append(f"{row['macro_f1']:.3f} ({row['fit_seconds']:.0f})")
+        counts = "/".join(str(int((sub["split"] == k).sum())) for k in ("train", "val", "test"))
+        lines.append(f"| {name} | {counts} | {base:.3f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples, 1-2 epochs")
@@ -471,7 +520,32 @@ def main(argv: list[str] | None = None) -> int:
         "--no-overhead", action="store_true", help="skip the Lightning overhead run"
     )
     parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--default", action="store_true", help="the default model vs the probe and TF-IDF"
+    )
     args = parser.parse_args(argv)
+    if args.default:
+        workdir = Path(args.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        os.chdir(workdir)  # MLflow and Lightning write relative to the working directory
+        lines = default_vs_baseline(workdir)
+        print("\n".join(lines))
+        if not args.no_results:
+            from results import append_section
+
+            append_section(
+                "Train: the default model (hybrid) vs the linear probe and TF-IDF + LR",
+                ".venv/bin/python benchmarks/train.py --default",
+                [
+                    "Test macro-F1 on the same rows for all three (fit seconds in brackets); "
+                    "the sample with the train stage's split, t0 a stratified template-holdout "
+                    f"subset (per label {DEFAULT.train_per_label}/{DEFAULT.val_per_label}/"
+                    f"{DEFAULT.test_per_label} train/val/test rows at most, seed {SEED}).",
+                    "",
+                    *lines,
+                ],
+            )
+        return 0
     if not T0.exists():
         print(f"{T0} is absent; nothing to benchmark", file=sys.stderr)
         return 2

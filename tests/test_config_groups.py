@@ -40,6 +40,8 @@ def carries(settings: Any, section: Mapping[str, Any]) -> None:
 def batch_for(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
     if InputKind.of(net) is InputKind.EMBEDDING:
         return (torch.randn(len(TEXTS), 384),)
+    if InputKind.of(net) is InputKind.EMBEDDING_LEXICAL:
+        return (torch.rand(len(TEXTS), 384 + net.lexical.width),)
     return pad_batch(encode(TEXTS, max_length=32))
 
 
@@ -222,7 +224,14 @@ def cases() -> list[Any]:
 
 def test_every_group_has_a_builder_and_options() -> None:
     assert sorted(BUILDERS) == GROUPS, "a new conf/ group needs a builder here"
-    assert options("model") == ["bigru", "finetune", "linear_probe", "textcnn", "transformer"]
+    assert options("model") == [
+        "bigru",
+        "finetune",
+        "hybrid",
+        "linear_probe",
+        "textcnn",
+        "transformer",
+    ]
     assert {"cpu", "ddp"} <= set(options("trainer"))
     assert all(options(group) for group in GROUPS)
 

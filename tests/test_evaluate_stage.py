@@ -241,3 +241,26 @@ def test_linear_probe_is_evaluated_on_cached_embeddings(tmp_path: Path) -> None:
     assert result["onnx"]["max_abs_diff"] < 1e-4
     assert result["registry"]["promoted"] is (result["macro_f1"] > result["baseline_macro_f1"])
     assert (tmp_path / "reports/eval/model.onnx").stat().st_size > 0
+
+
+def test_hybrid_default_trains_and_is_evaluated_with_its_onnx_graph(tmp_path: Path) -> None:
+    """The default model through the real train and evaluate stages: embedding + n-grams."""
+    from pipeline.config import compose
+    from pipeline.stages import evaluate, train
+    from pipeline.train.inference import load_classifier
+
+    _write_records(tmp_path)
+    cfg = compose(
+        ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "model.net.n_features=1024"]
+        + [o for o in OVERRIDES if o.startswith("split.")]
+    )
+    assert cfg.model.name == "hybrid"
+    train.run(cfg, tmp_path)
+    classifier = load_classifier(tmp_path / "models")
+    assert float(classifier.module.idf.max()) > 1.0  # fitted on the train split, then saved
+    (features,) = classifier.export_inputs(["please refund parcel now"])
+    assert tuple(features.shape) == (1, 384 + 1024)
+    result = evaluate.run(cfg, tmp_path)
+    assert result["model"] == "hybrid" and result["macro_f1"] > 0.5
+    assert result["onnx"]["max_abs_diff"] < 1e-4
+    assert (tmp_path / "reports/eval/model.onnx").stat().st_size > 0

@@ -4,6 +4,7 @@ every group builds in tests/test_config_groups.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,10 +30,23 @@ def cases(group: str) -> list:
     ]
 
 
-def batch_for(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+def hybrid_features(net: torch.nn.Module, texts: list[str]) -> Any:
+    """[random sentence vector | the texts' hashed n-gram counts], as the hybrid reads them."""
+    import scipy.sparse as sp
+
+    from pipeline.train.lexical import hashed_counts
+
+    vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
+    counts = hashed_counts(texts, net.lexical)
+    return sp.hstack([sp.csr_matrix(vectors), counts], format="csr", dtype=np.float32)
+
+
+def batch_for(net: torch.nn.Module, texts: list[str] = TEXTS) -> tuple[torch.Tensor, ...]:
     if InputKind.of(net) is InputKind.EMBEDDING:
-        return (torch.randn(len(TEXTS), 384),)
-    return pad_batch(encode(TEXTS, max_length=32))
+        return (torch.randn(len(texts), 384),)
+    if InputKind.of(net) is InputKind.EMBEDDING_LEXICAL:
+        return (torch.from_numpy(hybrid_features(net, texts).toarray()),)
+    return pad_batch(encode(texts, max_length=32))
 
 
 @pytest.mark.parametrize(("group", "name"), cases("model"))
@@ -87,9 +101,12 @@ def test_each_model_trains_one_lightning_step(name: str, tmp_path: Path) -> None
 
     cfg = compose([f"model={name}"])
     net = instantiate(cfg.model.net, num_labels=3)
-    inputs = model_inputs(InputKind.of(net), max_length=32)
+    inputs = model_inputs(InputKind.of(net), max_length=32, lexical=getattr(net, "lexical", None))
     if inputs.kind is InputKind.EMBEDDING:
         features = list(np.random.default_rng(0).normal(size=(6, 384)).astype(np.float32))
+    elif inputs.kind is InputKind.EMBEDDING_LEXICAL:
+        features = hybrid_features(net, TEXTS * 2)
+        net.fit_inputs(features)
     else:
         features = inputs.features(TEXTS * 2)
     rows = RowsDataset(features, np.array([0, 1, 2, 0, 1, 2]))
@@ -119,6 +136,9 @@ def test_each_model_exports_to_onnx_with_free_axes(name: str, tmp_path: Path) ->
     net = instantiate(cfg.model.net, num_labels=3).eval()
     if InputKind.of(net) is InputKind.EMBEDDING:
         first, second = (torch.randn(2, 384),), (torch.randn(5, 384),)
+    elif InputKind.of(net) is InputKind.EMBEDDING_LEXICAL:
+        net.fit_inputs(hybrid_features(net, TEXTS))
+        first, second = batch_for(net, TEXTS[:2]), batch_for(net, [*TEXTS, "much longer"])
     else:
         first = pad_batch(encode(TEXTS[:2], max_length=32))
         second = pad_batch(encode([*TEXTS, "a much longer text than any of the others here"], 32))

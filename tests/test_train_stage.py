@@ -186,7 +186,7 @@ def test_linear_probe_with_the_real_encoder(tmp_path: Path) -> None:
     from pipeline.train.inference import load_classifier
 
     write_records(tmp_path)
-    report = run(config("trainer.max_epochs=3"), tmp_path)
+    report = run(config("model=linear_probe", "trainer.max_epochs=3"), tmp_path)
     assert report["model"] == "linear_probe" and report["epochs"] == 3
     assert report["best_val"]["val_macro_f1"] > 0.5  # three well-separated topics
     classifier = load_classifier(tmp_path / "models")

@@ -7,6 +7,7 @@ Imports Lightning at module level: the stage imports this module inside `run`.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from pipeline.train import tracking
 from pipeline.train.data import balanced_class_weights
 from pipeline.train.inputs import Collate, InputKind, ModelInputs, model_inputs
 from pipeline.train.module import ClassifierDataModule, ClassifierModule, RowsDataset
+from pipeline.train.quiet import quiet_libraries
 from pipeline.train.settings import FitSettings
 from pipeline.train.tracking import Lineage
 
@@ -170,12 +172,20 @@ def train_model(
     labels, y = _seed_and_encode(settings, frame)
     model = settings.model
     net = build("model.net", model.net, num_labels=len(labels))
-    inputs = model_inputs(InputKind.of(net), settings.embed, settings.embed_cache, model.max_length)
+    inputs = model_inputs(
+        InputKind.of(net),
+        settings.embed,
+        settings.embed_cache,
+        model.max_length,
+        getattr(net, "lexical", None),  # the hashing settings of a hybrid network
+    )
     # The logger's run starts here, so its start time includes computing the features.
     trainer, logger, history, checkpoint = _trainer(settings, lineage, work_dir)
     clock = time.perf_counter()
     try:
         sets = _datasets(inputs, frame, y)
+        if hasattr(net, "fit_inputs"):  # statistics of the train rows the network keeps (IDF)
+            net.fit_inputs(sets["train"].features)
     except BaseException:
         logger.finalize("failed")
         raise
@@ -216,6 +226,7 @@ def train_model(
 
 def _seed_and_encode(settings: FitSettings, frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     """Quiet Lightning's noise, set threads and seeds; the sorted labels and each row's index."""
+    quiet_libraries()
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
     labels = sorted(frame["label"].unique().tolist())
@@ -275,11 +286,15 @@ def _trainer(
     """The Trainer with its configured callbacks and MLflow logger (config logged as params)."""
     logger = build_logger(settings, lineage)
     history = EpochHistory()
-    progress_bar = settings.trainer.get("enable_progress_bar", True) is not False
+    # A bar redrawn with carriage returns is noise in a log file: off a terminal the
+    # `ProgressLines` callback (conf/callbacks) prints one line per epoch instead.
+    wants_bar = settings.trainer.get("enable_progress_bar", True) is not False
+    progress_bar = wants_bar and sys.stderr.isatty()
     callbacks, checkpoint = build_callbacks(settings.callbacks, work_dir, progress_bar)
     trainer: pl.Trainer = build(
         "trainer",
         settings.trainer,
+        enable_progress_bar=progress_bar,
         callbacks=[history, *callbacks],
         logger=logger,
         default_root_dir=str(work_dir),
@@ -309,7 +324,7 @@ def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> dic
     return max(history, key=lambda row: sign * row.get(monitor, -sign * float("inf")))
 
 
-def _take(features: np.ndarray | list[np.ndarray], index: np.ndarray) -> Any:
-    if isinstance(features, np.ndarray):
+def _take(features: Any, index: np.ndarray) -> Any:
+    if isinstance(features, np.ndarray) or hasattr(features, "tocsr"):  # dense or sparse rows
         return features[index]
     return [features[i] for i in index]

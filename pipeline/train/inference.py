@@ -33,10 +33,11 @@ class Classifier:
             config.get("embed", {}),
             cache_dir,
             int(config["model"].get("max_length", 128)),
+            getattr(module, "lexical", None),  # the hashing settings of a hybrid network
         )
 
     def export_inputs(self, texts: Sequence[str]) -> tuple[Any, ...]:
-        """Tensors `module.forward(*inputs)` takes: (embedding,) or (input_ids, attention_mask)."""
+        """Tensors `module.forward(*inputs)` takes: (embedding,), (input_ids, attention_mask)."""
         return self.inputs.tensors(self.inputs.features(texts))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

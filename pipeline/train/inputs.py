@@ -1,6 +1,6 @@
 """What a network reads, from texts to tensors: cached sentence vectors or token ids.
 
-Each network class declares `input_kind`; `model_inputs` is the one place the two kinds are
+Each network class declares `input_kind`; `model_inputs` is the one place the kinds are
 told apart. Training, inference, the MLflow input example and the ONNX export all go
 through the object it returns.
 """
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import UserInputError
+from pipeline.train.lexical import LexicalSettings
 
 # MLflow stores the input example beside the model (input_example.json): it must not be
 # derived from any record, or an erased user's text (or its token ids or embedding) would
@@ -28,6 +29,7 @@ class InputKind(StrEnum):
 
     EMBEDDING = "embedding"  # (embedding,): MiniLM sentence vectors, cached by content hash
     TOKENS = "tokens"  # (input_ids, attention_mask): MiniLM token ids, padded per batch
+    EMBEDDING_LEXICAL = "embedding+lexical"  # (features,): sentence vector | hashed n-grams
 
     @classmethod
     def of(cls, net: Any) -> InputKind:
@@ -95,7 +97,46 @@ class TokenInputs:
         return self.tensors(self.features(EXAMPLE_TEXTS[:rows]))[0].numpy()
 
 
-ModelInputs = EmbeddingInputs | TokenInputs
+@dataclass(frozen=True)
+class EmbeddingLexicalInputs:
+    """Texts -> [sentence vector | hashed n-gram counts], one sparse row per text.
+
+    Rows stay sparse (CSR) until a batch is made, then are densified: one input tensor of
+    fixed width, so the ONNX graph, the MLflow signature and the example are as simple as
+    the probe's. The featuriser outside the graph is the embedder and the stateless hashing
+    of `pipeline/train/lexical.py`; its settings live on the network (`net.lexical`).
+    """
+
+    embedding: EmbeddingInputs
+    lexical: LexicalSettings
+    kind = InputKind.EMBEDDING_LEXICAL
+    sequence_axis = False
+
+    def features(self, texts: Sequence[str], progress: bool = False) -> Any:
+        """A CSR float32 matrix (len(texts), embedding dim + lexical width)."""
+        import scipy.sparse as sp
+
+        from pipeline.train.lexical import hashed_counts
+
+        vectors = self.embedding.features(texts, progress=progress)
+        counts = hashed_counts(texts, self.lexical)
+        return sp.hstack([sp.csr_matrix(vectors), counts], format="csr", dtype=np.float32)
+
+    def tensors(self, rows: Sequence[Any]) -> tuple[Any, ...]:
+        """`forward`'s input for some rows of features (a CSR matrix or 1-row ones): (features,)."""
+        import scipy.sparse as sp
+        import torch
+
+        matrix = rows if sp.issparse(rows) else sp.vstack(list(rows), format="csr")
+        return (torch.from_numpy(matrix.toarray()),)
+
+    def example(self, features: Any, rows: int = 2) -> np.ndarray:
+        """MLflow's input example: unit vectors of the features' width (only it is read)."""
+        dim = int(features.shape[1])
+        return np.full((rows, dim), 1.0 / np.sqrt(dim), dtype=np.float32)
+
+
+ModelInputs = EmbeddingInputs | TokenInputs | EmbeddingLexicalInputs
 
 
 def model_inputs(
@@ -103,10 +144,15 @@ def model_inputs(
     embed: Mapping[str, Any] | None = None,
     cache_dir: Path | None = None,
     max_length: int = 128,
+    lexical: LexicalSettings | None = None,
 ) -> ModelInputs:
     """The inputs of a network of `kind`: the only branch on the kind."""
     if kind is InputKind.EMBEDDING:
         return EmbeddingInputs(dict(embed or {}), cache_dir)
+    if kind is InputKind.EMBEDDING_LEXICAL:
+        return EmbeddingLexicalInputs(
+            EmbeddingInputs(dict(embed or {}), cache_dir), lexical or LexicalSettings()
+        )
     return TokenInputs(max_length)
 
 

