@@ -13,7 +13,7 @@ from test_evaluate_stage import OVERRIDES, VOCAB, _write_records
 
 pytestmark = pytest.mark.slow
 
-LAYOUT = ("epoch.", "test.", "time.", "val_", "best_epoch")  # every metric of a model run
+LAYOUT = ("epoch.", "test.", "time.", "val_", "best_epoch", "records.")  # a model run's metrics
 
 
 def cli(root: Path, *args: str, code: int = 0) -> str:
@@ -54,7 +54,16 @@ def test_leaderboard_ranks_filters_and_marks_the_champion(project) -> None:
     assert rows[0]["macro_f1"] >= rows[1]["macro_f1"]
     meta = json.loads((root / "models/meta.json").read_text())
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    champion = MlflowClient(uri, uri).get_model_version_by_alias("prompt-classifier", "champion")
+    client = MlflowClient(uri, uri)
+    if not client.search_registered_models():  # the gate promoted neither tiny model
+        assert not [r for r in rows if r["champion"]]
+        # Promote the second run by hand, as `mlflow` users do, to see the mark follow it.
+        client.create_registered_model("prompt-classifier")
+        source = f"runs:/{run_ids[1]}/model"
+        version = client.create_model_version("prompt-classifier", source, run_id=run_ids[1])
+        client.set_registered_model_alias("prompt-classifier", "champion", version.version)
+        rows = json.loads(cli(root, "runs", "--json"))
+    champion = client.get_model_version_by_alias("prompt-classifier", "champion")
     assert [r["run_id"] for r in rows if r["champion"]] == [champion.run_id]
     metrics = json.loads((root / "reports/metrics.json").read_text())
     last = next(r for r in rows if r["run_id"] == run_ids[1])

@@ -128,7 +128,7 @@ def test_three_trials_on_the_sample_are_child_runs_of_the_sweep(sample_project: 
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["sweep_trial"] == str(trial["number"])
         assert run.data.params["optimizer.lr"] == str(trial["params"]["optimizer.lr"])
-        assert run.data.metrics["best_val_macro_f1"] == pytest.approx(trial["value"])
+        assert run.data.metrics["val_macro_f1"] == pytest.approx(trial["value"])
     # A sweep publishes nothing that `dvc repro` owns, and leaves no work directory.
     assert not (sample_project / "models").exists()
     assert not [p for p in sample_project.iterdir() if p.name.startswith(".sweep-")]

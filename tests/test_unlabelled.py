@@ -1,6 +1,7 @@
 """Logs without labels through the real CLI stages on a tmp project (real DuckDB, MLflow
-sqlite store, FAISS): nothing labelled -> train and evaluate skip with a reason and exit 0,
-index and search work; partly labelled -> trained on the labelled only, counted."""
+sqlite store, FAISS): an unlabelled chat export -> train and evaluate skip with a reason and
+exit 0, index and search work (the system prompt too); partly labelled -> trained on the
+labelled only, counted."""
 
 from __future__ import annotations
 
@@ -54,6 +55,25 @@ def write_logs(root: Path, n: int, labelled: int = 0) -> Path:
     return path
 
 
+def write_chat_export(root: Path, conversations: int) -> Path:
+    """An OpenAI-style chat export with no label: two user turns per conversation, each
+    answered, under a system prompt, as gateways log them."""
+    rng = random.Random(0)
+    lines = []
+    for c in range(conversations):
+        messages = [{"role": "system", "content": "You are the Zebulon Freight help desk."}]
+        for t in range(2):
+            i = 2 * c + t
+            words = [rng.choice(TOPICS[list(TOPICS)[i % 3]].split()) for _ in range(5)]
+            messages.append({"role": "user", "content": f"{' '.join(words)} case {i}"})
+            messages.append({"role": "assistant", "content": "done"})
+        lines.append(json.dumps({"id": f"conv-{c}", "messages": messages}) + "\n")
+    path = root / "data" / "raw" / "chat.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
 def project(root: Path, logs: Path) -> None:
     """params.yaml of the real config, reading `logs`; MLflow in root/mlflow.db."""
     cfg = compose(TINY)
@@ -85,8 +105,11 @@ def champion(mlflow) -> str | None:
 def test_unlabelled_logs_skip_training_and_are_still_searchable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project(tmp_path, write_logs(tmp_path, 40))
+    project(tmp_path, write_chat_export(tmp_path, 20))  # 20 conversations, 40 turns
     assert stage(tmp_path, "dedup") == 0
+    dedup = json.loads((tmp_path / "reports/dedup.json").read_text())
+    assert dedup["shapes"]["chat"] == {"rows": 20, "records": 40}
+    assert dedup["kept"] == 40
     assert stage(tmp_path, "train") == 0
     assert stage(tmp_path, "evaluate") == 0
     out = capsys.readouterr()
@@ -117,6 +140,13 @@ def test_unlabelled_logs_skip_training_and_are_still_searchable(
     capsys.readouterr()
     assert stage(tmp_path, "search", "passport and luggage at the airport", "-k", "3") == 0
     assert "case" in capsys.readouterr().out  # a log record's text came back
+    # The system prompt is searchable by keyword, and a turn shows its conversation.
+    assert stage(tmp_path, "search", "zebulon", "--mode", "keyword", "--json") == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 10 and all(h["session_id"].startswith("conv-") for h in hits)
+    assert stage(tmp_path, "records", "show", hits[0]["id"], "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["neighbours"]["previous"]) + len(shown["neighbours"]["next"]) == 1
     assert stage(tmp_path, "summary") == 0
     summary = capsys.readouterr().out
     assert "train: SKIPPED, no labelled records (0 labelled, 40 unlabelled" in summary

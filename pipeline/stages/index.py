@@ -34,41 +34,60 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     # records and publishing their index.
     with writer(published, "pipeline index build"):
         point("index:locked")
-        rids, texts = kept_texts(root / paths.records, embed)
+        rids, texts, keyword_texts = kept_texts(root / paths.records, embed)
         vectors, embed_seconds = _embed(texts, embed, root / paths.embed_cache)
         point("index:embedded")
         # `pipeline search` encodes queries with the torch-free ONNX export: make sure it exists.
         ensure_query_model(embed, root / paths.embed_cache)
         source = _source(paths.records, root / paths.records)
         index_dir = root / paths.index_dir
-        manifest = publish_index(index_dir, rids, vectors, texts, settings, _encoder(embed), source)
+        manifest = publish_index(
+            index_dir, rids, vectors, keyword_texts, settings, _encoder(embed), source
+        )
         report = _report(manifest, embed, embed_seconds)
         write_report(root / paths.reports, "index.json", report)
         point("index:published")
         return report
 
 
-def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | None]]:
-    """rid, prompt and response of every kept record, from records.parquet, in rid order."""
+def load_kept(records_path: Path) -> tuple[np.ndarray, list[str], list[str | None], list[str]]:
+    """rid, prompt, response and system prompt ('' if none) of every kept record, in rid order."""
     import pyarrow.parquet as pq
 
     if not records_path.exists():
         raise NotFoundError(f"{records_path}: no kept records yet; run `pipeline dedup` first")
-    table = pq.read_table(records_path, columns=["rid", "prompt", "response"])
+    table = pq.read_table(records_path, columns=["rid", "prompt", "response", "metadata"])
     table = table.sort_by("rid")  # records.parquet is in input order; the index is in rid order
     return (
         table.column("rid").to_numpy().astype(np.int64),
         table.column("prompt").to_pylist(),
         table.column("response").to_pylist(),
+        [_system_prompt(m) for m in table.column("metadata").to_pylist()],
     )
 
 
-def kept_texts(records_path: Path, embed: EmbedSettings) -> tuple[np.ndarray, list[str]]:
-    """The kept records' rids and the text the encoder reads (`embed.text`), in rid order."""
+def _system_prompt(metadata: str | None) -> str:
+    """A conversation turn's system prompt (`metadata.system`, set by the chat readers)."""
+    import json
+
+    if not metadata or '"system"' not in metadata:  # most records: no JSON parse
+        return ""
+    system = json.loads(metadata).get("system")
+    return system if isinstance(system, str) else ""
+
+
+def kept_texts(records_path: Path, embed: EmbedSettings) -> tuple[np.ndarray, list[str], list[str]]:
+    """The kept records' rids, the text the encoder reads (`embed.text`) and the keyword text.
+
+    The keyword text adds a conversation's system prompt, so keyword search finds the turns
+    a system prompt governed; the vectors stay on the exchange itself (`embed.text`).
+    """
     from pipeline.embed import text_of
 
-    rids, prompts, responses = load_kept(records_path)
-    return rids, [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
+    rids, prompts, responses, systems = load_kept(records_path)
+    texts = [text_of(p, r, embed) for p, r in zip(prompts, responses, strict=True)]
+    keyword = [f"{t}\n{sys}" if sys else t for t, sys in zip(texts, systems, strict=True)]
+    return rids, texts, keyword
 
 
 def _embed(texts: list[str], embed: EmbedSettings, cache_dir: Path) -> tuple[np.ndarray, float]:

@@ -62,6 +62,9 @@ def log_lineage(
     experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     if DESCRIPTION not in experiment.tags:  # Lightning's logger created it without one
         client.set_experiment_tag(experiment.experiment_id, DESCRIPTION, MODEL_RUNS)
+    # start_run(run_id) refuses a run outside the process's active experiment: one set
+    # earlier in this process (a notebook, a sweep, another stage) must not break the stage.
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
     with mlflow.start_run(run_id=run_id):
         # The digest is DVC's md5, so a run and `dvc.lock` name the same data version.
         with warnings.catch_warnings():
