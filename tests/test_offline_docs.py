@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from helpers.browser import EXTERNAL_LOAD, render
-from helpers.serve import build_store, write_params
-from helpers.wait import wait_until
+from helpers.serve import build_store, start_serve, write_params
 
 from pipeline.api.app import create_app
 from pipeline.api.docs import ASSETS
@@ -60,21 +58,9 @@ def test_only_the_listed_assets_are_public(client: TestClient) -> None:
 def live_server(tmp_path: Path) -> Iterator[str]:
     """`pipeline serve` on loopback; its URL."""
     params = write_params(build_store(tmp_path), tmp_path)
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-        )  # fmt: skip
+    proc, url, _ = start_serve(params, tmp_path)
     try:
-        running = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-        found = wait_until(
-            lambda: running.search(log.read_text()) or proc.poll() is not None,
-            "the server to start",
-            timeout=120,
-        )
-        assert proc.poll() is None, log.read_text()
-        yield found.group(1)
+        yield url
     finally:
         proc.send_signal(signal.SIGINT)
         try:

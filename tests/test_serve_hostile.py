@@ -13,7 +13,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers.serve import build_index, build_store, write_params
+from helpers.serve import build_index, build_store, start_serve, write_params
 from helpers.wait import wait_until
 
 from pipeline.cli import main
@@ -73,20 +72,8 @@ def _start(root: Path) -> Server:
         role: create_key(db, role, f"hostile-{role}")[0] for role in ("reader", "writer", "admin")
     }
     params = write_params(config, root)
-    log = root / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=root,
-        )  # fmt: skip
-    running = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-    found = wait_until(
-        lambda: running.search(log.read_text()) or proc.poll() is not None,
-        "the server to start",
-        timeout=120,
-    )
-    assert proc.poll() is None, f"the server exited:\n{log.read_text()}"
-    server = Server(proc, int(found.group(1)), log, db, keys)
+    proc, url, log = start_serve(params, root)
+    server = Server(proc, int(url.rsplit(":", 1)[1]), log, db, keys)
     assert httpx.get(server.url + "/health", timeout=10).json()["status"] == "ok"
     return server
 

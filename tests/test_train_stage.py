@@ -104,7 +104,7 @@ def test_missing_records_fail_and_one_class_skips_training(tmp_path: Path) -> No
     assert run_info.data.tags["skipped"] == "true"
     assert run_info.data.tags["skip_reason"] == "too few classes"
     assert run_info.data.metrics["records.unlabelled"] == 5.0
-    assert run_info.data.params["model.name"] == "linear_probe"
+    assert run_info.data.params["model.name"] == config().model.name
 
 
 @pytest.mark.slow

@@ -182,13 +182,12 @@ def _log_skipped_run(
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
+    from pipeline.tracking import MODEL_RUNS
+    from pipeline.tracking import experiment_id as experiment_id_of
+
     client = MlflowClient(tracking_uri=s.fit.tracking_uri)
-    name = s.fit.tracking.experiment
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(name, artifact_location=s.fit.artifact_location)
+    experiment_id = experiment_id_of(
+        client, s.fit.tracking.experiment, s.fit.artifact_location, MODEL_RUNS
     )
     run = client.create_run(experiment_id, run_name=f"train-{s.fit.model.name}", tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in sorted(params.items())])

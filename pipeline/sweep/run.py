@@ -167,12 +167,11 @@ def _start_parent(
     client: MlflowClient, stage: TrainStageSettings, settings: SweepSettings, sweep_id: str
 ) -> str:
     """The sweep's own MLflow run, in the train runs' experiment; its id."""
-    name = stage.fit.tracking.experiment
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(name, artifact_location=stage.fit.artifact_location)
+    from pipeline.tracking import MODEL_RUNS
+    from pipeline.tracking import experiment_id as experiment_id_of
+
+    experiment_id = experiment_id_of(
+        client, stage.fit.tracking.experiment, stage.fit.artifact_location, MODEL_RUNS
     )
     tags = {"stage": "sweep", "sweep_id": sweep_id, "pipeline_run": sweep_id}
     run = client.create_run(experiment_id, run_name=sweep_id, tags=tags)

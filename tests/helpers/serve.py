@@ -4,12 +4,16 @@ in tmp_path (no tests here)."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helpers.wait import wait_until
 from pipeline.api.state import ServiceConfig
 from pipeline.record import RECORD_SCHEMA
 from pipeline.service.settings import ServeSettings, ServicePaths
@@ -161,3 +165,22 @@ def build_index(config: ServiceConfig, real_encoder: bool = False) -> dict:
     return publish_index(
         config.paths.index_dir, rids, vectors, texts, IndexSettings(factory="Flat"), encoder
     )
+
+
+def start_serve(params: Path, cwd: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`pipeline serve --params PARAMS --port 0` as a child process, once it listens:
+    (the process, its URL, its log file). The caller stops it (SIGINT)."""
+    log = cwd / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        )  # fmt: skip
+    running = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+    found = wait_until(
+        lambda: running.search(log.read_text()) or proc.poll() is not None,
+        "the server to start",
+        timeout=120,
+    )
+    assert proc.poll() is None, f"the server exited:\n{log.read_text()}"
+    return proc, found.group(1), log
