@@ -40,11 +40,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="where the PNGs go")
     parser.add_argument("--size", default="1440,1000", help="window width,height")
     parser.add_argument("--page", action="append", help="only these pages (default: all)")
+    parser.add_argument("--run", action="append", help="a run id to show, twice for the compare "
+                        "page (default: the two best evaluated runs)")  # fmt: skip
     args = parser.parse_args()
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         sys.exit("chromium not found: apt-get install -y chromium")
     store, experiment_id, runs = _store(args.root)
+    runs = args.run or runs
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start_server(store.uri, port)
@@ -88,7 +91,7 @@ def _pages(experiment_id: str, runs: list[str]) -> dict[str, str]:
     return {
         "runs-table": f"/experiments/{experiment_id}/runs",
         "run-page": f"/experiments/{experiment_id}/runs/{runs[0]}",
-        "run-artifact": f"/experiments/{experiment_id}/runs/{runs[0]}/artifacts/eval/confusion.png",
+        "run-artifact": f"/experiments/{experiment_id}/runs/{runs[0]}/artifacts/confusion.png",
         "compare": f"/compare-runs?{compare}",
     }
 

@@ -69,7 +69,10 @@ def log_evaluation(
     set_new_tags(client, run_id, {"evaluated": "true"})
     client.log_dict(run_id, dict(per_class), f"{EVAL_DIR}/per_class.json")
     for path in artifacts:
-        client.log_artifact(run_id, str(path), artifact_path=EVAL_DIR)
+        # The plots go at the run's root: MLflow's compare page shows only the root files
+        # two runs share (not those in folders), so two runs' plots appear side by side.
+        folder = None if Path(path).suffix == ".png" else EVAL_DIR
+        client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
 def log_mistakes(tracking_uri: str, run_id: str, mistakes: list[dict[str, Any]]) -> None:
