@@ -25,6 +25,11 @@ from pipeline.evaluate.settings import REGISTERED_MODEL, EvaluateSettings
 __all__ = ["REGISTERED_MODEL", "EvaluateSettings", "run"]
 
 
+# The plot files' columns, which dvc.yaml's `plots:` name as x and y.
+CONFUSION_COLUMNS = ("actual", "predicted")
+CALIBRATION_COLUMNS = ("confidence", "accuracy", "count")
+
+
 def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     """Evaluate the trained model on the test split; write reports, log to MLflow, register."""
     from pipeline.evaluate.data import read_meta
@@ -147,12 +152,12 @@ def _write_eval_dir(
         onnx_seconds = time.perf_counter() - started
         _write_csv(
             tmp / "confusion.csv",
-            ["actual", "predicted"],
+            CONFUSION_COLUMNS,
             [(labels[a], labels[p]) for a, p in zip(y_true, scores.y_pred, strict=True)],
         )
         _write_csv(
             tmp / "calibration.csv",
-            ["confidence", "accuracy", "count"],
+            CALIBRATION_COLUMNS,
             [(b["confidence"], b["accuracy"], b["count"]) for b in scores.bins],
         )
         write_json(tmp / "per_class.json", scores.per_class)
@@ -273,14 +278,16 @@ def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
         "n_unlabelled": int(records.get("unlabelled", 0)),
     }
     with atomic_dir(s.reports / "eval") as tmp:
-        _write_csv(tmp / "confusion.csv", ["actual", "predicted"], [])
-        _write_csv(tmp / "calibration.csv", ["confidence", "accuracy", "count"], [])
+        _write_csv(tmp / "confusion.csv", CONFUSION_COLUMNS, [])
+        _write_csv(tmp / "calibration.csv", CALIBRATION_COLUMNS, [])
     write_report(s.reports, "metrics.json", report)  # and no stale timings beside it
     if meta.get("mlflow_run_id"):
         from mlflow.tracking import MlflowClient
 
+        from pipeline.tracking import set_new_tags
+
         client = MlflowClient(tracking_uri=s.tracking_uri)
-        client.set_tag(str(meta["mlflow_run_id"]), "evaluated", "skipped")
+        set_new_tags(client, str(meta["mlflow_run_id"]), {"evaluated": "skipped"})
     return {**report, "registry": None}
 
 
