@@ -1,0 +1,94 @@
+"""Secrets redaction: API keys, access tokens, private keys, JWTs, passwords and connection
+strings become typed placeholders (`<API_KEY>`, `<TOKEN>`, ...), with counts.
+
+The dedup stage runs it in the same pass as PII redaction, just before it, so a
+`postgres://user:pass@host` URL is one connection string rather than an e-mail address.
+Rules and the decisions on look-alikes (hashes, UUIDs, base64 data, placeholders such as
+YOUR_API_KEY) are in `secret_rules.py`; benchmarks/secrets.py measures them against
+detect-secrets. Like PII, a rule masks what it found with same-length filler, so a span is
+counted once and later rules cannot match inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.dedup.pii import replace_spans
+from pipeline.dedup.secret_rules import RULES
+from pipeline.errors import UserInputError
+
+__all__ = ["PLACEHOLDERS", "SECRET_TYPES", "SecretSettings", "find_secrets", "redact_secrets"]
+
+SECRET_TYPES: tuple[str, ...] = (
+    "private_key",  # PEM blocks (RSA, EC, OpenSSH, PGP, PKCS#8), whole, across lines
+    "connection_string",  # database URLs with a password, whole
+    "jwt",  # JSON web tokens
+    "aws_key",  # AWS access key ids and secret access keys
+    "token",  # GitHub, GitLab and Slack tokens, Bearer tokens, `token=` values
+    "api_key",  # Stripe, OpenAI/Anthropic sk-, Google AIza keys, `api_key=`/`secret=` values
+    "password",  # `password=` values, `password is X`, passwords in URLs
+)
+PLACEHOLDERS: dict[str, str] = {t: f"<{t.upper()}>" for t in SECRET_TYPES}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSettings:
+    """Which secret types to redact (conf/dedup `secrets:` section)."""
+
+    enabled: bool = True
+    types: tuple[str, ...] = SECRET_TYPES  # a subset keeps the others verbatim
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> SecretSettings:
+        """Build from the `secrets` mapping (keys: enabled, types); unknown types are an error."""
+        types = tuple(cfg.get("types", SECRET_TYPES))
+        unknown = sorted(set(types) - set(SECRET_TYPES))
+        if unknown:
+            raise UserInputError(
+                f"dedup.secrets.types: unknown type(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(SECRET_TYPES)}"
+            )
+        return cls(enabled=bool(cfg.get("enabled", True)), types=types)
+
+
+def find_secrets(text: str, settings: SecretSettings) -> list[tuple[int, int, str]]:
+    """Secret spans in `text` as sorted (start, end, type), the spans `redact_secrets` replaces."""
+    spans: list[tuple[int, int, str]] = []
+    if not settings.enabled or not text:
+        return spans
+    lower: str | None = None  # lower-cased once, when a keyword rule first needs it
+    for rule in RULES:
+        if rule.kind not in settings.types:
+            continue
+        if rule.lower:
+            lower = text.lower() if lower is None else lower
+            if not any(n in lower for n in rule.needles):
+                continue
+        elif not any(n in text for n in rule.needles):
+            continue
+
+        def mask(m: Any, ok: Any = rule.ok, kind: str = rule.kind) -> str:
+            span = ok(m)
+            if span is None:
+                return m.group()
+            start, end = span
+            spans.append((start, end, kind))
+            # Same length keeps offsets valid; the filler ("<XX>", letters and no digits)
+            # is a value no later rule accepts.
+            whole = m.group()
+            a, b = start - m.start(), end - m.start()
+            return whole[:a] + "<" + "X" * (b - a - 2) + ">" + whole[b:]
+
+        found = len(spans)
+        text = rule.pattern.sub(mask, text)
+        if len(spans) > found:
+            lower = None  # the masked text differs from its lower-cased copy now
+    return sorted(spans)
+
+
+def redact_secrets(text: str, settings: SecretSettings) -> tuple[str, dict[str, int]]:
+    """Replace secrets in `text` by typed placeholders; return the text and counts by type
+    (only types found appear)."""
+    return replace_spans(text, find_secrets(text, settings), PLACEHOLDERS)
