@@ -11,11 +11,14 @@ Decisions, measured on benchmarks/secrets.py's labelled set and on real t0-promp
 - Random-looking strings with no prefix (git SHAs, sha256 hex, UUIDs, base64 image data, ids
   in URLs) are never flagged on entropy alone: an entropy check runs only on the value of
   an `api_key=`/`token:`/`secret=` assignment or after `Bearer`, where a keyword anchors it.
+- Also Hugging Face (hf_), SendGrid (SG.) and npm tokens (through `_authToken=`).
 - Passwords: the value of a `password=`/`pwd:`/`DB_PASS=` assignment (quoted: any value;
   bare: one holding a digit or symbol, since a bare word is usually a variable in code),
   `password is X` in prose when X mixes letters with digits or symbols, and the password
   of a `scheme://user:pass@host` URL. Placeholders (YOUR_PASSWORD, ****, <password>,
-  ${VAR}, "password") and code (`os.environ[...]`, `getpass()`) stay.
+  ${VAR}, "password") and code (`os.environ[...]`, `getpass()`) stay. Also `--password X`
+  flags and HTTP Basic credentials (base64 that decodes to `user:password`). A bare YAML
+  word (`password: bluebird`) is missed: bare words are variables far more often.
 - A database URL with credentials (postgres://, mysql://, mongodb+srv://, redis://...) is a
   connection string and is redacted whole: its host and user name say where to use it.
 - A PEM private key block is redacted whole, across lines; a block cut off before its END
@@ -25,6 +28,7 @@ Decisions, measured on benchmarks/secrets.py's labelled set and on real t0-promp
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections import Counter
@@ -76,7 +80,7 @@ _JWT = re.compile(r"(?<![\w-])eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*(?![\w-])", re.A
 _DB_URL = re.compile(
     r"(?<![\w+.-])(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|"
     r"sqlserver|oracle|clickhouse|cockroachdb|couchdb|neo4j(?:\+s)?|bolt|snowflake|db2|"
-    r"jdbc:\w+)(?:\+\w+)?://[^\s:/@'\"<>]+:([^\s@/'\"<>]+)@[^\s'\"<>)\]]+",
+    r"jdbc:\w+)(?:\+\w+)?://[^\s:/@'\"<>]*:([^\s@/'\"<>]+)@[^\s'\"<>)\]]+",
     re.IGNORECASE | re.ASCII,
 )
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"<>]+:([^\s@/'\"<>]+)@", re.I)
@@ -100,7 +104,11 @@ _SLACK = re.compile(
 _STRIPE = re.compile(r"(?<![\w-])(?:sk|rk)_(?:live|test)_([A-Za-z0-9]{20,99})(?![\w-])")
 # OpenAI (sk-..., sk-proj-...), Anthropic (sk-ant-api03-...), and others in the same style.
 _SK = re.compile(r"(?<![\w-])sk-([\w-]{20,200})(?![\w-])", re.ASCII)
+_HUGGINGFACE = re.compile(r"(?<![\w-])hf_([A-Za-z]{34,40})(?![\w-])", re.ASCII)
+_SENDGRID = re.compile(r"(?<![\w-])SG\.([\w-]{22}\.[\w-]{43})(?![\w-])", re.ASCII)
 _GOOGLE = re.compile(r"(?<![\w-])AIza([\w-]{35})(?![\w-])", re.ASCII)
+# HTTP Basic credentials are base64 of "user:password".
+_BASIC = re.compile(r"\bBasic\s+([A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])", re.ASCII)
 _BEARER = re.compile(r"\b[Bb]earer\s+([\w~+/.-]{16,}=*)(?![\w~+/.=-])", re.ASCII)
 
 # ---- keyword-anchored assignments --------------------------------------------------------
@@ -111,19 +119,20 @@ _VALUE = (
     r"|([^\s\"'<>,;(){}\[\]`]{1,200})(?=[\s,;)}\]\"'`]|$))"
 )
 _PASSWORD = re.compile(
-    r"(?<![\w.-])(?:[\w.-]{0,40}?(?:password|passwd|passphrase|pwd)|[\w.-]{1,40}[_.-]pass)"
+    r"(?:password|passwd|passphrase|pwd|(?<=\w)[_.-]pass)"
     rf"(?:{_SEP}|(\s+(?:is|was)\s*:?\s+)){_VALUE}",
     re.IGNORECASE,
 )
 
 
 def _keyword(words: str) -> re.Pattern[str]:
-    """`<prefix><word>[_id] = value` (also `: value`, `=> value`), the word in group 1."""
-    return re.compile(
-        rf"(?<![\w.-])[\w.-]{{0,40}}?({words})(?:[_.-]?id)?{_SEP}{_VALUE}", re.IGNORECASE
-    )
+    """`<word>[_id] = value` (also `: value`, `=> value`), the word in group 1; a prefix
+    (OPENAI_API_KEY) needs no matching: only the value is redacted."""
+    return re.compile(rf"({words})(?:[_.-]?id)?{_SEP}{_VALUE}", re.IGNORECASE)
 
 
+# A command-line flag followed by its value: `mysql --password hunter2`.
+_FLAG = re.compile(rf"(?<![\w-])--[\w-]*(?:password|passwd|pass)\s+(?!-){_VALUE}", re.IGNORECASE)
 _KEYWORD = _keyword(
     r"api[_.-]?key|apikey|api[_.-]?secret|access[_.-]?key|secret[_.-]?key|client[_.-]?secret|"
     r"account[_.-]?key|shared[_.-]?access[_.-]?key|private[_.-]?key|secret"
@@ -183,6 +192,20 @@ def _ok_db_url(m: re.Match[str]) -> Span | None:
     return None if placeholder(m.group(1)) else m.span()
 
 
+def _ok_basic(m: re.Match[str]) -> Span | None:
+    try:
+        decoded = base64.b64decode(m.group(1), validate=True).decode("utf-8")
+    except ValueError:  # not base64, or not UTF-8 text
+        return None
+    user, sep, password = decoded.partition(":")
+    return m.span(1) if sep and user and password and decoded.isprintable() else None
+
+
+def _ok_flag(m: re.Match[str]) -> Span | None:
+    g, value = _value_of(m, 1)
+    return None if placeholder(value) or len(value) < 3 else m.span(g)
+
+
 def _ok_password(m: re.Match[str]) -> Span | None:
     g, value = _value_of(m, 2)
     if m.group(1) is not None:  # prose: "my password is X"
@@ -208,6 +231,10 @@ def _ok_keyword(m: re.Match[str]) -> Span | None:
     return m.span(g) if _secret_value(value) else None
 
 
+# "pass" alone is in every "passage": the needles are the forms the pattern accepts.
+_PASSWORD_NEEDLES = ("passw", "pwd", "passphrase", "_pass", ".pass", "-pass")
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     kind: str
@@ -215,6 +242,7 @@ class Rule:
     ok: Callable[[re.Match[str]], Span | None]  # the span to redact, None for a look-alike
     needles: tuple[str, ...]  # one of them is in every match (in the lower-cased text if lower)
     lower: bool = False
+    gate: str = ""  # in every match too, and rare in prose: checked once per text, first
 
 
 # Order matters: whole blocks and URLs before the keys they may contain (a connection string
@@ -226,15 +254,39 @@ RULES: tuple[Rule, ...] = (
     Rule("jwt", _JWT, _whole, ("eyJ",)),
     Rule("aws_key", _AWS_ID, _provider(8), ("AKIA", "ASIA", "ABIA", "ACCA")),
     Rule("aws_key", _AWS_SECRET, _ok_group, ("access",), lower=True),
-    Rule("token", _GITHUB, _provider(10), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
-    Rule("token", _GITLAB, _provider(10), ("glpat-", "gldt-", "glptt-", "glrt-")),
+    Rule(
+        "token",
+        _GITHUB,
+        _provider(10),
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        gate="_",
+    ),
+    Rule("token", _GITLAB, _provider(10), ("glpat-", "gldt-", "glptt-", "glrt-"), gate="-"),
     Rule("token", _SLACK, _provider(8), ("xox", "xapp-", "hooks.slack.com")),
-    Rule("api_key", _STRIPE, _provider(10), ("sk_live_", "sk_test_", "rk_live_", "rk_test_")),
-    Rule("api_key", _SK, _ok_sk, ("sk-",)),
+    Rule(
+        "api_key",
+        _STRIPE,
+        _provider(10),
+        ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+        gate="_",
+    ),
+    Rule("api_key", _SK, _ok_sk, ("sk-",), gate="-"),
     Rule("api_key", _GOOGLE, _provider(10), ("AIza",)),
+    Rule("api_key", _SENDGRID, _provider(10), ("SG.",)),
+    Rule("token", _HUGGINGFACE, _provider(10), ("hf_",), gate="_"),
     Rule("token", _BEARER, _ok_bearer, ("bearer",), lower=True),
     Rule("password", _URL_PASSWORD, _ok_group, ("://",)),
-    Rule("password", _PASSWORD, _ok_password, ("pass", "pwd"), lower=True),
+    Rule("password", _BASIC, _ok_basic, ("Basic",)),
+    Rule("password", _FLAG, _ok_flag, ("--",), gate="-"),
+    Rule("password", _PASSWORD, _ok_password, _PASSWORD_NEEDLES, lower=True),
     Rule("token", _TOKEN, _ok_keyword, ("token",), lower=True),
     Rule("api_key", _KEYWORD, _ok_keyword, ("key", "secret"), lower=True),
 )
+# Needles by gate ("" = none) and, for keyword rules, in lower case: `find_secrets` tests
+# each once per text. A lower-case needle is kept apart ("key" vs a provider's "KEY").
+GATES: tuple[str, ...] = tuple(sorted({r.gate for r in RULES if r.gate}))
+NEEDLES: dict[str, frozenset[str]] = {
+    gate: frozenset(n for r in RULES if r.gate == gate and not r.lower for n in r.needles)
+    for gate in ("", *GATES)
+}
+LOWER_NEEDLES: frozenset[str] = frozenset(n for r in RULES if r.lower for n in r.needles)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dedup.pii import replace_spans
-from pipeline.dedup.secret_rules import RULES
+from pipeline.dedup.secret_rules import GATES, LOWER_NEEDLES, NEEDLES, RULES
 from pipeline.errors import UserInputError
 
 __all__ = ["PLACEHOLDERS", "SECRET_TYPES", "SecretSettings", "find_secrets", "redact_secrets"]
@@ -58,15 +58,18 @@ def find_secrets(text: str, settings: SecretSettings) -> list[tuple[int, int, st
     spans: list[tuple[int, int, str]] = []
     if not settings.enabled or not text:
         return spans
-    lower: str | None = None  # lower-cased once, when a keyword rule first needs it
+    # Which needles the text holds, in one pass; a rule runs only if it holds one of its
+    # own. Masking only removes needles, so the set stays a safe over-estimate.
+    present = {n for n in NEEDLES[""] if n in text}
+    for gate in GATES:  # most texts hold no "_": one check skips that group's needles
+        if gate in text:
+            present.update(n for n in NEEDLES[gate] if n in text)
+    lower = text.lower()
+    present.update(n for n in LOWER_NEEDLES if n in lower)
+    if not present:
+        return spans
     for rule in RULES:
-        if rule.kind not in settings.types:
-            continue
-        if rule.lower:
-            lower = text.lower() if lower is None else lower
-            if not any(n in lower for n in rule.needles):
-                continue
-        elif not any(n in text for n in rule.needles):
+        if rule.kind not in settings.types or present.isdisjoint(rule.needles):
             continue
 
         def mask(m: Any, ok: Any = rule.ok, kind: str = rule.kind) -> str:
@@ -81,10 +84,7 @@ def find_secrets(text: str, settings: SecretSettings) -> list[tuple[int, int, st
             a, b = start - m.start(), end - m.start()
             return whole[:a] + "<" + "X" * (b - a - 2) + ">" + whole[b:]
 
-        found = len(spans)
         text = rule.pattern.sub(mask, text)
-        if len(spans) > found:
-            lower = None  # the masked text differs from its lower-cased copy now
     return sorted(spans)
 
 
