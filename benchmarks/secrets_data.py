@@ -12,7 +12,7 @@ reads a secret instead of holding one.
     examples(seed=0, per_kind=12) -> [{"text", "spans": [{start, end, type}], "kind"}]
 
 Written by the author of the rules, so recall on it is an upper bound for ours; precision
-on real data (t0-prompts, hh-rlhf) is measured separately by benchmarks/secrets.py.
+on real data (t0-prompts, hh-rlhf) is measured separately by benchmarks/secrets_redaction.py.
 """
 
 from __future__ import annotations

@@ -42,14 +42,19 @@ class PiiSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> PiiSettings:
         """Build from the `pii` mapping (keys: enabled, types); unknown types are an error."""
-        types = tuple(cfg.get("types", PII_TYPES))
-        unknown = sorted(set(types) - set(PII_TYPES))
-        if unknown:
-            raise UserInputError(
-                f"dedup.pii.types: unknown type(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(PII_TYPES)}"
-            )
-        return cls(enabled=bool(cfg.get("enabled", True)), types=types)
+        return cls(bool(cfg.get("enabled", True)), check_types(cfg, PII_TYPES, "dedup.pii"))
+
+
+def check_types(cfg: Mapping[str, Any], known: Sequence[str], section: str) -> tuple[str, ...]:
+    """`cfg.types` (default: all `known`), or a UserInputError naming `section` and the
+    unknown types (the `pii` and `secrets` sections share it)."""
+    types = tuple(cfg.get("types", known))
+    unknown = sorted(set(types) - set(known))
+    if unknown:
+        raise UserInputError(
+            f"{section}.types: unknown type(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    return types
 
 
 def find_pii(text: str, settings: PiiSettings) -> list[tuple[int, int, str]]:

@@ -2,7 +2,8 @@
 None for a look-alike), and literal needles that let most texts skip the pattern.
 `secrets.find_secrets` applies the rules in order.
 
-Decisions, measured on benchmarks/secrets.py's labelled set and on real t0-prompts/hh-rlhf:
+Decisions, measured on benchmarks/secrets_redaction.py's labelled set and on real t0-prompts
+and hh-rlhf:
 - Provider keys are matched by their documented prefix and length (AWS AKIA/ASIA, GitHub
   ghp_/github_pat_, GitLab glpat-, Slack xox?-, Stripe sk_/rk_, OpenAI/Anthropic sk-,
   Google AIza); the random part must look random (enough distinct characters), so

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.dedup.pii import replace_spans
+from pipeline.dedup.pii import check_types, replace_spans
 from pipeline.dedup.secret_rules import GATES, LOWER_NEEDLES, NEEDLES, RULES
-from pipeline.errors import UserInputError
 
 __all__ = ["PLACEHOLDERS", "SECRET_TYPES", "SecretSettings", "find_secrets", "redact_secrets"]
 
@@ -43,14 +42,8 @@ class SecretSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> SecretSettings:
         """Build from the `secrets` mapping (keys: enabled, types); unknown types are an error."""
-        types = tuple(cfg.get("types", SECRET_TYPES))
-        unknown = sorted(set(types) - set(SECRET_TYPES))
-        if unknown:
-            raise UserInputError(
-                f"dedup.secrets.types: unknown type(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(SECRET_TYPES)}"
-            )
-        return cls(enabled=bool(cfg.get("enabled", True)), types=types)
+        types = check_types(cfg, SECRET_TYPES, "dedup.secrets")
+        return cls(bool(cfg.get("enabled", True)), types)
 
 
 def find_secrets(text: str, settings: SecretSettings) -> list[tuple[int, int, str]]:

@@ -3,8 +3,11 @@ look-alikes, throughput, and detections on real t0-prompts and hh-rlhf (where ev
 detection is presumably a false positive), side by side with detect-secrets 1.5.0 (Yelp's
 maintained scanner) measured in the same run.
 
-    python benchmarks/secrets.py [--per-kind 40] [--t0-records 20000] [--peer-records 3000]
-                                 [--no-append]
+    python benchmarks/secrets_redaction.py [--per-kind 40] [--t0-records 20000]
+                                           [--peer-records 3000] [--no-append]
+
+(Not benchmarks/secrets.py: run as a script, that name would shadow the standard `secrets`
+module that numpy imports.)
 
 Labelled set: benchmarks/secrets_data.py (deterministic; --per-kind examples of every
 secret form and of every look-alike). The peer runs the line-based core of its file scan
@@ -21,6 +24,7 @@ hh-rlhf harmless-base-test (chosen and rejected); the peer runs on the first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import itertools
 import json
@@ -43,22 +47,20 @@ from pipeline.dedup.pii import evaluate  # noqa: E402
 from pipeline.dedup.secrets import SECRET_TYPES, SecretSettings, find_secrets  # noqa: E402
 
 Finder = Callable[[str], list[tuple[int, int, str]]]
-_OPEN: list[object] = []
 PEER_IGNORED = {"Public IP (ipv4)"}  # PII, scored by benchmarks/pii.py, not here
 
 
-def peer_finder() -> tuple[Finder, str] | None:
-    """detect-secrets' default plugins and filters as a span finder, or None if absent."""
+def peer_finder(stack: contextlib.ExitStack) -> tuple[Finder, str] | None:
+    """detect-secrets' default plugins and filters as a span finder (its settings open on
+    `stack`), or None if absent."""
     try:
         from detect_secrets.__version__ import VERSION
         from detect_secrets.core.scan import _process_line_based_plugins
         from detect_secrets.settings import default_settings
     except ImportError:
         return None
-    # The scanner reads its plugins from a global these settings set until closed: kept
-    # open (and referenced, or collecting it would restore the empty settings) for the run.
-    _OPEN.append(default_settings())
-    _OPEN[-1].__enter__()
+    # The scanner reads its plugins from a global these settings set until they are closed.
+    stack.enter_context(default_settings())
 
     def find(text: str) -> list[tuple[int, int, str]]:
         lines = text.split("\n")
@@ -175,7 +177,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = SecretSettings()
     finders: dict[str, Finder] = {"ours": lambda text: find_secrets(text, settings)}
-    peer = peer_finder()
+    stack = contextlib.ExitStack()
+    peer = peer_finder(stack)
     if peer is None:
         print("detect-secrets is not installed (pip install detect-secrets): peer skipped")
     else:
@@ -198,10 +201,13 @@ def main() -> int:
             lines += real_lines(name, load(path, limit, fields), finders, args.peer_records)
         else:
             lines.append(f"{name} skipped: {path} is absent.")
+    stack.close()
     print("\n".join(lines))
     if not args.no_append:
-        command = (f"python benchmarks/secrets.py --per-kind {args.per_kind} --t0-records "
-                   f"{args.t0_records} --peer-records {args.peer_records}")  # fmt: skip
+        command = (
+            f"python benchmarks/secrets_redaction.py --per-kind {args.per_kind} "
+            f"--t0-records {args.t0_records} --peer-records {args.peer_records}"
+        )
         append_section("Secrets redaction", command, lines)
     return 0
 
