@@ -139,6 +139,7 @@ LOOKALIKES = {
     "environ": 'password = os.environ["DB_PASSWORD"]',
     "getenv": 'api_key = os.getenv("OPENAI_API_KEY")',
     "getpass": "password = getpass.getpass()",
+    "keyword_argument": "psycopg.connect(user=db_user, password=db_password)",
     "type_hint": "def login(user: str, password: str) -> bool:",
     "attribute": "secret_key = settings.SECRET_KEY",
     "tokenizer": "token = tokenizer.encode(text)",

@@ -49,6 +49,7 @@ _IDENT_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, c
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_ALPHA = re.compile(r"[A-Za-z]")
 _HAS_OTHER = re.compile(r"[^A-Za-z\s]")  # a digit or symbol
+_NOT_IDENT = re.compile(r"[^A-Za-z_\s]")  # a digit or a symbol other than "_"
 
 
 def entropy(value: str) -> float:
@@ -217,7 +218,7 @@ def _ok_password(m: re.Match[str]) -> Span | None:
         return m.start(g), m.start(g) + len(value)
     if placeholder(value) or len(value) < 3 or _IDENT_PATH.fullmatch(value):
         return None
-    if g == 4 and not _HAS_OTHER.search(value):  # a bare word is more often a variable
+    if g == 4 and not _NOT_IDENT.search(value):  # a bare identifier is a variable in code
         return None
     return m.span(g)
 
