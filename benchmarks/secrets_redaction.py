@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import itertools
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -159,12 +160,19 @@ def real_lines(name: str, records: list[list[str]], finders: dict[str, Finder],
              "|---|---:|---:|---:|---|"]  # fmt: skip
     runs = [("ours", records), *((label, records[:peer_n]) for label in finders)]
     read: list[str] = []
+    rates: list[float] = []
     for label, subset in runs:
         rate, counts, shown = scan(subset, finders[label])
+        rates.append(rate)
         lines.append(f"| {label} | {len(subset):,} | {rate:,.0f} | {sum(counts.values())} | "
                      f"{json.dumps(dict(counts.most_common(6)))} |")  # fmt: skip
         read = read or shown
-    return [*lines, "", "Ours' detections, to read: " + ("; ".join(read) or "none"), ""]
+    if len(rates) == 3:  # ours and the peer on the same slice, one after the other
+        lines.append(f"| ratio ours / peer, same {min(peer_n, len(records)):,} records | | "
+                     f"{rates[1] / rates[2]:,.0f}x | | |")  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return [*lines, "", f"Load average during the run (shared machine): {load}.",
+            "Ours' detections, to read: " + ("; ".join(read) or "none"), ""]  # fmt: skip
 
 
 def main() -> int:
