@@ -179,6 +179,11 @@ def test_multiline_private_key_block_is_redacted_whole() -> None:
     cut = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + PEM_BODY.rstrip()
     assert redact_secrets(f"{cut}\nthanks", ALL)[0] == "<PRIVATE_KEY>"
     assert redact_secrets(f"{cut}\n\nthanks", ALL)[0] == "<PRIVATE_KEY>\n\nthanks"
+    # Cut off, then another block: the key runs to that block, which stays.
+    then = f"{cut}\n{LOOKALIKES['certificate']}"
+    assert redact_secrets(then, ALL)[0] == f"<PRIVATE_KEY>{LOOKALIKES['certificate']}"
+    # Many BEGIN lines and no END: each one a block (and the scan stays linear).
+    assert redact_secrets("-----BEGIN PRIVATE KEY-----\n" * 300, ALL)[1] == {"private_key": 300}
     # Pasted with escaped newlines (a service-account JSON file).
     escaped = '"private_key": "' + PEM.replace("\n", "\\n") + '\\n",'
     assert redact_secrets(escaped, ALL)[0] == '"private_key": "<PRIVATE_KEY>\\n",'

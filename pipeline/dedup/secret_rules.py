@@ -23,7 +23,7 @@ and hh-rlhf:
 - A database URL with credentials (postgres://, mysql://, mongodb+srv://, redis://...) is a
   connection string and is redacted whole: its host and user name say where to use it.
 - A PEM private key block is redacted whole, across lines; a block cut off before its END
-  line is redacted to the next blank line or the end of the text. Public keys and
+  line is redacted to the next blank line, the next `-----` line or the end. Public keys and
   certificates stay.
 """
 
@@ -69,10 +69,11 @@ def random_looking(body: str, distinct: int = 8) -> bool:
 
 
 # ---- private keys ----------------------------------------------------------------------
+# The body runs to the next "-----" (its END line, or another block if the key was cut off)
+# or to a blank line; possessive, so many BEGIN lines without an END stay linear.
 _PEM = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
-    r".{0,20000}?(?:-----END \1PRIVATE KEY\2-----|(?=\n[ \t]*\n)|\Z)",
-    re.DOTALL,
+    r"(?:[^\n-]|-(?!----)|\n(?![ \t]*\n))*+(?:-----END \1PRIVATE KEY\2-----)?"
 )
 
 # ---- JSON web tokens: header and payload are base64url JSON, so both start with eyJ ------
