@@ -17,6 +17,7 @@ from pipeline.config import compose
 from pipeline.dedup.pii import PiiSettings, evaluate, redact
 from pipeline.dedup.secrets import SECRET_TYPES, SecretSettings, find_secrets, redact_secrets
 from pipeline.errors import UserInputError
+from pipeline.service.querylog import loggable
 
 # Appended, not first: nothing in benchmarks/ may shadow a standard module.
 sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -200,6 +201,11 @@ def test_secrets_before_pii_keep_a_connection_string_whole() -> None:
     text = "use postgres://app:S3cr3t@db.example.com/prod please"
     clean, _ = redact_secrets(text, ALL)
     assert redact(clean, PiiSettings()) == ("use <CONNECTION_STRING> please", {})
+
+
+def test_the_service_query_log_keeps_no_secret() -> None:
+    query = f"why does {OPENAI} fail for jo@example.com"
+    assert loggable(query, 1000) == "why does <API_KEY> fail for <EMAIL>"
 
 
 def test_a_subset_of_types_keeps_the_others_and_disabled_keeps_all() -> None:
