@@ -4,7 +4,7 @@ strings become typed placeholders (`<API_KEY>`, `<TOKEN>`, ...), with counts.
 The dedup stage runs it in the same pass as PII redaction, just before it, so a
 `postgres://user:pass@host` URL is one connection string rather than an e-mail address.
 Rules and the decisions on look-alikes (hashes, UUIDs, base64 data, placeholders such as
-YOUR_API_KEY) are in `secret_rules.py`; benchmarks/secrets.py measures them against
+YOUR_API_KEY) are in `secret_rules.py`; benchmarks/secrets_redaction.py measures them against
 detect-secrets. Like PII, a rule masks what it found with same-length filler, so a span is
 counted once and later rules cannot match inside it.
 """
