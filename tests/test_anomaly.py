@@ -219,3 +219,16 @@ def test_stage_through_the_cli_then_show_anomalies_and_search(tmp_path: Path) ->
 
     stage()  # same inputs: the DVC metric file is byte-identical
     assert metric_file.read_bytes() == stable
+
+
+@pytest.mark.slow
+def test_no_kept_records_publish_an_empty_side_file(tmp_path: Path) -> None:
+    from pipeline.stages.anomaly import run
+
+    store, frame = _store(tmp_path, n=3)
+    _scores(store, frame, [0.1, 0.2, 0.3])  # an older run's scores must not survive
+    pq.write_table(records_table(3).slice(0, 0), store.parent / "records.parquet")
+    report = run(compose(), tmp_path)
+    assert report["records"] == 0 and report["score"]["max"] is None
+    assert "mlflow_run_id" not in report  # nothing was fitted: no run
+    assert len(pd.read_parquet(ANOMALY.under(store))) == 0

@@ -27,7 +27,7 @@ from pipeline.train.quiet import quiet_libraries
 class AnomalyFit:
     """The fitted network, every row's score, the per-epoch loss and the fit's seconds."""
 
-    net: torch.nn.Module
+    net: torch.nn.Module | None  # None when there was nothing to fit
     scores: np.ndarray  # float64, one per input row
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0

@@ -31,30 +31,29 @@ class AnomalySettings:
         if "_target_" not in cfg["net"]:
             raise UserInputError("config key 'anomaly.net._target_' is missing")
         values: dict[str, Any] = {}
-        for key, kind in (("epochs", int), ("batch_size", int), ("threads", int)):
+        for key, kind, least in _NUMBERS:
             if key in cfg:
-                values[key] = _positive(key, cfg[key], kind)
-        for key in ("lr", "weight_decay"):
-            if key in cfg:
-                values[key] = _number(key, cfg[key])
+                values[key] = _number(key, cfg[key], kind, least)
         return cls(name=str(cfg["name"]), net=cfg["net"], seed=int(seed), **values)
 
 
-def _positive(key: str, value: Any, kind: type) -> Any:
+# (key, type, smallest allowed value) of the numeric settings.
+_NUMBERS = (
+    ("epochs", int, 1),
+    ("batch_size", int, 1),
+    ("threads", int, 1),
+    ("lr", float, 0),
+    ("weight_decay", float, 0),
+)
+
+
+def _number(key: str, value: Any, kind: type, least: float) -> Any:
+    """`value` as `kind`, at least `least`; otherwise an error naming `anomaly.<key>`."""
     try:
         number = kind(value)
     except (TypeError, ValueError):
         raise UserInputError(f"anomaly.{key}: {value!r} is not a number") from None
-    if isinstance(value, bool) or number < 1:
-        raise UserInputError(f"anomaly.{key}: must be a positive integer, got {value!r}")
-    return number
-
-
-def _number(key: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"anomaly.{key}: {value!r} is not a number") from None
-    if isinstance(value, bool) or number < 0:
-        raise UserInputError(f"anomaly.{key}: must be a number >= 0, got {value!r}")
+    fraction = kind is int and isinstance(value, float) and not value.is_integer()
+    if isinstance(value, bool) or fraction or number < least:
+        raise UserInputError(f"anomaly.{key}: must be a {kind.__name__} >= {least}, got {value!r}")
     return number

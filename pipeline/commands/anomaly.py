@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands.dedup import DEFAULT_STORE
 from pipeline.commands.options import add_config_options, config_path, load_config, positive_int
-
-DEFAULT_STORE = "data/dedup/store.duckdb"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

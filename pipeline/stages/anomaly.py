@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.anomaly.settings import AnomalySettings
 from pipeline.config import require
 from pipeline.errors import NotFoundError
-from pipeline.io.atomic import atomic_dir
+from pipeline.io.atomic import atomic_path
 from pipeline.io.reports import write_report
 from pipeline.store.annotations import ANOMALY, SCORE
 
@@ -42,37 +42,49 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     embed_seconds = time.perf_counter() - started
 
     lineage = _lineage(cfg, root, records_path)
-    from pipeline.anomaly import tracking
-    from pipeline.anomaly.fit import fit_scores  # imports Lightning (~10 s)
-
-    if len(frame):
-        logger = tracking.open_logger(_tracking(cfg), root, lineage, settings.name)
-        fitted = fit_scores(vectors, settings, logger)
-        scores, losses, fit_seconds = fitted.scores, fitted.losses, fitted.seconds
-    else:  # nothing kept: an empty side file, so readers see NULL scores, not a stale file
-        logger, scores, losses, fit_seconds = None, np.zeros(0), [], 0.0
-    out = pd.DataFrame({"id": frame["id"], "rid": frame["rid"], SCORE: scores})
-    with atomic_dir(root / require(cfg, "paths.anomaly_dir")) as tmp:
-        out.to_parquet(tmp / ANOMALY.path.name, index=False)
+    logger, fitted = _fit(cfg, root, lineage, settings, vectors)
+    out = pd.DataFrame({"id": frame["id"], "rid": frame["rid"], SCORE: fitted.scores})
+    # Where the store's readers look: data/anomaly/ beside data/dedup/ (annotations.py).
+    # One rename over the old file: a reader's join (it reads the path at each query) sees
+    # the old scores or the new, never no file, as a directory swap would leave for a moment.
+    with atomic_path(ANOMALY.under(root / require(cfg, "paths.store"))) as tmp:
+        out.to_parquet(tmp, index=False)
     report = {
         "model": settings.name,
         "records": len(out),
-        "epochs": len(losses),
-        "final_loss": _round(losses[-1]) if losses else None,
-        "score": summarise(scores),
+        "epochs": len(fitted.losses),
+        "final_loss": _round(fitted.losses[-1]) if fitted.losses else None,
+        "score": summarise(fitted.scores),
         "strangest": out.nlargest(5, SCORE)["id"].tolist(),
         "embed_seconds": round(embed_seconds, 3),
-        "fit_seconds": round(fit_seconds, 3),
+        "fit_seconds": round(fitted.seconds, 3),
         "data_hash": lineage.data_hash,
         "pipeline_run": lineage.pipeline_run,
     }
     if logger is not None:
-        report["mlflow_run_id"] = tracking.log_result(
-            logger, lineage, settings.name, report, fitted.net
-        )
+        from pipeline.anomaly.tracking import log_result
+
+        report["mlflow_run_id"] = log_result(logger, lineage, settings.name, report, fitted.net)
     report["seconds"] = round(time.perf_counter() - started, 3)
     write_report(root / require(cfg, "paths.reports"), REPORT, report)
     return report
+
+
+def _fit(
+    cfg: Any, root: Path, lineage: Any, settings: AnomalySettings, vectors: np.ndarray
+) -> tuple[Any, Any]:
+    """(the MLflow logger, the fit); nothing kept: no run, and no scores to publish."""
+    from pipeline.anomaly.fit import AnomalyFit, fit_scores  # imports Lightning (~10 s)
+    from pipeline.anomaly.tracking import open_logger
+
+    if not len(vectors):  # an empty side file: readers see no scores rather than stale ones
+        return None, AnomalyFit(net=None, scores=np.zeros(0))
+    logger = open_logger(_tracking(cfg), root, lineage, settings.name)
+    try:
+        return logger, fit_scores(vectors, settings, logger)
+    except BaseException:
+        logger.finalize("failed")  # the run says it failed, rather than running forever
+        raise
 
 
 def read_kept(records_path: Path) -> pd.DataFrame:
