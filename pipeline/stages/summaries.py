@@ -107,7 +107,7 @@ def anomaly(report: Mapping[str, Any]) -> str:
     """Records scored, the score's median and top, the strangest ids and the time spent."""
     score = report["score"]
     return (
-        f"anomaly: scored {report['records']} records with {report['model']} "
+        f"scored {report['records']} records with {report['model']} "
         f"(median {score['p50']}, p99 {score['p99']}, max {score['max']}; strangest: "
         f"{', '.join(report['strangest']) or 'none'}"
         + _timed("; fit {} s, embed {} s", report.get("fit_seconds"), report.get("embed_seconds"))
