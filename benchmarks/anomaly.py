@@ -1,7 +1,7 @@
 """Benchmark: anomaly scores find hh-rlhf turns mixed into t0-prompts. Runs in ~5-10 min
 on 2 shared cores (t0 subsampled; embeddings cached in --workdir).
 
-    .venv/bin/python benchmarks/anomaly.py                  # 4,000 t0 + 2% hh-rlhf, 3 seeds
+    .venv/bin/python benchmarks/anomaly.py                  # 4,000 t0 + 2% hh-rlhf
     .venv/bin/python benchmarks/anomaly.py --t0 10000       # bigger, if the machine is idle
 
 Data: a seeded sample of ../shared/data/t0-prompts (inliers) and the first human turn of
@@ -9,7 +9,7 @@ hh-rlhf harmless-base conversations (outliers, `--share` of the mix). The text e
 the prompt (`embed.text` of the default config) with the stage's encoder. Scores, in the
 same run on the same vectors:
   autoencoder   the anomaly stage's model and config (conf/anomaly/autoencoder.yaml),
-                one fit per seed: reconstruction error
+                one fit per seed: reconstruction error; then other bottleneck widths
   k-means       the obvious baseline: distance to the nearest of k centroids (FAISS
                 k-means), for several k
 Reported: ROC AUC (outlier vs inlier) and precision at N (N = the number of outliers).
@@ -91,7 +91,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--t0", type=int, default=4000, help="t0 prompts (inliers)")
     parser.add_argument("--share", type=float, default=0.02, help="outliers' share of the mix")
-    parser.add_argument("--seeds", type=int, default=3, help="autoencoder fits (seeds)")
+    parser.add_argument("--seeds", type=int, default=2, help="fits of the default config")
+    parser.add_argument(
+        "--bottlenecks", default="4,8,32", help="other bottleneck widths, one seed each ('' none)"
+    )
     parser.add_argument("--workdir", default="/tmp/bench-anomaly", help="the embedding cache")
     parser.add_argument("--no-results", action="store_true", help="do not append RESULTS.md")
     args = parser.parse_args()
@@ -127,10 +130,20 @@ def main() -> int:
         fits.append(fitted.seconds)
         log(f"autoencoder seed {42 + seed}: AUC {aucs[-1]:.4f} in {fitted.seconds:.1f} s")
     rows.append(
-        f"| autoencoder ({cfg.anomaly.name}, {args.seeds} seeds) | "
+        f"| autoencoder (default: bottleneck={cfg.anomaly.net.bottleneck}, {args.seeds} seeds) | "
         f"{np.mean(aucs):.3f} ± {np.std(aucs):.3f} | {np.mean(precs):.3f} | "
         f"{np.mean(fits):.1f} |"
     )
+    for width in [int(w) for w in args.bottlenecks.split(",") if w.strip()]:
+        section = {**cfg.anomaly, "net": {**cfg.anomaly.net, "bottleneck": width}}
+        fitted = fit_scores(vectors, AnomalySettings.from_cfg(section, 42))
+        auc = roc_auc_score(truth, fitted.scores)
+        prec = precision_at(fitted.scores, truth, outliers)
+        log(f"autoencoder bottleneck {width}: AUC {auc:.4f}")
+        rows.append(
+            f"| autoencoder, bottleneck={width} (1 seed) | {auc:.3f} | {prec:.3f} "
+            f"| {fitted.seconds:.1f} |"
+        )
     for k in KS:
         clock = time.perf_counter()
         scores = kmeans_distance(vectors, k, 42)
@@ -155,7 +168,10 @@ def main() -> int:
     if not args.no_results:
         from results import append_section
 
-        command = f"benchmarks/anomaly.py --t0 {args.t0} --share {args.share} --seeds {args.seeds}"
+        command = (
+            f"benchmarks/anomaly.py --t0 {args.t0} --share {args.share} --seeds {args.seeds} "
+            f"--bottlenecks {args.bottlenecks!r}"
+        )
         append_section("Anomaly scores: hh-rlhf mixed into t0-prompts", command, lines)
     return 0
 
