@@ -1,5 +1,6 @@
-"""Benchmark: anomaly scores find hh-rlhf turns mixed into t0-prompts. Runs in ~5-10 min
-on 2 shared cores (t0 subsampled; embeddings cached in --workdir).
+"""Benchmark: anomaly scores find hh-rlhf turns mixed into t0-prompts. Runs in ~10 min on
+2 shared cores once the embeddings are cached in --workdir (t0 subsampled to 4,000; the
+first run embeds them: 30 min on a loaded machine, a few on an idle one).
 
     .venv/bin/python benchmarks/anomaly.py                  # 4,000 t0 + 2% hh-rlhf
     .venv/bin/python benchmarks/anomaly.py --t0 10000       # bigger, if the machine is idle
