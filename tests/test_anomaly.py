@@ -232,3 +232,23 @@ def test_no_kept_records_publish_an_empty_side_file(tmp_path: Path) -> None:
     assert report["records"] == 0 and report["score"]["max"] is None
     assert "mlflow_run_id" not in report  # nothing was fitted: no run
     assert len(pd.read_parquet(ANOMALY.under(store))) == 0
+
+
+def test_a_searcher_sees_scores_published_after_it_opened(tmp_path: Path) -> None:
+    from helpers.search import build_project
+
+    from pipeline.search.api import Searcher, SearchSettings
+
+    dedup = tmp_path / "data" / "dedup"  # side files live beside the store's directory
+    table, vectors = build_project(dedup, n=50, dim=8)
+    store, frame = dedup / "store.duckdb", table.to_pandas()
+    searcher = Searcher(dedup / "index", store, SearchSettings(), None)
+    query, strange = vectors[0], ["anomaly_score>=0.5"]
+    assert searcher.search_vector(query, k=10, filters=strange, scope=Scope.all()) == []
+    assert not searcher.reload_if_changed()
+
+    _scores(store, frame, [1.0 if i < 3 else 0.0 for i in range(len(frame))])
+    assert searcher.reload_if_changed()  # the store did not change; its side file did
+    hits = searcher.search_vector(query, k=10, filters=strange, scope=Scope.all())
+    assert sorted(h.id for h in hits) == ["rec-0", "rec-1", "rec-2"]
+    searcher.close()
