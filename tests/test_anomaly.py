@@ -191,7 +191,7 @@ def test_stage_through_the_cli_then_show_anomalies_and_search(tmp_path: Path) ->
     assert run.data.tags["data_hash"] == report["data_hash"]
     assert run.data.metrics["records"] == len(PROMPTS)
     assert run.data.params["anomaly.epochs"] == str(compose().anomaly.epochs)
-    assert "epoch.train_loss" in run.data.metrics
+    assert "epoch.train_loss" in run.data.metrics and "time.fit_seconds" in run.data.metrics
     assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == [
         "model/autoencoder.pt"
     ]

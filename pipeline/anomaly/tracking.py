@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.tracking import (
     DESCRIPTION,
     MODEL_RUNS,
+    TIME,
     TrackingSettings,
     experiment_id,
     flatten_metrics,
@@ -74,7 +75,8 @@ def log_result(
     sections = {k: lineage.config[k] for k in ("anomaly", "embed", "seed") if k in lineage.config}
     log_new_params(client, run_id, flatten_params(sections))
     for key, value in flatten_metrics(report).items():
-        client.log_metric(run_id, key, value)
+        # Durations apart from the quality figures, as every stage logs them.
+        client.log_metric(run_id, f"{TIME}{key}" if key.endswith("seconds") else key, value)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "autoencoder.pt"
         torch.save(net.state_dict(), weights)
