@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--json", action="store_true", help="print as JSON")
     stats.set_defaults(func=run_stats)
     show.set_defaults(func=run_show)
+    from pipeline.commands.anomaly import register_records
+
+    register_records(inner)  # `records anomalies`
     records.set_defaults(func=lambda args: records.print_help() or 2)
 
 

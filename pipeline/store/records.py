@@ -10,6 +10,7 @@ import duckdb
 
 from pipeline.errors import NotFoundError
 from pipeline.store import rows
+from pipeline.store.annotations import annotate
 from pipeline.store.db import connect
 
 TABLES: tuple[str, ...] = ("records", "duplicates", "rejected", "preferences", "pii_redactions")
@@ -91,6 +92,8 @@ def show(path: Path, key: str) -> dict[str, Any]:
         )
         if not kept and not dup and not rejected:
             raise NotFoundError(f"record {key!r}: not in the store ({path})")
+        if kept:  # what later stages learned of it: anomaly_score, ...
+            kept = {**kept, **annotate(con, path, kept["id"])}
         record = kept or dup
         out: dict[str, Any] = {
             "status": "kept" if kept else "duplicate" if dup else "rejected",
