@@ -161,32 +161,38 @@ def _child(args: list[str], log: Any) -> dict[str, Any]:
 
 
 def run_cost(
-    models: list[str], workdir: Path, finetune_steps: int, cold_texts: int, log: Any
+    models: list[str], workdir: Path, finetune_steps: int, cold_texts: int, jobs: int, log: Any
 ) -> list[dict]:
-    """Every model, the cold embedding, and the baseline first and last."""
+    """The baseline first; every model and the cold embedding (`jobs` at a time, each in its
+    own directory); the baseline last."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import train
 
     shutil.rmtree(workdir, ignore_errors=True)
-    warm = workdir / "embedding"
-    rows = []
 
-    def child(model: str, tag: str, args: list[str]) -> None:
-        rows.append({"model": model, "run": tag, **_child(args, log)})
-        log(f"  {rows[-1]}")
+    def child(model: str, tag: str, args: list[str]) -> dict:
+        row = {"model": model, "run": tag, **_child(args, log)}
+        log(f"  {row}")
+        return row
 
-    child("TF-IDF + LR", "first", ["--one", "baseline", "--workdir", str(workdir / "baseline")])
-    for model in models:
+    def one(model: str) -> dict:
+        place = workdir / model
+        if model == "embed-cold":
+            args = ["--one", model, "--workdir", str(place), "--cold-texts", str(cold_texts)]
+            return child("embedding", "cold", args)
         embeds = model in EMBEDDING_MODELS
-        if embeds and not warm.exists():
-            # The cache `make run` leaves in the project: the sample's vectors and the ONNX model.
-            shutil.copytree(train.ROOT / EMBED_CACHE, warm / EMBED_CACHE)
-        place = warm if embeds else workdir / model
+        if embeds:  # the cache `make run` leaves: the sample's vectors and the ONNX model
+            shutil.copytree(train.ROOT / EMBED_CACHE, place / EMBED_CACHE)
         args = ["--one", model, "--workdir", str(place), "--finetune-steps", str(finetune_steps)]
-        child(model, "warm" if embeds else "-", args)
-    if any(m in EMBEDDING_MODELS for m in models):
-        args = ["--one", "embed-cold", "--workdir", str(workdir / "cold")]
-        child("embedding", "cold", [*args, "--cold-texts", str(cold_texts)])
-    child("TF-IDF + LR", "last", ["--one", "baseline", "--workdir", str(workdir / "baseline")])
+        return child(model, "warm" if embeds else "-", args)
+
+    baseline = ["--one", "baseline", "--workdir", str(workdir / "baseline")]
+    rows = [child("TF-IDF + LR", "first", baseline)]
+    todo = [*models, *(["embed-cold"] if any(m in EMBEDDING_MODELS for m in models) else [])]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        rows += list(pool.map(one, todo))  # in `todo` order, whatever order they end in
+    rows.append(child("TF-IDF + LR", "last", baseline))
     return rows
 
 
