@@ -535,7 +535,9 @@ def cost(args: argparse.Namespace) -> int:
     shown = ["TF-IDF + LR", "hybrid", "linear_probe", "textcnn", "transformer", "bigru"]
     models = sorted(args.models, key=lambda m: runs.index(m) if m in runs else len(runs))
     workdir = Path(args.workdir)
-    rows = run_cost(models, workdir, args.finetune_steps, args.cold_texts, args.jobs, log)
+    rows = run_cost(
+        models, workdir, args.finetune_steps, args.cold_texts, args.jobs, args.max_minutes, log
+    )
     rank = {model: i for i, model in enumerate(shown)}  # then finetune, then the cold embedding
     rows.sort(key=lambda r: (r["run"] == "last", rank.get(r["model"], len(rank))))
     lines = render_cost(rows, args.finetune_steps)
@@ -547,7 +549,7 @@ def cost(args: argparse.Namespace) -> int:
         append_section(
             "Train: what each model costs on the bundled sample",
             f".venv/bin/python benchmarks/train.py --cost --finetune-steps {args.finetune_steps} "
-            f"--cold-texts {args.cold_texts} --jobs {args.jobs}",
+            f"--cold-texts {args.cold_texts} --jobs {args.jobs} --max-minutes {args.max_minutes:g}",
             [
                 "Each conf/model choice trained as the train stage trains it: the sample's "
                 "kept records, the train stage's split, the configured epochs with early "
@@ -562,7 +564,9 @@ def cost(args: argparse.Namespace) -> int:
                 "not included; *x baseline* = total fit s over the mean of the two TF-IDF + LR "
                 "fits (its vectoriser and LR, same rows). The finetune is timed over "
                 f"{args.finetune_steps} training batches and one validation pass and "
-                "extrapolated (marked ~). "
+                "extrapolated (marked ~). A fit stopped by the time cap (`--max-minutes`, "
+                "Lightning `max_time`) says so: its s per epoch is measured, its epochs are a "
+                "lower bound and the configured run costs up to max epochs x s per epoch. "
                 f"{args.jobs} measured at once (`--jobs`), the baseline alone. The machine's "
                 "2 cores were shared with five other helpers' jobs while this ran (the load "
                 "column): wall seconds are pessimistic, CPU seconds and their ratios less so. "
@@ -644,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-texts", type=int, default=128, help="--cost: texts embedded into an empty cache"
     )
     parser.add_argument("--jobs", type=int, default=1, help="--cost: models measured at once")
+    parser.add_argument(
+        "--max-minutes", type=float, default=59.0, help="--cost: Lightning max_time per fit"
+    )
     args = parser.parse_args(argv)
     if args.cost:
         return cost(args)
