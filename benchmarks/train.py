@@ -5,10 +5,13 @@ then Lightning's overhead against a plain PyTorch loop on the same model and dat
     .venv/bin/python benchmarks/train.py --quick    # a few minutes: smaller samples, 1-2 epochs
     .venv/bin/python benchmarks/train.py --default  # the default model, the probe and TF-IDF
                                                     # on the sample and a t0 template subset
-    .venv/bin/python benchmarks/train.py --full-test  # the same on ALL t0 template-holdout test
-                                                      # rows (networks on a train subset): ~25 min
-    .venv/bin/python benchmarks/train.py --cost     # every conf/model on the sample: time, epochs,
-                                                    # RSS, macro-F1, beside TF-IDF + LR: ~20 min
+    .venv/bin/python benchmarks/train.py --full-test  # the same on ALL t0 template-holdout
+                                                      # test rows, networks on a train subset
+    .venv/bin/python benchmarks/train.py --cost     # every conf/model on the sample: time,
+                                                    # epochs, RSS, macro-F1, beside TF-IDF + LR
+
+--full-test and --cost took ~35 and ~30 min at load ~15 (five other jobs on the 2 cores),
+with --jobs 5 --max-minutes 20 for --cost; an idle machine needs a fraction of that.
 
 Data: ../shared/data/t0-prompts through the real dedup stage (`data=t0_prompts`, label =
 task), cached in --workdir. Splits (the train stage's `assign_splits`):
