@@ -5,8 +5,10 @@ accounting with its `filtered` term, `pipeline records show` saying why, and era
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -15,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import compose, to_yaml
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.language import identify
 from pipeline.dedup.steps.quality import build_filters
 from pipeline.errors import UserInputError
 from pipeline.stages.dedup import run
@@ -64,7 +67,8 @@ def query(root: Path, sql: str) -> list[tuple]:
 
 
 def test_measures_in_any_script() -> None:
-    assert m.mean_word_length(m.words("请帮我写一封邮件")) is None  # no word written with spaces
+    assert m.mean_word_length("请帮我写一封邮件。") is None  # no word written with spaces
+    assert m.mean_word_length("Use 用Python, ok?") == 11 / 3  # "Use", "Python", "ok"
     assert m.non_alpha_fraction("ช่วยแปลประโยคนี้") == 0.0  # Thai vowel marks are text
     assert m.non_alpha_fraction("मुझे दिल्ली में") == 0.0  # so are Devanagari's
     tokens = m.words("what is the time now")
@@ -74,6 +78,50 @@ def test_measures_in_any_script() -> None:
     text = "one two three four five " * 3
     assert m.dup_ngram_fraction(m.words(text), 5, len(text)) > 0.5
     assert m.repeated_line_fraction("a line\nb line\na line") == pytest.approx(6 / 18)
+
+
+def _top_reference(tokens: list[str], n: int, chars: int) -> float:
+    """datatrove's find_top_duplicate over word tuples, counting only a repeated n-gram."""
+    if len(tokens) < n + 1 or chars == 0:
+        return 0.0
+    gram, count = Counter(zip(*(tokens[i:] for i in range(n)), strict=False)).most_common(1)[0]
+    return 0.0 if count < 2 else min(1.0, (sum(map(len, gram)) + n - 1) * count / chars)
+
+
+def _dup_reference(tokens: list[str], n: int, chars: int) -> float:
+    """datatrove's find_all_duplicate over word tuples."""
+    if len(tokens) < 2 * n or chars == 0:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeated = i = 0
+    while i <= len(tokens) - n:
+        gram = tuple(tokens[i : i + n])
+        if gram in seen:
+            repeated, i = repeated + sum(map(len, gram)), i + n
+        else:
+            seen.add(gram)
+            i += 1
+    return min(1.0, repeated / chars)
+
+
+def test_hashed_ngram_measures_equal_the_plain_ones_and_their_bounds_hold() -> None:
+    rng = random.Random(12)
+    vocab = ["a", "bb", "ccc", "the", "of", "now", "buy", "请", "帮"]
+    for _ in range(400):
+        text = " ".join(rng.choice(vocab[: rng.randint(2, 9)]) for _ in range(rng.randint(1, 80)))
+        tokens, chars = m.words(text), len(text)
+        top = [_top_reference(list(tokens), n, chars) for n in (2, 3, 4)]
+        dup = [_dup_reference(list(tokens), n, chars) for n in range(5, 11)]
+        assert [m.top_ngram_fraction(tokens, n, chars) for n in (2, 3, 4)] == top
+        assert [m.dup_ngram_fraction(tokens, n, chars) for n in range(5, 11)] == dup
+        assert max(top) <= m.top_ngram_bound(tokens, 4, chars) + 1e-12
+        assert max(dup) <= m.dup_ngram_bound(tokens, 5, chars) + 1e-12
+
+
+def test_language_identifier_works_offline() -> None:
+    assert identify("Can you help me write an email to my landlord?")[0] == "en"
+    assert identify("请帮我写一封邮件给我的老板。")[0] == "zh"
+    assert identify("ช่วยแปลประโยคนี้เป็นภาษาอังกฤษหน่อย")[0] == "th"
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.measures import Words
 from pipeline.errors import UserInputError
 
 FIELDS = ("prompt", "response")
 # (text, words) -> the measured value, or None when the measure does not apply to the text.
-Measure = Callable[[str, list[str]], float | None]
+Measure = Callable[[str, Words], float | None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Failure:
     detail: str  # e.g. "n=3" (which n-gram), "language=zh" (what was detected)
 
 
-def _ngram(measure: Callable[[list[str], int, int], float], ns: Sequence[int]) -> Any:
+def _ngram(measure: Callable[[Words, int, int], float], ns: Sequence[int]) -> Any:
     """A measure per n (Gopher's per-n thresholds): (text, words) -> {n: value}."""
     return lambda text, tokens: {n: measure(tokens, n, len(text)) for n in ns}
 
@@ -44,14 +45,19 @@ class Bounded:
     name: str
     fields: tuple[str, ...]
     min_words: int
-    measure: Callable[[str, list[str]], Any]
+    measure: Callable[[str, Words], Any]
     low: float | None = None
     high: float | Sequence[float] | None = None
     ns: tuple[int, ...] = ()  # the n of each `high` for the n-gram filters
+    # A cheap value at least as high as every measured one: below the lowest maximum, the
+    # text passes without the exact measure (dup_ngram's greedy scan is a Python loop).
+    ceiling: Callable[[str, Words], float] | None = None
 
-    def check(self, field: str, text: str, tokens: list[str]) -> Failure | None:
+    def check(self, field: str, text: str, tokens: Words) -> Failure | None:
         """The bound `text` breaks, or None."""
         if len(tokens) < self.min_words:
+            return None
+        if self.ceiling is not None and self.ceiling(text, tokens) <= min(self.high):  # type: ignore[arg-type]
             return None
         value = self.measure(text, tokens)
         if value is None:
@@ -89,7 +95,7 @@ def _fields(section: Mapping[str, Any], where: str) -> tuple[str, ...]:
 # name -> (measure, which bounds it takes, the n of a per-n `max`)
 KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int, ...]]] = {
     "word_count": (lambda text, w: m.word_count(w), ("min", "max"), ()),
-    "mean_word_length": (lambda text, w: m.mean_word_length(w), ("min", "max"), ()),
+    "mean_word_length": (lambda text, w: m.mean_word_length(text), ("min", "max"), ()),
     "top_ngram": (_ngram(m.top_ngram_fraction, (2, 3, 4)), ("max",), (2, 3, 4)),
     "dup_ngram": (
         _ngram(m.dup_ngram_fraction, (5, 6, 7, 8, 9, 10)),
@@ -120,9 +126,18 @@ def build(name: str, section: Mapping[str, Any], where: str) -> Bounded:
     else:
         high = _number(section, "max", where)
     low = _number(section, "min", where) if "min" in bounds else None
+    ceiling = {"dup_ngram": _dup_ceiling, "top_ngram": _top_ceiling}.get(name)
     return Bounded(
-        name, _fields(section, where), _min_words(section, where), measure, low, high, ns
+        name, _fields(section, where), _min_words(section, where), measure, low, high, ns, ceiling
     )
+
+
+def _dup_ceiling(text: str, tokens: Words) -> float:
+    return m.dup_ngram_bound(tokens, 5, len(text))
+
+
+def _top_ceiling(text: str, tokens: Words) -> float:
+    return m.top_ngram_bound(tokens, 4, len(text))
 
 
 def _min_words(section: Mapping[str, Any], where: str) -> int:

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.dedup.quality.filters import Failure, _fields, _min_words, _number
+from pipeline.dedup.quality.measures import Words
 from pipeline.errors import UserInputError
 
 MAX_CHARS = 1000  # fastText reads a line; a long text's first 1000 characters decide
@@ -45,7 +46,7 @@ class Language:
     min_score: float
     name: str = "language"
 
-    def check(self, field: str, text: str, tokens: list[str]) -> Failure | None:
+    def check(self, field: str, text: str, tokens: Words) -> Failure | None:
         """The failure of `text`, or None when its language is allowed."""
         if len(tokens) < self.min_words:
             return None

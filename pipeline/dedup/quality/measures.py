@@ -13,27 +13,38 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import cache
+from functools import cache, cached_property
+
+import numpy as np
 
 from pipeline.text.marks import mark_ranges
-from pipeline.text.tokens import is_no_space, shingle_tokens
+from pipeline.text.tokens import NO_SPACE_RANGES, shingle_tokens
 
-# Stripped from both ends of a word before its length is taken (Gopher: words without
-# punctuation); ASCII punctuation and the common typographic and CJK marks.
+# Not counted in a word's length (Gopher: words without punctuation); ASCII punctuation
+# and the common typographic and CJK marks. A word of punctuation only is no word.
 _PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~“”‘’«»…—–·、。，！？；：（）【】《》「」"
+_DROP_PUNCTUATION = str.maketrans("", "", _PUNCTUATION)
 _NEWLINES = re.compile(r"\n+")
 
 
+_NOT_WORD = re.compile(r"[^\w\s]|_")  # \w: letters and digits of every script, not marks
+
+
 @cache
-def _not_alphanumeric() -> re.Pattern[str]:
-    """A character that is no letter, digit, combining mark or whitespace."""
-    marks = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in mark_ranges())
-    return re.compile(f"[^\\w\\s{marks}]|_")
+def _no_space() -> re.Pattern[str]:
+    """A character of a script written without spaces (pipeline/text)."""
+    return re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in NO_SPACE_RANGES) + "]")
 
 
-def words(text: str) -> list[str]:
+@cache
+def _marks() -> re.Pattern[str]:
+    """A combining mark (Thai, Hindi, Arabic vowel signs...), which `\\w` does not match."""
+    return re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in mark_ranges()) + "]")
+
+
+def words(text: str) -> Words:
     """The text's words: whitespace-split, each no-space-script character on its own."""
-    return shingle_tokens(text)
+    return Words(shingle_tokens(text))
 
 
 def word_count(tokens: list[str]) -> float:
@@ -41,45 +52,115 @@ def word_count(tokens: list[str]) -> float:
     return float(len(tokens))
 
 
-def mean_word_length(tokens: list[str]) -> float | None:
-    """Mean length of the words written with spaces, punctuation stripped; None when there
+def mean_word_length(text: str) -> float | None:
+    """Mean length of the words written with spaces, punctuation left out; None when there
     are none (a text only in Chinese, Japanese or Thai, or only punctuation)."""
     # A no-space-script character is one "word" of length 1 by construction: counting it
-    # would fail every Chinese text against Gopher's minimum of 3.
-    lengths = [
-        len(stripped)
-        for token in tokens
-        if not (len(token) == 1 and is_no_space(token)) and (stripped := token.strip(_PUNCTUATION))
-    ]
-    return sum(lengths) / len(lengths) if lengths else None
+    # would fail every Chinese text against Gopher's minimum of 3. String methods only:
+    # a loop over the words costs more than every other measure together on long prompts.
+    text = text.translate(_DROP_PUNCTUATION)
+    if not text.isascii():
+        text = _no_space().sub(" ", text)
+    spaced = text.split()
+    return len("".join(spaced)) / len(spaced) if spaced else None
 
 
-def top_ngram_fraction(tokens: list[str], n: int, chars: int) -> float:
+class Words(list[str]):
+    """A text's words, with the hashes and lengths the n-gram measures share, made once."""
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        """Characters in the first k words, for k = 0..len: a span's length is a difference."""
+        lengths = np.fromiter(map(len, self), np.int64, len(self))
+        return np.concatenate(([0], np.cumsum(lengths)))
+
+    @cached_property
+    def _ids(self) -> np.ndarray:
+        # str hashes vary between processes, but only equality within one text is used:
+        # two different n-grams colliding in 64 bits is as good as impossible.
+        return np.fromiter(map(hash, self), np.int64, len(self)).view(np.uint64)
+
+    def grams(self, n: int) -> np.ndarray:
+        """A 64-bit hash of every word n-gram, in text order."""
+        cache = self.__dict__.setdefault("_grams", {1: self._ids})
+        if n not in cache:  # polynomial hash, wrapping in uint64, from the (n-1)-grams
+            shorter, m = self.grams(n - 1), len(self) - n + 1
+            cache[n] = shorter[:m] * _PRIME + self._ids[n - 1 : n - 1 + m]
+        return cache[n]
+
+    def repeats(self, n: int) -> bool:
+        """Whether some word n-gram occurs twice (never, when no shorter one does)."""
+        known = self.__dict__.setdefault("_repeats", {})
+        if any(not known[k] for k in known if k <= n):
+            return False
+        if n not in known:  # a Python set: numpy's unique costs more on a few hundred words
+            grams = self.grams(n).tolist()
+            known[n] = len(set(grams)) < len(grams)
+        return known[n]
+
+
+_PRIME = np.uint64(1099511628211)
+
+
+def top_ngram_fraction(tokens: Words, n: int, chars: int) -> float:
     """Characters of the most frequent word n-gram times its count, over the text's
     characters; 0 when no n-gram occurs twice (datatrove: `find_top_duplicate`)."""
     if len(tokens) < n + 1 or chars == 0:
         return 0.0
-    counts = Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
-    gram, count = counts.most_common(1)[0]
-    if count < 2:  # datatrove counts a unique n-gram: every short prompt would fail
+    _, first, counts = np.unique(tokens.grams(n), return_index=True, return_counts=True)
+    top = int(counts.max())
+    if top < 2:  # datatrove counts a unique n-gram: every short prompt would fail
         return 0.0
-    return min(1.0, (sum(map(len, gram)) + n - 1) * count / chars)
+    at = int(first[counts == top].min())  # Counter.most_common: the first seen of the most
+    length = int(tokens.ends[at + n] - tokens.ends[at]) + n - 1  # joined by single spaces
+    return min(1.0, length * top / chars)
 
 
-def dup_ngram_fraction(tokens: list[str], n: int, chars: int) -> float:
+def top_ngram_bound(tokens: Words, n: int, chars: int) -> float:
+    """At least `top_ngram_fraction` for every m from 2 to n: an m-gram occurs no more often
+    than its first two words, and spans no more characters than the longest n-word window."""
+    if len(tokens) < 3 or chars == 0 or not tokens.repeats(2):
+        return 0.0
+    top = max(Counter(tokens.grams(2).tolist()).values())
+    span = min(n, len(tokens))
+    widest = int((tokens.ends[span:] - tokens.ends[:-span]).max()) + span - 1
+    return top * widest / chars
+
+
+def dup_ngram_bound(tokens: Words, n: int, chars: int) -> float:
+    """At least `dup_ngram_fraction` for every m >= n: the characters of the words covered
+    by some n-gram that occurred earlier (a repeated m-gram is made of repeated n-grams)."""
+    if len(tokens) < 2 * n or chars == 0 or not tokens.repeats(n):
+        return 0.0
+    seen: set[int] = set()
+    starts = []  # where an n-gram seen before starts (a first occurrence repeats nothing)
+    for i, gram in enumerate(tokens.grams(n).tolist()):
+        if gram in seen:
+            starts.append(i)
+        seen.add(gram)
+    at = np.array(starts, np.int64)
+    size = len(tokens) + 1
+    depth = np.bincount(at, minlength=size) - np.bincount(at + n, minlength=size)
+    covered = np.cumsum(depth)[:-1] > 0
+    return float(np.diff(tokens.ends)[covered].sum()) / chars
+
+
+def dup_ngram_fraction(tokens: Words, n: int, chars: int) -> float:
     """Characters in word n-grams that repeat an earlier one (a repeat skips n words), over
     the text's characters (datatrove: `find_all_duplicate`)."""
     if len(tokens) < 2 * n or chars == 0:
         return 0.0
-    seen: set[tuple[str, ...]] = set()
+    if not tokens.repeats(5 if n > 5 else n):  # no repeated 5-gram, none longer: most texts
+        return 0.0
+    hashes, ends = tokens.grams(n).tolist(), tokens.ends.tolist()
+    seen: set[int] = set()
     repeated, i = 0, 0
-    while i <= len(tokens) - n:
-        gram = tuple(tokens[i : i + n])
-        if gram in seen:
-            repeated += sum(map(len, gram))
+    while i < len(hashes):
+        if hashes[i] in seen:
+            repeated += ends[i + n] - ends[i]
             i += n
         else:
-            seen.add(gram)
+            seen.add(hashes[i])
             i += 1
     return min(1.0, repeated / chars)
 
@@ -115,4 +196,6 @@ def non_alpha_fraction(text: str) -> float:
     visible = len("".join(text.split()))
     if visible == 0:
         return 0.0
-    return len(_not_alphanumeric().findall(text)) / visible
+    found = "".join(_NOT_WORD.findall(text))
+    marks = 0 if found.isascii() else len(_marks().findall(found))
+    return (len(found) - marks) / visible

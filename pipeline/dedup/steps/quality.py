@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.dedup.quality.filters import Failure, build
 from pipeline.dedup.quality.language import build_language
-from pipeline.dedup.quality.measures import words
+from pipeline.dedup.quality.measures import Words, words
 from pipeline.dedup.steps.base import Decisions, Filtered, Step, Survivors
 from pipeline.errors import UserInputError
 from pipeline.record import Record
@@ -38,7 +38,7 @@ def build_filters(filters: Mapping[str, Any]) -> list[Any]:
 
 def first_failure(filters: Sequence[Any], record: Any) -> Failure | None:
     """The first bound `record` (anything with prompt and response) breaks, or None."""
-    tokens: dict[str, list[str]] = {}
+    tokens: dict[str, Words] = {}
     for rule in filters:
         for field in rule.fields:
             text = getattr(record, field)
