@@ -96,8 +96,10 @@ class Filtered(Decisions):
 
     def check(self, survivors: Survivors, step: str) -> None:
         sizes = {len(self.idx), len(self.threshold), len(self.bound), len(self.detail)}
-        if len(sizes) != 1 or (self.of_idx != -1).any():
+        if len(sizes) != 1:
             raise ValueError(f"dedup step {step!r}: filtered columns differ in length {sizes}")
+        if (self.of_idx != -1).any():
+            raise ValueError(f"dedup step {step!r}: a filtered record keeps no record in its place")
         Decisions(self.idx, np.zeros_like(self.idx), self.score, self.reason).check(survivors, step)
 
 
