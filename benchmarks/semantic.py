@@ -336,9 +336,10 @@ def main() -> None:
         *precision_lines(pairs, args.show_sample),
         "",
         f"Cost: the step took {seconds.get('semantic', 0):.2f} s with every vector cached "
-        f"({1e3 * seconds.get('semantic', 0) / sem_in:.2f} ms/record); the cold run, which "
-        f"encoded them, took {cold:.0f} s for the whole stage (near: "
-        f"{seconds.get('near', 0):.2f} s).",
+        f"({1e3 * seconds.get('semantic', 0) / sem_in:.2f} ms/record; near: "
+        f"{seconds.get('near', 0):.2f} s). The first run of this invocation took {cold:.0f} s "
+        f"for the whole stage; it encodes only the texts not yet in the cache, so it is the "
+        f"encoding cost on a first run only.",
         "",
         *search_peer(vectors, threshold),
     ]

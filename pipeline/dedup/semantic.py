@@ -163,18 +163,14 @@ def clusters(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    from pipeline.dedup.clusters import cluster_survivors
+
     if not len(pairs):
         none = np.zeros(0, np.int64)
         return none, none, np.zeros(0)
     graph = coo_matrix((np.ones(len(pairs)), (pairs.left, pairs.right)), shape=(n, n))
     _, component = connected_components(graph, directed=False)
-    order = np.lexsort((np.arange(n), rank, component))  # by component, then rank, position
-    first = np.ones(n, bool)
-    first[1:] = component[order][1:] != component[order][:-1]
-    survivor_of = np.empty(n, np.int64)
-    survivor_of[component[order][first]] = order[first]
-    removed = np.sort(order[~first])
-    survivor = survivor_of[component[removed]]
+    removed, survivor = cluster_survivors(component.astype(np.int64), np.asarray(rank))
     # A chain a~b~c joins a and c: report c's own cosine to the survivor, as the near step.
     cosine = np.einsum("ij,ij->i", vectors[removed], vectors[survivor]).astype(np.float64)
     return removed.astype(np.int64), survivor, np.clip(cosine, -1.0, 1.0)
