@@ -21,7 +21,9 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _run(tmp_path: Path, mlflow_uri: str, data: str, path: Path) -> dict:
-    cfg = compose([f"data={data}", f"tracking.uri={mlflow_uri}"])
+    # Semantic dedup off: these check exact and near against their ground truth, and its
+    # encoder would embed every record (tests/test_dedup_semantic.py covers it).
+    cfg = compose([f"data={data}", f"tracking.uri={mlflow_uri}", "dedup.semantic.enabled=false"])
     cfg.data.path = str(path)
     report = run(cfg, tmp_path)
     assert report["accounting"]["holds"], report["accounting"]

@@ -28,7 +28,8 @@ from pipeline.stages.dedup import run
 
 root = Path(sys.argv[1])
 cfg = compose([f"tracking.uri=sqlite:///{root}/mlflow.db", "dedup.pii.enabled=false",
-               "dedup.stream.duckdb_memory_limit=48MB"])
+               "dedup.stream.duckdb_memory_limit=48MB",
+               "dedup.semantic.enabled=false"])  # its vectors (n x 384 floats) are not streamed
 cfg.data.path = "raw"
 report = run(cfg, root)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -77,7 +77,8 @@ HOSTILE = [
 
 
 def stage(root: Path, raw: Path, mlflow_uri: str, *overrides: str) -> dict:
-    cfg = compose([f"tracking.uri={mlflow_uri}", "dedup.near.enabled=false", *overrides])
+    cfg = compose([f"tracking.uri={mlflow_uri}", "dedup.near.enabled=false",
+                   "dedup.semantic.enabled=false", *overrides])  # fmt: skip
     cfg.data.path = str(raw)
     (root / "params.yaml").write_text(to_yaml(cfg), encoding="utf-8")
     report = run(cfg, root)

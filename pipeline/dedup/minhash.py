@@ -264,6 +264,7 @@ def _clusters(
     threshold: float,
 ) -> list[tuple[int, int, float]]:
     """Steps 3-5: verify candidate pairs into clusters, pick survivors, measure removals."""
+    from pipeline.dedup.clusters import cluster_survivors
     from pipeline.dedup.lsh import jaccard_rows, union_verified
 
     docs, values, starts, ends, rows_l, rows_r = found
@@ -271,13 +272,7 @@ def _clusters(
     labels = np.arange(n)
     labels[docs] = docs[roots]
     rank = np.zeros(n) if priority is None else np.asarray(priority)
-    order = np.lexsort((np.arange(n), rank, labels))  # by cluster, then priority, index
-    first = np.ones(n, bool)
-    first[1:] = labels[order][1:] != labels[order][:-1]
-    survivor_of = np.empty(n, np.int64)
-    survivor_of[labels[order][first]] = order[first]
-    removed = np.sort(order[~first])
-    survivors = survivor_of[labels[removed]]
+    removed, survivors = cluster_survivors(labels, rank)
     # A chain a~b~c clusters a with c: report c's own Jaccard to the survivor, not b's.
     row_of = np.searchsorted  # every clustered document is a candidate, so it has a row
     sims = jaccard_rows(values, starts, ends, row_of(docs, removed), row_of(docs, survivors))

@@ -159,6 +159,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     from pipeline.service.writer import writer
 
     root, s, steps = Path(root), DedupSettings.from_cfg(cfg), build_steps(cfg.dedup)
+    for step in steps.values():
+        step.bind(root, cfg)
     params = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "dedup")}
     paths = ServicePaths.from_cfg(cfg.paths, cfg.get("tracking")).under(root)
     # Taken before reading anything, and held until the report is written; a killed

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,10 @@ class Filtered(Decisions):
 class Step:
     """A curation step. Subclasses set what they keep per record in `observe` and implement
     `decide`; `open` and `close` bracket the streaming (a step may keep a file there)."""
+
+    def bind(self, root: Path, cfg: Any) -> None:
+        """Called once before streaming with the project root and the whole config, for a step
+        that shares another stage's settings or files (semantic: `embed` and its cache)."""
 
     def open(self, scratch: Path) -> None:
         """Start streaming; `scratch` is this step's own directory, removed after the run."""
