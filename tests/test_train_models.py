@@ -155,3 +155,30 @@ def test_unknown_model_key_names_the_section() -> None:
     cfg = compose(["model=textcnn", "+model.net.colour=red"])
     with pytest.raises(UserInputError, match=r"config model.net: .*unexpected keyword.*colour"):
         build("model.net", cfg.model.net, num_labels=3)
+
+
+def test_hybrid_lexical_part_starts_at_the_logistic_regression() -> None:
+    """`lexical_init: logistic`: before any step, the linear part predicts as scikit-learn's
+    logistic regression on the same TF-IDF rows; with two classes too (one coef row)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
+
+    texts = [*TEXTS, "add three numbers", "python function bug", "hotel near the beach"]
+    for labels in (np.array([0, 1, 2, 0, 1, 2]), np.array([0, 1, 1, 0, 1, 1])):
+        cfg = compose(["model=hybrid"])
+        assert cfg.model.net.lexical_init == "logistic"  # the default
+        net = instantiate(cfg.model.net, num_labels=3).eval()
+        features = hybrid_features(net, texts)
+        net.fit_inputs(features, labels)
+        counts = features[:, 384:]
+        tfidf = normalize(counts.multiply(net.idf.numpy()).tocsr())
+        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced").fit(tfidf, labels)
+        with torch.no_grad():
+            dense = torch.from_numpy(tfidf.toarray().astype(np.float32))
+            ours = net.lexical_head(dense).numpy()[:, lr.classes_]
+        if len(lr.classes_) == 2:
+            ours = ours[:, 1:] - ours[:, :1]  # scikit-learn's one decision value
+        np.testing.assert_allclose(ours.ravel(), lr.decision_function(tfidf).ravel(), atol=1e-4)
+    zero = instantiate(compose(["model=hybrid", "model.net.lexical_init=zeros"]).model.net, 3)
+    zero.fit_inputs(hybrid_features(zero, texts), labels)
+    assert not zero.lexical_head.weight.any()

@@ -185,7 +185,7 @@ def train_model(
     try:
         sets = _datasets(inputs, frame, y)
         if hasattr(net, "fit_inputs"):  # statistics of the train rows the network keeps (IDF)
-            net.fit_inputs(sets["train"].features)
+            net.fit_inputs(sets["train"].features, sets["train"].labels)
     except BaseException:
         logger.finalize("failed")
         raise

@@ -36,6 +36,7 @@ class HybridHead(nn.Module):
         word_ngrams: Sequence[int] = (1, 2),
         char_ngrams: Sequence[int] | None = None,
         lexical_lr_scale: float = 30.0,
+        lexical_init: str = "zeros",
     ) -> None:
         super().__init__()
         self.input_dim = input_dim
@@ -51,6 +52,7 @@ class HybridHead(nn.Module):
         # Fitted on the train split before training (`fit_inputs`), saved in the checkpoint.
         self.register_buffer("idf", torch.ones(self.lexical.width))
         self.lexical_lr_scale = lexical_lr_scale
+        self.lexical_init = lexical_init
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         embedding, counts = features[:, : self.input_dim], features[:, self.input_dim :]
@@ -59,13 +61,35 @@ class HybridHead(nn.Module):
         tfidf = tfidf / tfidf.norm(dim=1, keepdim=True).clamp(min=1e-12)
         return self.embedding_head(embedding) + self.lexical_head(tfidf)
 
-    def fit_inputs(self, train_features: Any) -> None:
-        """Inverse document frequencies of the lexical columns over the train rows (CSR)."""
+    def fit_inputs(self, train_features: Any, labels: np.ndarray | None = None) -> None:
+        """Inverse document frequencies of the lexical columns over the train rows (CSR);
+        with `lexical_init: logistic`, the linear part starts from a converged logistic
+        regression on the same TF-IDF rows (the baseline's solution, then trained on)."""
         counts = train_features[:, self.input_dim :].tocsc()
         df = np.diff(counts.indptr)  # rows with a non-zero count, per column
         n = counts.shape[0]
         idf = np.log((1.0 + n) / (1.0 + df)) + 1.0  # scikit-learn's smooth_idf formula
         self.idf.copy_(torch.from_numpy(idf.astype(np.float32)))
+        if self.lexical_init == "logistic" and labels is not None:
+            self._init_from_logistic(counts.tocsr(), idf, labels)
+
+    def _init_from_logistic(self, counts: Any, idf: np.ndarray, labels: np.ndarray) -> None:
+        import scipy.sparse as sp
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import normalize
+
+        tfidf = normalize(counts @ sp.diags(idf.astype(np.float32)), norm="l2")
+        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced")
+        lr.fit(tfidf, labels)
+        weight = np.zeros(tuple(self.lexical_head.weight.shape), np.float32)
+        bias = np.zeros(weight.shape[0], np.float32)
+        if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
+            weight[lr.classes_[1]], bias[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
+        else:
+            weight[lr.classes_], bias[lr.classes_] = lr.coef_, lr.intercept_
+        with torch.no_grad():
+            self.lexical_head.weight.copy_(torch.from_numpy(weight))
+            self.lexical_head.bias.copy_(torch.from_numpy(bias))
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """The linear part learns faster and without weight decay, as a converged LR would."""
