@@ -189,6 +189,12 @@ def build_sweep(cfg: Any, tmp_path: Path) -> None:
     load_plain(params, settings.overrides(settings.corner()))
 
 
+def build_labels(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.labels.issues import LabelSettings
+
+    carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -205,6 +211,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "search": build_search,
     "serve": build_serve,
     "sweep": build_sweep,
+    "labels": build_labels,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 
