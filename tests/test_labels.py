@@ -57,7 +57,7 @@ def test_cleanlab_finds_flipped_labels_in_cross_validated_probs() -> None:
 
 
 def test_issue_rows_name_the_suggestion_and_leave_reviewed_out() -> None:
-    x, given, flipped = _clusters(n_per=40, flips=4, seed=1)
+    x, given, _ = _clusters(n_per=40, flips=4, seed=1)
     probs = cross_val_probs(x, None, given, LabelSettings(folds=4))
     found = cleanlab_issues(probs, LabelSettings())
     ids = [f"r{i}" for i in range(len(given))]
@@ -78,7 +78,7 @@ def test_a_class_rarer_than_the_folds_still_gets_probabilities() -> None:
 
 
 def test_settings_refuse_unknown_features() -> None:
-    with pytest.raises(UserInputError, match="labels.features"):
+    with pytest.raises(UserInputError, match=r"labels\.features"):
         LabelSettings.from_cfg({"features": "bag-of-words"})
 
 

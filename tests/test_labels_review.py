@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     db = config.paths.service_db
     keys = {role: create_key(db, role, f"{role}-key")[0] for role in ("reader", "writer")}
     keys["alice"] = create_key(db, "writer", "alice-app", {"user_id": ["alice"]})[0]
-    proc, url, log = start_serve(params, root)
+    proc, url, _ = start_serve(params, root)
     try:
         yield url, keys, config, params, root
     finally:
