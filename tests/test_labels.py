@@ -23,6 +23,7 @@ from pipeline.labels.issues import (
     self_confidence,
 )
 from pipeline.stages.dedup import run
+from pipeline.store.records import show
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +162,8 @@ def test_dedup_applies_corrections_with_who_and_when(tmp_path: Path, mlflow_uri:
                .to_pylist()}  # fmt: skip
     assert parquet["p2"] == "translation"
     assert data.read_bytes() == before  # the raw data is never edited
+    shown = show(tmp_path / "data/dedup/store.duckdb", "p2")["label_corrections"]
+    assert [(c["original_label"], c["corrected_by"]) for c in shown] == [("math", "ann")]
     metrics = _mlflow_metrics(mlflow_uri)
     assert metrics["label_corrections.labels_changed"] == 1.0
 
