@@ -161,3 +161,35 @@ def test_issue_reviewed_in_the_cli_is_applied_by_the_dedup_stage(tmp_path: Path)
     assert {r["id"]: r["label"] for r in kept}["t1"] == "translation"
     again = json.loads(_cli("labels", "issues", "--json", cwd=tmp_path).stdout)
     assert not {"t1", "c2"} & {row["id"] for row in again}  # reviewed: not flagged again
+
+
+@pytest.mark.slow  # a CLI process
+def test_interactive_review_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    from pipeline.labels.review import issues_path, save_issues
+
+    config = build_store(tmp_path)
+    params = write_params(config, tmp_path)
+    flagged = [
+        {"id": "b2", "label": "trivia", "suggested_label": "billing", "score": 0.9, "prompt": "x"},
+        {"id": "c1", "label": "creative", "suggested_label": "trivia", "score": 0.8, "prompt": "y"},
+        {"id": "n1", "label": "translate", "suggested_label": "trivia", "score": 0.7,
+         "prompt": "z"},
+    ]  # fmt: skip
+    save_issues(issues_path(config.paths.embed_cache.parent), {"issues": flagged})
+    master, slave = pty.openpty()  # stdin is a terminal: the interactive mode
+    os.write(master, b"a\nd\nq\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "labels", "review", "--params", str(params),
+         "--by", "tty-user"],
+        stdin=slave, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    os.close(slave)
+    os.close(master)
+    assert done.returncode == 0, done.stderr
+    decisions = read(config.paths.corrections)
+    assert {k: (v.action, v.label, v.by) for k, v in decisions.items()} == {
+        "b2": ("accept", "billing", "tty-user"),
+        "c1": ("dismiss", None, "tty-user"),
+    }
