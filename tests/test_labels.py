@@ -187,3 +187,12 @@ def test_a_bad_corrections_file_fails_the_stage_naming_it(tmp_path: Path, mlflow
     with pytest.raises(UserInputError, match=r"corrections.jsonl:1: correct: needs"):
         run(make_cfg(tmp_path, data, mlflow_uri), tmp_path)
     assert not (tmp_path / "data" / "dedup").exists()  # nothing half-written
+
+
+def test_issues_refuse_a_label_field_corrections_cannot_change(tmp_path: Path) -> None:
+    from pipeline.config import compose
+    from pipeline.labels.issues import find_issues
+
+    cfg = compose(["data.label_field=metadata.task"])
+    with pytest.raises(UserInputError, match=r"data\.label_field='metadata\.task'"):
+        find_issues(cfg, tmp_path)

@@ -144,7 +144,13 @@ def find_issues(cfg: Any, root: Path) -> dict[str, Any]:
     from pipeline.train.data import DataSettings, labelled, read_records
 
     embed_settings = EmbedSettings.from_cfg(cfg.embed)
-    data = DataSettings(str(cfg.data.get("label_field", "label")), embed_settings.text)
+    field = str(cfg.data.get("label_field", "label"))
+    if field != "label":  # corrections change the `label` column: review the labels trained on
+        raise UserInputError(
+            f"data.label_field={field!r}: label issues and corrections work on the `label` "
+            "column; map the field to `label` in data.fields"
+        )
+    data = DataSettings(field, embed_settings.text)
     frame, unlabelled = labelled(read_records(root / cfg.paths.records), data, "records.parquet")
     s = LabelSettings.from_cfg(cfg.get("labels"), int(cfg.get("seed", 42)))
     texts = frame["text"].tolist()
