@@ -51,3 +51,10 @@ def test_split_report_keeps_quality_and_counts_in_the_metric_file() -> None:
     assert stable == {"macro_f1": 0.9, "n_test": 10}
     assert facts == {"timing": {"inference_seconds": 1.5}}
     assert split_report("other.json", report) == (report, {})
+
+
+def test_a_tie_with_the_baseline_is_not_called_a_win_or_a_loss() -> None:
+    tie = {**METRICS, "macro_f1": 0.981, "champion": {"promoted": False, "reason": "r"}}
+    text = summaries.evaluate(tie)
+    assert "only TIES the TF-IDF baseline (0.9810): not promoted" in text
+    assert "LOSES" not in text

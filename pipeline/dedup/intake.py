@@ -1,4 +1,4 @@
-"""The streaming half of the dedup stage: read -> erase -> validate -> feedback -> PII ->
+"""The streaming half of the dedup stage: read -> erase -> validate -> feedback -> secrets, PII ->
 each step's `observe` -> staging, a batch at a time.
 
 Per record only fixed-size numbers stay in memory (the keep-policy keys here, whatever the
@@ -43,6 +43,7 @@ class IntakeCounts:
     chars: int = 0  # prompt + response characters staged
     rejected: Counter[str] = field(default_factory=Counter)
     pii: Counter[str] = field(default_factory=Counter)  # redactions by type
+    secrets: Counter[str] = field(default_factory=Counter)  # secret redactions by type
     rows_by_shape: Counter[str] = field(default_factory=Counter)  # input rows by shape
     records_by_shape: Counter[str] = field(default_factory=Counter)  # their candidate records
 
@@ -55,6 +56,7 @@ class IntakeSettings:
     fill_quality: bool
     batch_records: int
     pii: Any  # PiiSettings | None (None: PII redaction off)
+    secrets: Any = None  # SecretSettings | None (None: secrets redaction off)
 
 
 class Intake:
@@ -100,7 +102,7 @@ class Intake:
                     self._prefer(item)
         self._flush()
         self._flush_side()
-        inner = sum(self.seconds[k] for k in ("pii", "minhash", "stage"))
+        inner = sum(self.seconds[k] for k in ("secrets", "pii", "minhash", "stage"))
         self.seconds["read"] += time.perf_counter() - begin - inner
         self.counts.erased += erased_rows
         self.counts.input_records = collector.input_records + erased_rows
@@ -154,7 +156,13 @@ class Intake:
         if not batch:
             return
         begin = time.perf_counter()
-        pii_rows = _redact_records(self.settings.pii, batch)
+        # Secrets first: a connection string's `pass@host` must not become an e-mail.
+        secret_rows = _redact_records(self.settings.secrets, batch, _redact_secrets)
+        for _, _, kind, count in secret_rows:
+            self.counts.secrets[kind] += count
+        self.seconds["secrets"] += time.perf_counter() - begin
+        begin = time.perf_counter()
+        pii_rows = _redact_records(self.settings.pii, batch, _redact_pii)
         for _, _, kind, count in pii_rows:
             self.counts.pii[kind] += count
         self.seconds["pii"] += time.perf_counter() - begin
@@ -170,17 +178,18 @@ class Intake:
         columns = tables.record_columns(batch)
         columns["idx"] = list(range(start, start + len(batch)))
         self.staging.append("staged", pa.table(columns, schema=STAGED_SCHEMA))
-        self.staging.append("pii_redactions", tables.pii_table(pii_rows))
+        # Secret types share the table (its pii_type column) with PII types: names differ.
+        self.staging.append("pii_redactions", tables.pii_table(secret_rows + pii_rows))
         self.counts.staged += len(batch)
         self.seconds["stage"] += time.perf_counter() - begin
 
     def _flush_side(self) -> None:
         """Stage the buffered rejections (their raw text redacted too) and preferences."""
         rejections, self._rejections, self._side_chars = self._rejections, [], 0
-        if self.settings.pii is not None:
-            from pipeline.dedup.pii import redact
-
-            rejections = [replace(r, raw=redact(r.raw, self.settings.pii)[0]) for r in rejections]
+        for settings, redact in ((self.settings.secrets, _redact_secrets),
+                                 (self.settings.pii, _redact_pii)):  # fmt: skip
+            if settings is not None:
+                rejections = [replace(r, raw=redact(r.raw, settings)[0]) for r in rejections]
         self.staging.append("rejected", tables.rejected_table(rejections))
         prefs, self._prefs = self._prefs, []
         self.staging.append("preferences", tables.preferences_table(prefs))
@@ -206,12 +215,25 @@ def _fill_quality(record: Record, feedback: Mapping[str, float]) -> int:
     return 0
 
 
-def _redact_records(settings: Any, records: Sequence[Record]) -> list[tuple[str, str, str, int]]:
-    """Replace PII in prompts and responses; return (id, field, type, n) rows."""
-    if settings is None:
-        return []
+def _redact_pii(text: str, settings: Any) -> tuple[str, dict[str, int]]:
     from pipeline.dedup.pii import redact
 
+    return redact(text, settings)
+
+
+def _redact_secrets(text: str, settings: Any) -> tuple[str, dict[str, int]]:
+    from pipeline.dedup.secrets import redact_secrets
+
+    return redact_secrets(text, settings)
+
+
+def _redact_records(
+    settings: Any, records: Sequence[Record], redact: Any
+) -> list[tuple[str, str, str, int]]:
+    """Replace PII or secrets (`redact`) in prompts and responses; return (id, field, type, n)
+    rows."""
+    if settings is None:
+        return []
     rows: list[tuple[str, str, str, int]] = []
     for record in records:
         for name in ("prompt", "response"):

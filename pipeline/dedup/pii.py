@@ -16,14 +16,17 @@ or on one shared "7 digits close together" scan before any costly expression run
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dedup.pii_rules import ASCII_DIGITS, DENSE, RULES, luhn_ok
 from pipeline.errors import UserInputError
 
-__all__ = ["PII_TYPES", "PLACEHOLDERS", "PiiSettings", "evaluate", "find_pii", "luhn_ok", "redact"]
+__all__ = [
+    "PII_TYPES", "PLACEHOLDERS", "PiiSettings", "evaluate", "find_pii", "luhn_ok", "redact",
+    "replace_spans",
+]  # fmt: skip
 
 PII_TYPES: tuple[str, ...] = ("email", "phone", "card", "ip", "national_id")
 PLACEHOLDERS: dict[str, str] = {t: f"<{t.upper()}>" for t in PII_TYPES}
@@ -39,14 +42,19 @@ class PiiSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> PiiSettings:
         """Build from the `pii` mapping (keys: enabled, types); unknown types are an error."""
-        types = tuple(cfg.get("types", PII_TYPES))
-        unknown = sorted(set(types) - set(PII_TYPES))
-        if unknown:
-            raise UserInputError(
-                f"dedup.pii.types: unknown type(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(PII_TYPES)}"
-            )
-        return cls(enabled=bool(cfg.get("enabled", True)), types=types)
+        return cls(bool(cfg.get("enabled", True)), check_types(cfg, PII_TYPES, "dedup.pii"))
+
+
+def check_types(cfg: Mapping[str, Any], known: Sequence[str], section: str) -> tuple[str, ...]:
+    """`cfg.types` (default: all `known`), or a UserInputError naming `section` and the
+    unknown types (the `pii` and `secrets` sections share it)."""
+    types = tuple(cfg.get("types", known))
+    unknown = sorted(set(types) - set(known))
+    if unknown:
+        raise UserInputError(
+            f"{section}.types: unknown type(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    return types
 
 
 def find_pii(text: str, settings: PiiSettings) -> list[tuple[int, int, str]]:
@@ -83,14 +91,21 @@ def find_pii(text: str, settings: PiiSettings) -> list[tuple[int, int, str]]:
 def redact(text: str, settings: PiiSettings) -> tuple[str, dict[str, int]]:
     """Replace PII in `text` by typed placeholders; return the text and counts by type
     (only types found appear)."""
-    spans = find_pii(text, settings)
+    return replace_spans(text, find_pii(text, settings), PLACEHOLDERS)
+
+
+def replace_spans(
+    text: str, spans: list[tuple[int, int, str]], placeholders: Mapping[str, str]
+) -> tuple[str, dict[str, int]]:
+    """`text` with each sorted, disjoint (start, end, type) span replaced by its type's
+    placeholder, and the counts by type (PII and secrets share it)."""
     if not spans:
         return text, {}
     counts: dict[str, int] = {}
     parts: list[str] = []
     pos = 0
     for start, end, kind in spans:
-        parts += (text[pos:start], PLACEHOLDERS[kind])
+        parts += (text[pos:start], placeholders[kind])
         counts[kind] = counts.get(kind, 0) + 1
         pos = end
     parts.append(text[pos:])
@@ -101,13 +116,14 @@ def evaluate(
     examples: Iterable[Mapping[str, Any]],
     settings: PiiSettings | None = None,
     finder: Callable[[str], list[tuple[int, int, str]]] | None = None,
+    types: Sequence[str] = PII_TYPES,
 ) -> dict[str, dict[str, float]]:
     """Per-type precision and recall on labelled examples ({text, spans: [{start, end, type}]})
-    of `find_pii` or of another `finder` (a peer library); a prediction counts when it
-    overlaps an unmatched labelled span of its type."""
+    of `find_pii` or of another `finder` (a peer library, or `secrets.find_secrets` with its
+    `types`); a prediction counts when it overlaps an unmatched labelled span of its type."""
     settings = settings or PiiSettings()
     finder = finder or (lambda text: find_pii(text, settings))
-    tally = {t: {"tp": 0, "fp": 0, "fn": 0} for t in PII_TYPES}
+    tally = {t: {"tp": 0, "fp": 0, "fn": 0} for t in types}
     for ex in examples:
         gold = [(s["start"], s["end"], s["type"]) for s in ex["spans"]]
         matched: set[int] = set()

@@ -42,6 +42,10 @@ def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
         "feedback": {"records_rated": rated, "quality_from_feedback": counts.from_feedback},
         "preferences": counts.preferences,
         "pii": {"total": sum(counts.pii.values()), "by_type": dict(sorted(counts.pii.items()))},
+        "secrets": {
+            "total": sum(counts.secrets.values()),
+            "by_type": dict(sorted(counts.secrets.items())),
+        },
         # Input rows and the candidate records they became (a conversation: one per turn),
         # by the shape each row was read as; the records sum to input_records.
         "shapes": {

@@ -1,7 +1,8 @@
 """The classic baseline beside every deep model: TF-IDF features + logistic regression.
 
-Trained on the very same train split and scored on the same test split as the model, so a
-run shows what the deep model adds over word statistics.
+Trained on the very same train split and scored on the same test split as the model, on the
+records' own text (what a user's TF-IDF + LR over their prompt column reads; a model with
+`model.context` also reads the conversation), so a run shows what the deep model adds.
 """
 
 from __future__ import annotations

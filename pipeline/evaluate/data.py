@@ -18,9 +18,10 @@ class SplitTexts:
     """One side of the split: ids, texts, label names and users, in rid order."""
 
     ids: list[str]
-    texts: list[str]
+    texts: list[str]  # the records' own text (the baseline's input, quoted in mistakes)
     labels: list[str]
     users: list[str | None] = field(default_factory=list)  # to honour the erasure list
+    inputs: list[str] = field(default_factory=list)  # the model's: text + context (meta)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -43,11 +44,14 @@ def read_meta(models_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_splits(split_path: Path, records_path: Path, text_mode: str) -> dict[str, SplitTexts]:
+def load_splits(
+    split_path: Path, records_path: Path, text_mode: str, context: str = "none"
+) -> dict[str, SplitTexts]:
     """Join the split (rid, label, split) to the records' text; one SplitTexts per split."""
     import pyarrow.parquet as pq
 
     from pipeline.embed import EmbedSettings, text_of
+    from pipeline.train.context import check_mode, first_prompts, with_context
 
     if text_mode not in ("prompt", "prompt_response"):
         raise UserInputError(
@@ -56,11 +60,17 @@ def load_splits(split_path: Path, records_path: Path, text_mode: str) -> dict[st
     for path in (split_path, records_path):
         if not path.exists():
             raise NotFoundError(f"{path}: not found; run `dvc repro` first")
+    check_mode(context, "models/meta.json")
     split = pq.read_table(split_path, columns=["id", "rid", "label", "split"])
+    present = pq.read_schema(records_path).names
     columns = ["rid", "prompt", "response"]
-    if "user_id" in pq.read_schema(records_path).names:
-        columns.append("user_id")
+    columns += [c for c in ("user_id", "session_id", "turn") if c in present]
     records = pq.read_table(records_path, columns=columns)
+    firsts = {}
+    if context != "none" and "session_id" in present:
+        wanted = [c for c in ("rid", "id", "prompt", "session_id", "turn") if c in present]
+        every = pq.read_table(records_path, columns=wanted)
+        firsts = first_prompts(every.to_pandas())
     joined = split.join(records, keys="rid", join_type="left outer").sort_by("rid")
     rows = joined.to_pylist()
     orphans = [r["id"] for r in rows if r["prompt"] is None]
@@ -76,10 +86,14 @@ def load_splits(split_path: Path, records_path: Path, text_mode: str) -> dict[st
     out: dict[str, SplitTexts] = {}
     for name in SPLITS:
         part = [r for r in rows if r["split"] == name]
+        ids = [r["id"] for r in part]
+        texts = [text_of(r["prompt"], r["response"], settings) for r in part]
+        sessions = [r.get("session_id") for r in part]
         out[name] = SplitTexts(
-            ids=[r["id"] for r in part],
-            texts=[text_of(r["prompt"], r["response"], settings) for r in part],
+            ids=ids,
+            texts=texts,
             labels=[r["label"] for r in part],
             users=[r.get("user_id") for r in part],
+            inputs=with_context(ids, sessions, texts, firsts, context),
         )
     return out

@@ -5,8 +5,9 @@ CLI for its lock; a batch a second costs one open. A batch that cannot be writte
 file is locked for longer than the timeout) stays buffered for the next flush.
 
 A row holds the query text and filters clipped to the request caps (pipeline/service/
-limits.py) and PII-redacted as the dedup stage redacts records: a key can add a bounded
-number of bytes per search, and an e-mail address typed into a query is not kept.
+limits.py) and secrets- and PII-redacted as the dedup stage redacts records: a key can add
+a bounded number of bytes per search, and an e-mail address or an API key typed into a
+query is not kept.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipeline.dedup.pii import PiiSettings, redact
+from pipeline.dedup.secrets import SecretSettings, redact_secrets
 from pipeline.errors import BusyError
 from pipeline.service.limits import FILTER_MAX, FILTERS_MAX, QUERY_TEXT_MAX, clip
 from pipeline.store import service as db
 
 _PII = PiiSettings()
+_SECRETS = SecretSettings()
 
 
 def loggable(text: str, limit: int) -> str:
-    """`text` as the query log keeps it: at most `limit` characters, PII replaced by
-    placeholders (`<EMAIL>`, `<PHONE>`, ...), lone surrogates escaped so it can be stored."""
-    redacted, _ = redact(clip(text, limit), _PII)
+    """`text` as the query log keeps it: at most `limit` characters, secrets and PII replaced
+    by placeholders (`<API_KEY>`, `<EMAIL>`, ...), lone surrogates escaped so it can be stored."""
+    redacted, _ = redact(redact_secrets(clip(text, limit), _SECRETS)[0], _PII)
     return clip(redacted.encode("utf-8", "backslashreplace").decode("utf-8"), limit)
 
 

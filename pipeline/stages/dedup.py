@@ -70,6 +70,7 @@ class DedupSettings:
     batch_records: int
     memory_limit: str
     pii: Any  # PiiSettings, or None when redaction is off
+    secrets: Any = None  # SecretSettings, or None when secrets redaction is off
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> DedupSettings:
@@ -94,6 +95,7 @@ class DedupSettings:
             batch_records=_positive(cfg.dedup.stream.batch_records, "dedup.stream.batch_records"),
             memory_limit=_memory(str(cfg.dedup.stream.duckdb_memory_limit)),
             pii=_pii_settings(cfg.dedup.pii),
+            secrets=_secret_settings(cfg.dedup.get("secrets") or {}),
         )
 
 
@@ -273,7 +275,7 @@ def _write(
 
 
 def _intake_settings(s: DedupSettings) -> IntakeSettings:
-    return IntakeSettings(s.keep_policy, s.fill_quality, s.batch_records, s.pii)
+    return IntakeSettings(s.keep_policy, s.fill_quality, s.batch_records, s.pii, s.secrets)
 
 
 def _progress(items: Any) -> Any:
@@ -293,3 +295,11 @@ def _pii_settings(pii_cfg: Any) -> Any:
     from pipeline.dedup.pii import PiiSettings
 
     return PiiSettings.from_cfg(pii_cfg)
+
+
+def _secret_settings(cfg: Any) -> Any:
+    if not cfg.get("enabled", True):
+        return None
+    from pipeline.dedup.secrets import SecretSettings
+
+    return SecretSettings.from_cfg(cfg)

@@ -40,13 +40,13 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     meta = read_meta(s.models_dir)
     if meta.get("status") == "skipped":
         return _skipped(s, meta)
-    train, test = _read_splits(s, meta["text"])
+    train, test = _read_splits(s, meta["text"], meta.get("context", "none"))
     classifier = load_classifier(s.models_dir)
     labels = list(classifier.labels)
     y_true = _label_indices(labels, test.labels, str(s.split_path))
     scores = _score_model(classifier, test, y_true, labels, s)
     baseline = _score_baseline(train, test, y_true, labels, s)
-    onnx = _write_eval_dir(classifier, test.texts, y_true, scores, labels, s)
+    onnx = _write_eval_dir(classifier, test.inputs, y_true, scores, labels, s)
     report = _report(meta, scores, baseline, onnx, n_train=len(train), n_labels=len(labels))
     _log_evaluation(s, meta["mlflow_run_id"], report, scores.per_class)
     user_of = dict(zip(test.ids, test.users, strict=True))
@@ -73,11 +73,13 @@ class ModelScores:
     n_test: int
 
 
-def _read_splits(s: EvaluateSettings, text_mode: str) -> tuple[SplitTexts, SplitTexts]:
+def _read_splits(
+    s: EvaluateSettings, text_mode: str, context: str
+) -> tuple[SplitTexts, SplitTexts]:
     """The train and test sides of the published split, joined to the records' text."""
     from pipeline.evaluate.data import load_splits
 
-    splits = load_splits(s.split_path, s.records, text_mode)
+    splits = load_splits(s.split_path, s.records, text_mode, context)
     train, test = splits["train"], splits["test"]
     if not len(test) or not len(train):
         raise UserInputError(
@@ -101,7 +103,7 @@ def _score_model(
     from pipeline.evaluate import metrics
 
     started = time.perf_counter()
-    probs = np.asarray(classifier.predict_proba(test.texts, batch_size=s.batch_size))
+    probs = np.asarray(classifier.predict_proba(test.inputs, batch_size=s.batch_size))
     seconds = time.perf_counter() - started
     y_pred = probs.argmax(axis=1)
     ece, bins = metrics.calibration_bins(probs, y_true, s.ece_bins)

@@ -76,8 +76,10 @@ def evaluate(result: Mapping[str, Any]) -> str:
         f"accuracy {result['accuracy']:.4f}, ECE {result['ece']:.4f}"
         + _timed(", {:.1f} samples/s", (result.get("timing") or {}).get("inference_samples_per_s"))
     )
-    if not f1 > base:
+    if f1 < base:
         text += f"\nthe model LOSES to the TF-IDF baseline ({f1:.4f} vs {base:.4f}): not promoted"
+    elif f1 == base:
+        text += f"\nthe model only TIES the TF-IDF baseline ({f1:.4f}): not promoted"
     elif gate := result.get("champion"):
         verdict = "promoted" if gate["promoted"] else "not promoted"
         text += f"\nchampion: {verdict} ({gate['reason']})"

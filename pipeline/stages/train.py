@@ -20,6 +20,7 @@ from pipeline.config import require
 from pipeline.io.atomic import atomic_dir, write_json
 from pipeline.io.reports import write_report
 from pipeline.tracking import git_commit, pipeline_run
+from pipeline.train.context import check_mode
 from pipeline.train.data import DataSettings, labelled, read_records
 from pipeline.train.settings import FitSettings
 from pipeline.train.split import SPLITS, SplitSettings, TooFewLabels, assign_splits, split_counts
@@ -94,6 +95,7 @@ class TrainStageSettings:
         data = DataSettings(
             label_field=str(require(cfg, "data.label_field")),
             text=str(cfg.embed.get("text", "prompt")),
+            context=check_mode(str(cfg.model.get("context", "none")), "model.context"),
         )
         split = SplitSettings.from_cfg(
             require(cfg, "split"),
@@ -225,6 +227,7 @@ def _publish_model(
         "labels": result.labels,
         "label_field": s.data.label_field,
         "text": s.data.text,
+        "context": s.data.context,
         "mlflow_run_id": result.run_id,
         "mlflow_experiment_id": result.experiment_id,
         "pipeline_run": lineage.pipeline_run,

@@ -21,6 +21,7 @@ class DataSettings:
 
     label_field: str = "label"  # a record field or `metadata.<key>`
     text: str = "prompt"  # prompt | prompt_response (the embed setting, so the cache is shared)
+    context: str = "none"  # none | first_turn: what else a model reads (pipeline/train/context.py)
 
 
 def column_values(frame: pd.DataFrame, name: str, source: str = "records") -> pd.Series:
@@ -83,15 +84,22 @@ def read_records(path: str | Path) -> pd.DataFrame:
 
 
 def labelled(frame: pd.DataFrame, settings: DataSettings, source: str) -> tuple[pd.DataFrame, int]:
-    """Rows with a label (as a string in `label`) and their `text`; also the unlabelled count.
+    """Rows with a label (as a string in `label`), their `text` and the model's `input` (the
+    text with its conversation context, `settings.context`); also the unlabelled count.
 
-    Missing, null, empty and blank values all mean "unlabelled" (logs carry no label).
+    Missing, null, empty and blank values all mean "unlabelled" (logs carry no label). An
+    unlabelled first turn still gives its session's later turns their context.
     """
+    from pipeline.train.context import first_prompts, with_context
+
     labels = column_values(frame, settings.label_field, source)
     keep = labels.notna() & (labels.astype(str).str.strip().str.len() > 0)
     out = frame.loc[keep].copy()
     out["label"] = labels[keep].astype(str)
     out["text"] = texts_of(out, settings.text)
+    sessions = out["session_id"] if "session_id" in out.columns else [None] * len(out)
+    firsts = first_prompts(frame) if settings.context != "none" else {}
+    out["input"] = with_context(out["id"], sessions, out["text"], firsts, settings.context)
     return out.reset_index(drop=True), int((~keep).sum())
 
 

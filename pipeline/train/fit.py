@@ -241,7 +241,7 @@ def _seed_and_encode(settings: FitSettings, frame: pd.DataFrame) -> tuple[list[s
 
 def _datasets(inputs: ModelInputs, frame: pd.DataFrame, y: np.ndarray) -> dict[str, RowsDataset]:
     """The features of every text (cached embeddings or token ids), split into train and val."""
-    features = inputs.features(frame["text"].tolist())
+    features = inputs.features(frame["input"].tolist())  # the text and its context
     masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "val")}
     return {
         name: RowsDataset(_take(features, np.flatnonzero(mask)), y[mask])
