@@ -20,6 +20,7 @@ from pipeline.labels.issues import (
     cleanlab_issues,
     cross_val_probs,
     issue_rows,
+    label_issues,
     self_confidence,
 )
 from pipeline.stages.dedup import run
@@ -46,7 +47,7 @@ def _clusters(n_per: int, flips: int, seed: int = 0) -> tuple[np.ndarray, list[s
 
 def test_cleanlab_finds_flipped_labels_in_cross_validated_probs() -> None:
     x, given, flipped = _clusters(n_per=60, flips=8)
-    probs = cross_val_probs(x, None, given, LabelSettings(folds=5))
+    probs = cross_val_probs(x, None, given, LabelSettings(folds=5, features="embed"))
     assert probs.pred_probs.shape == (240, 4)
     assert np.allclose(probs.pred_probs.sum(axis=1), 1.0)
     found = cleanlab_issues(probs, LabelSettings())
@@ -55,12 +56,15 @@ def test_cleanlab_finds_flipped_labels_in_cross_validated_probs() -> None:
     assert len(hits) >= 0.7 * len(found)  # precision
     quality = self_confidence(probs)
     assert list(quality[found]) == sorted(quality[found])  # most suspicious first
+    chosen = label_issues(probs, LabelSettings())  # cleanlab's count, the least confident
+    assert len(chosen) == len(found) and len(flipped & set(chosen.tolist())) >= 7
+    assert quality[chosen].max() <= np.sort(quality)[len(chosen) - 1]
 
 
 def test_issue_rows_name_the_suggestion_and_leave_reviewed_out() -> None:
     x, given, _ = _clusters(n_per=40, flips=4, seed=1)
-    probs = cross_val_probs(x, None, given, LabelSettings(folds=4))
-    found = cleanlab_issues(probs, LabelSettings())
+    probs = cross_val_probs(x, None, given, LabelSettings(folds=4, features="embed"))
+    found = label_issues(probs, LabelSettings())
     ids = [f"r{i}" for i in range(len(given))]
     rows = issue_rows(ids, probs, found)
     first = rows[0]
@@ -74,7 +78,7 @@ def test_issue_rows_name_the_suggestion_and_leave_reviewed_out() -> None:
 def test_a_class_rarer_than_the_folds_still_gets_probabilities() -> None:
     x, given, _ = _clusters(n_per=20, flips=0)
     given[0] = "rare"  # one record of its own class: folds cannot all hold it
-    probs = cross_val_probs(x, None, given, LabelSettings(folds=5))
+    probs = cross_val_probs(x, None, given, LabelSettings(folds=5, features="embed"))
     assert "rare" in probs.classes and np.isfinite(probs.pred_probs).all()
 
 

@@ -3,7 +3,8 @@
 A logistic regression over the cached MiniLM embeddings (the vectors the train and index
 stages share, so this costs a cache read and a few small fits) gives every labelled record
 probabilities from a model that never saw it; cleanlab's `find_label_issues` (confident
-learning) picks the records whose given label is likely wrong, ranked by self-confidence.
+learning) estimates how many labels are wrong, and the records whose given label gets the
+lowest probability are flagged, that many (see `label_issues`).
 Records already reviewed (data/corrections.jsonl) are left out: a dismissal stops re-flagging.
 Torch is never imported here: the embed cache is read with the ONNX encoder's settings.
 """
@@ -27,7 +28,8 @@ class LabelSettings:
     """conf/labels/default.yaml."""
 
     folds: int = 5  # cross-validation folds: each record's probabilities come from the others
-    features: str = "embed"  # embed | embed+tfidf (word 1-2 grams beside the vectors)
+    # embed+tfidf: word 1-2 grams beside the vectors (found more wrong labels: RESULTS.md)
+    features: str = "embed+tfidf"
     C: float = 4.0  # inverse L2 strength of the logistic regression
     max_iter: int = 500
     filter_by: str = "prune_by_noise_rate"  # cleanlab's find_label_issues method
@@ -103,6 +105,15 @@ def self_confidence(probs: Probs) -> np.ndarray:
     return probs.pred_probs[np.arange(len(probs.labels)), probs.labels]
 
 
+def label_issues(probs: Probs, s: LabelSettings) -> np.ndarray:
+    """The k least self-confident positions, most suspicious first, k = how many cleanlab
+    flags. benchmarks/labels.py measured this ranking above cleanlab's own flagged set of
+    the same size on every data set (RESULTS.md): cleanlab estimates how many, the
+    self-confidence of the out-of-sample probabilities picks which."""
+    k = len(cleanlab_issues(probs, s))
+    return np.argsort(self_confidence(probs), kind="stable")[:k]
+
+
 def cleanlab_issues(probs: Probs, s: LabelSettings) -> np.ndarray:
     """Positions cleanlab flags, most suspicious (lowest self-confidence) first."""
     from cleanlab.filter import find_label_issues
@@ -156,7 +167,7 @@ def find_issues(cfg: Any, root: Path) -> dict[str, Any]:
     texts = frame["text"].tolist()
     result = embed(texts, embed_settings, root / cfg.paths.embed_cache)
     probs = cross_val_probs(result.vectors, texts, frame["label"].tolist(), s)
-    flagged = cleanlab_issues(probs, s)
+    flagged = label_issues(probs, s)
     reviewed = read_corrections(root / cfg.paths.get("corrections", "data/corrections.jsonl"))
     ids = frame["id"].astype(str).tolist()
     rows = issue_rows(ids, probs, flagged, frozenset(reviewed))
