@@ -13,8 +13,8 @@ session's shown label, copies their source's). t0-prompts: a seeded random subsa
 --t0-records, labels flipped to another class at each rate; t0's own label noise counts
 against every method alike. Cost: the cross-validation is seconds of CPU; encoding is what
 takes time when the t0 prompts are not in the embed cache yet (a `make run` on t0 fills it):
-10k cold prompts are ~10 min of one free core, so on a shared machine run --t0-records 4000
-(as the recorded run did) to stay under ~10 min. Figures: the
+the recorded run (--t0-records 4000, six sessions sharing 2 cores) encoded 4000 cold prompts
+in 19 min, so run it with a warm cache or fewer records. Figures: the
 flagged set of cleanlab (size k) and the baseline's top k; and both rankings' top N, N =
 the number of wrong labels. Appends a section to benchmarks/RESULTS.md.
 """
