@@ -5,6 +5,13 @@ then Lightning's overhead against a plain PyTorch loop on the same model and dat
     .venv/bin/python benchmarks/train.py --quick    # a few minutes: smaller samples, 1-2 epochs
     .venv/bin/python benchmarks/train.py --default  # the default model, the probe and TF-IDF
                                                     # on the sample and a t0 template subset
+    .venv/bin/python benchmarks/train.py --full-test  # the same on ALL t0 template-holdout
+                                                      # test rows, networks on a train subset
+    .venv/bin/python benchmarks/train.py --cost     # every conf/model on the sample: time,
+                                                    # epochs, RSS, macro-F1, beside TF-IDF + LR
+
+--full-test and --cost took ~35 and ~30 min at load ~15 (five other jobs on the 2 cores),
+with --jobs 5 --max-minutes 20 for --cost; an idle machine needs a fraction of that.
 
 Data: ../shared/data/t0-prompts through the real dedup stage (`data=t0_prompts`, label =
 task), cached in --workdir. Splits (the train stage's `assign_splits`):
@@ -204,9 +211,18 @@ def baseline_f1(train: Any, test: Any, labels: list[str]) -> tuple[float, float]
 
 
 def train_and_score(
-    model: str, sub: Any, kind: str, budget: Budget, workdir: Path, records: Path, left_s: float
+    model: str,
+    sub: Any,
+    kind: str,
+    budget: Budget,
+    workdir: Path,
+    records: Path,
+    left_s: float,
+    extra: tuple[str, ...] = (),
+    data: str = "t0_prompts",
 ) -> dict[str, Any]:
-    """Fit `model` through the train stage's `train_model`, score macro-F1 on the test rows."""
+    """Fit `model` through the train stage's `train_model`, score macro-F1 on the test rows
+    (`extra`: more config overrides, `data`: the data config group)."""
     from omegaconf import OmegaConf, open_dict
 
     from pipeline.config import compose
@@ -218,13 +234,14 @@ def train_and_score(
     cfg = compose(
         [
             f"model={model}",
-            "data=t0_prompts",
+            f"data={data}",
             f"seed={SEED}",
             f"trainer.max_epochs={budget.epochs[model]}",
             "trainer.enable_progress_bar=false",
             "trainer.log_every_n_steps=50",
             "tracking.uri=sqlite:///mlflow.db",
             "tracking.experiment=bench-train",
+            *extra,
         ]
     )
     minutes = budget.minutes[model]
@@ -259,7 +276,10 @@ def train_and_score(
         "fit_seconds": fit_s,
         "train_samples_per_s": result.train_samples_per_s,
         "predict_seconds": predict_s,
-        "time_capped": fit_s >= total * 0.95,
+        # Lightning's `max_time` bounds the fit, not the features (embedding) before it.
+        "time_capped": result.steps.get("fit", fit_s) >= total * 0.95,
+        "steps": result.steps,  # seconds: features (embedding, hashing, tokens), fit, ...
+        "train_rows": int((sub["split"] == "train").sum()),
     }
 
 
@@ -507,6 +527,100 @@ def default_vs_baseline(workdir: Path) -> list[str]:
     return lines
 
 
+def cost(args: argparse.Namespace) -> int:
+    """`--cost`: every model's cost on the bundled sample, beside TF-IDF + LR."""
+    from train_cost import render as render_cost
+    from train_cost import run_cost
+
+    started = time.perf_counter()
+    # The longest first, so that `--jobs` workers finish together; shown the default first.
+    runs = ["bigru", "transformer", "finetune", "textcnn", "hybrid", "linear_probe"]
+    shown = ["TF-IDF + LR", "hybrid", "linear_probe", "textcnn", "transformer", "bigru"]
+    models = sorted(args.models, key=lambda m: runs.index(m) if m in runs else len(runs))
+    workdir = Path(args.workdir)
+    rows = run_cost(
+        models, workdir, args.finetune_steps, args.cold_texts, args.jobs, args.max_minutes, log
+    )
+    rank = {model: i for i, model in enumerate(shown)}  # then finetune, then the cold embedding
+    rows.sort(key=lambda r: (r["run"] == "last", rank.get(r["model"], len(rank))))
+    lines = render_cost(rows, args.finetune_steps)
+    print("\n".join(lines))
+    (Path(args.workdir) / "cost.json").write_text(json.dumps(rows, indent=2, default=str))
+    if not args.no_results:
+        from results import append_section
+
+        append_section(
+            "Train: what each model costs on the bundled sample",
+            f".venv/bin/python benchmarks/train.py --cost --finetune-steps {args.finetune_steps} "
+            f"--cold-texts {args.cold_texts} --jobs {args.jobs} --max-minutes {args.max_minutes:g}",
+            [
+                "Each conf/model choice trained as the train stage trains it: the sample's "
+                "kept records, the train stage's split, the configured epochs with early "
+                "stopping (patience 3), `trainer.threads=1`, one child process per row (its "
+                "peak RSS, imports included). *embed cache* warm = a copy of the project's cache "
+                "after `make run` (every sample text embedded); cold = the one-off ONNX export "
+                "of MiniLM and every sample text embedded into an empty cache, timed on "
+                f"{args.cold_texts + 1} texts and extrapolated (a cold train stage costs its "
+                "warm row plus this). "
+                "*features s* = embedding, hashing or tokenising; *total fit s* = the "
+                "train stage's `train_model` (features, fit, MLflow logging), test prediction "
+                "not included; *x baseline* = total fit s over the mean of the two TF-IDF + LR "
+                "fits (its vectoriser and LR, same rows). The finetune is timed over "
+                f"{args.finetune_steps} training batches and one validation pass and "
+                "extrapolated (marked ~). A fit stopped by the time cap (`--max-minutes`, "
+                "Lightning `max_time`) says so: its s per epoch is measured, its epochs are a "
+                "lower bound and the configured run costs up to max epochs x s per epoch. "
+                f"{args.jobs} measured at once (`--jobs`), the baseline alone. The machine's "
+                "2 cores were shared with five other helpers' jobs while this ran (the load "
+                "column): wall seconds are pessimistic, CPU seconds and their ratios less so. "
+                f"{(time.perf_counter() - started) / 60:.0f} min in all.",
+                "",
+                *lines,
+            ],
+        )
+    return 0
+
+
+def full_test(args: argparse.Namespace) -> int:
+    """`--full-test`: hybrid and the probe vs TF-IDF + LR on every t0 template test row."""
+    from train_full_test import full_test as measure
+
+    started = time.perf_counter()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(workdir)  # MLflow and Lightning write relative to the working directory
+    lines, figures = measure(workdir, args.train_per_label, log)
+    print("\n".join(lines))
+    (workdir / "full_test.json").write_text(json.dumps(figures, indent=2, default=str))
+    if not args.no_results:
+        from results import append_section
+
+        info = figures["info"]
+        append_section(
+            "Train: the default model (hybrid) vs TF-IDF + LR on the full t0 template-holdout "
+            "test split",
+            ".venv/bin/python benchmarks/train.py --full-test "
+            f"--train-per-label {args.train_per_label}",
+            [
+                f"t0-prompts after the dedup stage, {len(info['held_out'])} templates held "
+                f"out for test (seed {SEED}); full split train/val/test = "
+                f"{info['full']['train']}/{info['full']['val']}/{info['full']['test']}. "
+                "Every row is scored on the whole test split. The networks train on a "
+                f"stratified subset (at most {args.train_per_label} train and "
+                f"{DEFAULT.val_per_label} val rows per label, "
+                f"{info['used']['train']}/{info['used']['val']}) because embedding all "
+                "31.5k records takes 40-60 min on these 2 shared cores; TF-IDF + LR is fitted "
+                "on the same subset and on all train rows. 2 cores shared with five other "
+                "helpers' jobs; embeddings came partly from a warm cache, so fit s is not a "
+                f"cost figure (see the cost section). {(time.perf_counter() - started) / 60:.0f}"
+                " min in all.",
+                "",
+                *lines,
+            ],
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples, 1-2 epochs")
@@ -523,7 +637,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--default", action="store_true", help="the default model vs the probe and TF-IDF"
     )
+    parser.add_argument(
+        "--full-test", action="store_true", help="hybrid vs TF-IDF on all t0 template test rows"
+    )
+    parser.add_argument(
+        "--train-per-label", type=int, default=800, help="--full-test: networks' train rows"
+    )
+    parser.add_argument("--cost", action="store_true", help="every model's cost on the sample")
+    parser.add_argument(
+        "--finetune-steps", type=int, default=20, help="--cost: finetune batches timed"
+    )
+    parser.add_argument(
+        "--cold-texts", type=int, default=128, help="--cost: texts embedded into an empty cache"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="--cost: models measured at once")
+    parser.add_argument(
+        "--max-minutes", type=float, default=59.0, help="--cost: Lightning max_time per fit"
+    )
     args = parser.parse_args(argv)
+    if args.cost:
+        return cost(args)
+    if args.full_test:
+        return full_test(args)
     if args.default:
         workdir = Path(args.workdir)
         workdir.mkdir(parents=True, exist_ok=True)

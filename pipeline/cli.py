@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.summary",
     "pipeline.commands.sweep",
     "pipeline.commands.runs",
+    "pipeline.commands.anomaly",
     "pipeline.commands.labels",
 )
 

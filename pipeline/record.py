@@ -61,6 +61,16 @@ DUPLICATE_FIELDS: tuple[Field, ...] = (
     Field("similarity", "float64", "DOUBLE", nullable=False, user=False),
 )
 
+# A filtered record is a record plus the quality filter it failed and by how much.
+FILTERED_FIELDS: tuple[Field, ...] = (
+    *FIELDS,
+    Field("filter", "string", "VARCHAR", nullable=False, user=False),  # e.g. 'top_ngram'
+    Field("value", "float64", "DOUBLE", nullable=False, user=False),  # what it measured
+    Field("threshold", "float64", "DOUBLE", nullable=False, user=False),  # the bound broken
+    Field("bound", "string", "VARCHAR", nullable=False, user=False),  # min, max or language
+    Field("detail", "string", "VARCHAR", user=False),  # the field, and e.g. n=3, language=zh
+)
+
 # Fields a user can map from their files (conf/data/*.yaml). Only `prompt` is required.
 USER_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.user)
 

@@ -157,6 +157,8 @@ COMMANDS = [
     ["stats", "feedback"],
     ["erase", "--user-id", "u1"],
     ["summary"],
+    ["anomaly"],
+    ["records", "anomalies"],
 ]
 
 

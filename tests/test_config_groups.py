@@ -189,6 +189,17 @@ def build_sweep(cfg: Any, tmp_path: Path) -> None:
     load_plain(params, settings.overrides(settings.corner()))
 
 
+def build_anomaly(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.anomaly.settings import AnomalySettings
+
+    section = OmegaConf.to_container(cfg.anomaly, resolve=True)
+    settings = AnomalySettings.from_cfg(section, seed=cfg.seed)
+    carries(settings, section)
+    net = instantiate(cfg.anomaly.net)
+    batch = torch.randn(3, cfg.embed.dim)
+    assert net(batch).shape == batch.shape  # it reconstructs the embedding it reads
+
+
 def build_labels(cfg: Any, tmp_path: Path) -> None:
     from pipeline.labels.issues import LabelSettings
 
@@ -211,6 +222,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "search": build_search,
     "serve": build_serve,
     "sweep": build_sweep,
+    "anomaly": build_anomaly,
     "labels": build_labels,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())

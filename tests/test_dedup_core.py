@@ -48,6 +48,13 @@ def test_csv_strings_are_coerced() -> None:
     assert _record({"prompt": "p", "tags": '["x"]'}, from_text=True).tags == ["x"]
 
 
+def test_blank_link_ids_link_nothing() -> None:
+    # An empty CSV cell once put every session-less row of a file in one conversation "".
+    r = _record({"prompt": "p", "session_id": "", "user_id": " ", "parent_id": ""}, True)
+    assert (r.session_id, r.user_id, r.parent_id) == (None, None, None)
+    assert _record({"prompt": "p", "session_id": "s1"}).session_id == "s1"
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [

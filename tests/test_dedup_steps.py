@@ -61,7 +61,7 @@ def test_a_step_added_by_config_alone_is_run_stored_and_accounted(tmp_path: Path
     check = report["accounting"]
     assert check["equation"] == (
         "input_records = kept + steps.exact.dropped + steps.near.dropped"
-        " + steps.first_word.dropped + rejected.total + erased"
+        " + steps.first_word.dropped + filtered.total + rejected.total + erased"
     )
     assert check["holds"] and check["sum"] == 6
     assert methods(tmp_path) == {"a": ("exact", "b"), "f": ("near", "e"), "g": ("first_word", "b")}
@@ -81,7 +81,7 @@ def test_steps_run_in_config_order(tmp_path: Path) -> None:
 
 def test_a_disabled_step_is_left_out_of_the_report_and_the_equation(tmp_path: Path) -> None:
     report = stage(tmp_path, "dedup.near.enabled=false")
-    assert list(report["steps"]) == ["exact"] and report["near_duplicates"] == 0
+    assert list(report["steps"]) == ["quality", "exact"] and report["near_duplicates"] == 0
     assert "near" not in report["accounting"]["equation"] and report["accounting"]["holds"]
 
 

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     inner = records.add_subparsers(dest="records_command", metavar="ACTION")
     stats = inner.add_parser("stats", help="counts: kept, duplicates, rejected by reason, PII")
     show = inner.add_parser(
-        "show", help="one record with its duplicates, session turns and rejection reason"
+        "show",
+        help="one record with its duplicates, session turns, and why it was filtered or rejected",
     )
     show.add_argument("id", help="record id (or rid), e.g. r00042 or chat.jsonl:17")
     for parser in (stats, show):
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--json", action="store_true", help="print as JSON")
     stats.set_defaults(func=run_stats)
     show.set_defaults(func=run_show)
+    from pipeline.commands.anomaly import register_records
+
+    register_records(inner)  # `records anomalies`
     records.set_defaults(func=lambda args: records.print_help() or 2)
 
 
@@ -58,7 +62,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
     data = stats(_store(args))
     lines = [f"{name:<15} {count:>9}" for name, count in data["tables"].items()]
-    for key in ("rejected_by_reason", "duplicates_by_method", "kept_by_origin", "pii_by_type"):
+    for key in ("rejected_by_reason", "duplicates_by_method", "filtered_by_filter",
+                "kept_by_origin", "pii_by_type"):  # fmt: skip
         if data[key]:
             lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in data[key].items()))
     lines.append(f"sessions: {data['sessions']}; data_hash: {data['meta'].get('data_hash')}")
@@ -92,6 +97,15 @@ def _conversation(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def filtered_line(why: dict[str, Any]) -> str:
+    """Why a record was filtered, e.g. `filtered (top_ngram, response n=3): 0.62 > max 0.5`."""
+    sign = {"min": "<", "max": ">"}.get(why["bound"])
+    where = f"{why['filter']}, {why['detail']}" if why.get("detail") else why["filter"]
+    if sign is None:  # a language not in the allowed list
+        return f"filtered ({where}): not an allowed language (score {why['value']:.3g})"
+    return f"filtered ({where}): {why['value']:.3g} {sign} {why['bound']} {why['threshold']:.3g}"
+
+
 def run_show(args: argparse.Namespace) -> int:
     from pipeline.store.records import show
 
@@ -105,6 +119,8 @@ def run_show(args: argparse.Namespace) -> int:
             lines.append(f"  {key}: {_short(value)}")
         if data["status"] == "duplicate":
             lines.append(f"kept as: {data['kept_as']}")
+        if data.get("filtered"):
+            lines.append(filtered_line(data["filtered"]))
         for dup in data["duplicates"]:
             lines.append(f"duplicate: {dup['id']} ({dup['method']}, {dup['similarity']:.3f})")
         lines.extend(_conversation(data, record))

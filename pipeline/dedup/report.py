@@ -23,10 +23,12 @@ from pipeline.tracking import (
 LEGACY_KEYS = {"exact": "exact_duplicates", "near": "near_duplicates"}
 
 
-def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
+def curation(
+    counts: Any, results: Sequence[Any], rated: int, filtered: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The counts of the report: intake (`IntakeCounts`), each step in order (`StepResult`),
-    what is kept, and the accounting equation built from the steps; `rated` records had
-    feedback."""
+    what the filter steps dropped (`filtered`: total, by_filter, by_step), what is kept, and
+    the accounting equation built from the steps; `rated` records had feedback."""
     steps = {
         r.name: {"input": r.input, "dropped": r.dropped, "kept": r.input - r.dropped,
                  "by_reason": r.by_reason}
@@ -39,6 +41,7 @@ def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
         "steps": steps,
         **{key: steps.get(name, {}).get("dropped", 0) for name, key in LEGACY_KEYS.items()},
         "kept": counts.staged - sum(step["dropped"] for step in steps.values()),
+        "filtered": dict(filtered or {"total": 0, "by_filter": {}, "by_step": {}}),
         "feedback": {"records_rated": rated, "quality_from_feedback": counts.from_feedback},
         "preferences": counts.preferences,
         "pii": {"total": sum(counts.pii.values()), "by_type": dict(sorted(counts.pii.items()))},
@@ -58,10 +61,13 @@ def curation(counts: Any, results: Sequence[Any], rated: int) -> dict[str, Any]:
 
 
 def accounting(report: Mapping[str, Any]) -> dict[str, Any]:
-    """input_records = kept + what each step dropped + rejected + erased, with its figures;
-    the terms come from the report's steps, in the order they ran."""
-    terms = ["kept", *(f"steps.{name}.dropped" for name in report["steps"]), "rejected.total",
-             "erased"]  # fmt: skip
+    """input_records = kept + what each dedup step dropped + filtered + rejected + erased,
+    with its figures; the terms come from the report's steps, in the order they ran, and the
+    filter steps' drops are one term, `filtered.total`."""
+    filters = (report.get("filtered") or {}).get("by_step", {})
+    dedup = [f"steps.{name}.dropped" for name in report["steps"] if name not in filters]
+    terms = ["kept", *dedup, *(["filtered.total"] if "filtered" in report else []),
+             "rejected.total", "erased"]  # fmt: skip
     total = sum(_get(report, term) for term in terms)
     out = {
         "equation": "input_records = " + " + ".join(terms),

@@ -76,6 +76,9 @@ class FieldMap:
 
 
 # Identifier-like fields may be integers in a user's file; texts must be strings.
+# Fields that link records (erasure by user, the split's groups, a turn's context): a
+# blank value would put every record without one in the same user or conversation.
+_LINK_FIELDS = ("user_id", "session_id", "parent_id")
 _INT_OK = frozenset({"id", "label", "user_id", "session_id", "parent_id"})
 
 
@@ -224,6 +227,9 @@ def to_record(
     record_id = record_id or default_id(file, line)
     prompt = _prompt(values.get("prompt"), limit)
     texts = {name: _text(name, values.get(name), limit) for name in _TEXT_FIELDS}
+    for name in _LINK_FIELDS:  # a blank id links nothing: an empty CSV cell is no session
+        if texts[name] is not None and not texts[name].strip():
+            texts[name] = None
     # Checked in this order, so a row with several faults keeps the reason it always had.
     origin = _origin(values.get("origin"), fields.default_origin)
     metadata = _all_metadata(values.get("metadata"), extra, from_text, limit)

@@ -25,6 +25,10 @@ VOLATILE: dict[str, tuple[str, ...]] = {
     ),
     "metrics.json": ("timing",),
     "index.json": ("build_seconds", "embed_seconds", "data_hash"),
+    "anomaly.json": (
+        *("seconds", "embed_seconds", "fit_seconds"),
+        *("mlflow_run_id", "pipeline_run", "data_hash"),
+    ),
 }
 
 

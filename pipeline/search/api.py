@@ -95,15 +95,22 @@ class Searcher:
     def _open_store(self) -> tuple[Any, Any]:
         from pipeline.store.db import open_snapshot
 
-        stamp = file_stamp(self.store_path)  # before opening: a change after it is seen next time
+        stamp = self._store_stamp()  # before opening: a change after it is seen next time
         return open_snapshot(self.store_path), stamp
+
+    def _store_stamp(self) -> tuple[Any, ...]:
+        """The store's stamp and its side files' (anomaly scores...): the filters read both."""
+        from pipeline.store.annotations import SIDE_FILES
+
+        sides = (file_stamp(side.under(self.store_path)) for side in SIDE_FILES)
+        return (file_stamp(self.store_path), *sides)
 
     def reload_if_changed(self) -> bool:
         """Swap in a republished index (or store); searches in flight finish on the old one."""
         with self._lock:
             changed = False
-            stamp = file_stamp(self.store_path)
-            if stamp is not None and stamp != self._store_sig:
+            stamp = self._store_stamp()
+            if stamp[0] is not None and stamp != self._store_sig:
                 # The old connection is dropped, not closed: closing it would close the
                 # cursors that searches in other threads still read (tests/test_serve_swap.py);
                 # it closes when the last of them lets go.

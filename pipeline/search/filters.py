@@ -16,10 +16,18 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pipeline.errors import UserInputError
+from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
+from pipeline.store.annotations import NUMERIC
 
 # Text fields compare by equality; `tags` means "the record's tags contain the value".
 TEXT_FIELDS: tuple[str, ...] = ("label", "user_id", "session_id", "origin", "source", "tags")
-RANGE_FIELDS: tuple[str, ...] = ("quality", "created_at")
+# Numbers compare as floats: the record's quality and the side files' numeric columns
+# (anomaly_score), which later stages add by record id (pipeline/store/annotations.py).
+NUMBER_FIELDS: tuple[str, ...] = (
+    "quality",
+    *(name for name, sql in SIDE_COLUMNS.items() if sql in NUMERIC),
+)
+RANGE_FIELDS: tuple[str, ...] = (*NUMBER_FIELDS, "created_at")
 FIELDS: tuple[str, ...] = TEXT_FIELDS + RANGE_FIELDS
 
 EQUALITY_OPS: tuple[str, ...] = ("=", "!=", "in")
@@ -96,15 +104,15 @@ def as_conditions(items: Iterable[str | Condition]) -> tuple[Condition, ...]:
 
 
 def _coerce(field: str, value: Any) -> Any:
-    if field == "quality":
+    if field in NUMBER_FIELDS:
         if isinstance(value, bool):
-            raise UserInputError(f"quality value {value!r} is not a number")
+            raise UserInputError(f"{field} value {value!r} is not a number")
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise UserInputError(f"quality value {value!r} is not a number") from None
+            raise UserInputError(f"{field} value {value!r} is not a number") from None
         if not math.isfinite(number):  # NaN compares false to everything: a silent no-match
-            raise UserInputError(f"quality value {value!r} is not a finite number")
+            raise UserInputError(f"{field} value {value!r} is not a finite number")
         return number
     if field == "created_at":
         return _timestamp(value)

@@ -36,7 +36,7 @@ from pipeline.dedup.policy import check_policy
 from pipeline.dedup.report import curation, log_mlflow
 from pipeline.dedup.shapes import FORMATS, ShapeReader
 from pipeline.dedup.steps import Step, StepResult, build_steps, run_steps
-from pipeline.dedup.steps.run import decision_table
+from pipeline.dedup.steps.run import decision_table, filtered_counts
 from pipeline.dedup.userid import UserIdReader
 from pipeline.dedup.validate import FieldMap, ValidateSettings
 from pipeline.errors import UserInputError
@@ -225,7 +225,7 @@ def _curate(
         results = run_steps(steps, intake.rank(), staging.texts, sys.stderr.isatty())
         for result in results:
             timer.seconds[result.name] += result.seconds
-        counts = curation(intake.counts, results, len(inputs.feedback))
+        counts = curation(intake.counts, results, len(inputs.feedback), filtered_counts(results))
         with timer("labels"):
             counts["label_corrections"] = apply_corrections(staging.con, inputs.corrections)
         with timer("write"):
@@ -264,7 +264,8 @@ def _write(
 ) -> None:
     """The store (with every step's drops) and records.parquet, from the scratch database."""
     summary = {"input_records": counts["input_records"], "kept": counts["kept"],
-               "duplicates": sum(r.dropped for r in results),
+               "duplicates": sum(r.dropped for r in results) - counts["filtered"]["total"],
+               "filtered": counts["filtered"]["total"],
                "rejected": counts["rejected"]["total"]}  # fmt: skip
     meta = {"data_hash": inputs.digest, "params": json.dumps(inputs.params, sort_keys=True),
             "counts": json.dumps(summary, sort_keys=True)}  # fmt: skip

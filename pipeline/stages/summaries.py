@@ -105,10 +105,23 @@ def index(report: Mapping[str, Any]) -> str:
     )
 
 
+def anomaly(report: Mapping[str, Any]) -> str:
+    """Records scored, the score's median and top, the strangest ids and the time spent."""
+    score = report["score"]
+    return (
+        f"scored {report['records']} records with {report['model']} "
+        f"(median {score['p50']}, p99 {score['p99']}, max {score['max']}; strangest: "
+        f"{', '.join(report['strangest']) or 'none'}"
+        + _timed("; fit {} s, embed {} s", report.get("fit_seconds"), report.get("embed_seconds"))
+        + ")"
+    )
+
+
 # Stage -> (its report under paths.reports, its summary).
 STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "dedup": ("dedup.json", dedup),
     "train": ("train.json", train),
     "evaluate": ("metrics.json", evaluate),
     "index": ("index.json", index),
+    "anomaly": ("anomaly.json", anomaly),
 }

@@ -7,6 +7,10 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import BusyError, NotFoundError
+from pipeline.store.annotations import create_view
+
+# The store's tables first, then the annotated view of the in-memory database.
+SEARCH_PATH = "SET search_path = 'store.main,memory.main'"
 
 
 def connect(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -48,7 +52,11 @@ def open_snapshot(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise NotFoundError(f"{path}: no store yet; run `dvc repro` (or `pipeline dedup`) first")
     con = duckdb.connect()
     con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+    # The side files' columns (pipeline/store/annotations.py), in the private in-memory
+    # database so that every cursor of this connection sees the view.
+    create_view(con, path, "memory.main", "store.main.records")
     con.execute("USE store")
+    con.execute(SEARCH_PATH)
     return con
 
 
@@ -56,4 +64,5 @@ def snapshot_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection
     """A cursor of an `open_snapshot` connection; cursors do not inherit `USE`."""
     cursor = con.cursor()
     cursor.execute("USE store")
+    cursor.execute(SEARCH_PATH)
     return cursor

@@ -26,7 +26,7 @@ class UserRows:
     """What the store holds of one user: record ids, rids and the texts (for the caches)."""
 
     kept_rids: list[int] = field(default_factory=list)  # kept records: in the index
-    all_rids: list[int] = field(default_factory=list)  # kept and duplicate records
+    all_rids: list[int] = field(default_factory=list)  # kept, duplicate and filtered records
     ids: list[str] = field(default_factory=list)
     texts: list[tuple[str, str | None]] = field(default_factory=list)  # (prompt, response)
 
@@ -40,6 +40,13 @@ def token_pattern(user_id: str) -> re.Pattern[str]:
     )
 
 
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> set[str]:
+    """The tables of an attached database (a store from before a table was added lacks it)."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [database]
+    ).fetchall()}  # fmt: skip
+
+
 def _attach(store: str | Path) -> duckdb.DuckDBPyConnection:
     # ATTACH to a private database: `connect(store)` could return this process's cached
     # instance of a store file that has since been replaced (a server keeps one open).
@@ -49,14 +56,17 @@ def _attach(store: str | Path) -> duckdb.DuckDBPyConnection:
 
 
 def user_rows(store: str | Path, user_id: str) -> UserRows:
-    """The user's kept and duplicate records in the store (rids sorted)."""
+    """The user's kept, duplicate and filtered records in the store (rids sorted)."""
     con = _attach(store)
     try:
+        others = [t for t in ("duplicates", "filtered") if t in _tables(con, "store")]
         rows = con.execute(
-            """SELECT rid, id, prompt, response, true FROM store.records WHERE user_id = $u
-               UNION ALL
-               SELECT rid, id, prompt, response, false FROM store.duplicates
-               WHERE user_id = $u""",
+            "SELECT rid, id, prompt, response, true FROM store.records WHERE user_id = $u"
+            + "".join(
+                f" UNION ALL SELECT rid, id, prompt, response, false FROM store.{t} "
+                "WHERE user_id = $u"
+                for t in others
+            ),
             {"u": user_id},
         ).fetchall()
     finally:
@@ -93,6 +103,7 @@ class StoreErasure:
     preferences: int = 0
     pii_redactions: int = 0
     rejected: int = 0
+    filtered: int = 0
 
     def total(self) -> int:
         return (
@@ -101,6 +112,7 @@ class StoreErasure:
             + self.preferences
             + self.pii_redactions
             + (self.rejected)
+            + self.filtered
         )
 
 
@@ -110,6 +122,7 @@ class StoreErasure:
 _KEEP = {
     "records": "user_id IS DISTINCT FROM $u",
     "duplicates": "user_id IS DISTINCT FROM $u",
+    "filtered": "user_id IS DISTINCT FROM $u",
     "preferences": "record_id NOT IN (SELECT id FROM erased)",
     "pii_redactions": "record_id NOT IN (SELECT id FROM erased)",
     "label_corrections": "record_id NOT IN (SELECT id FROM erased)",
@@ -119,20 +132,24 @@ _KEEP = {
 
 
 def _counts(con: duckdb.DuckDBPyConnection, user_id: str) -> StoreErasure:
+    present = _tables(con, "src")
+
     def count(table: str) -> int:
+        if table not in present:  # a store from before the table existed
+            return 0
         sql = f"SELECT count(*) FROM src.{table} WHERE NOT ({_KEEP[table]})"
         return con.execute(sql, {"u": user_id} if "$u" in _KEEP[table] else {}).fetchone()[0]
 
-    tables = ("records", "duplicates", "preferences", "pii_redactions", "rejected")
+    tables = ("records", "duplicates", "preferences", "pii_redactions", "rejected", "filtered")
     return StoreErasure(*(count(t) for t in tables))
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, src: str | Path, user_id: str, digest: str) -> None:
     con.execute("ATTACH ? AS src (READ_ONLY)", [str(src)])
+    others = [t for t in ("duplicates", "filtered") if t in _tables(con, "src")]
     con.execute(
-        """CREATE TEMP TABLE erased AS
-           SELECT id FROM src.records WHERE user_id = $u
-           UNION ALL SELECT id FROM src.duplicates WHERE user_id = $u""",
+        "CREATE TEMP TABLE erased AS SELECT id FROM src.records WHERE user_id = $u"
+        + "".join(f" UNION ALL SELECT id FROM src.{t} WHERE user_id = $u" for t in others),
         {"u": user_id},
     )
     gone = _rejected_matches(con, user_id, digest)

@@ -10,9 +10,12 @@ import duckdb
 
 from pipeline.errors import NotFoundError
 from pipeline.store import rows
+from pipeline.store.annotations import annotate
 from pipeline.store.db import connect
 
-TABLES: tuple[str, ...] = ("records", "duplicates", "rejected", "preferences", "pii_redactions")
+TABLES: tuple[str, ...] = (
+    "records", "duplicates", "filtered", "rejected", "preferences", "pii_redactions"
+)  # fmt: skip
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -21,14 +24,25 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The store's tables: one written before `filtered` existed has none."""
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
 def stats(path: Path) -> dict[str, Any]:
-    """Counts of the store: per table, rejected by reason, duplicates by method, kept by origin."""
+    """Counts of the store: per table, rejected by reason, duplicates by method, filtered by
+    filter, kept by origin."""
     con = connect(path, read_only=True)
     try:
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        present = _present(con)
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] if t in present
+                  else 0 for t in TABLES}  # fmt: skip
         by = {
             "rejected_by_reason": "SELECT reason, count(*) FROM rejected GROUP BY 1 ORDER BY 1",
             "duplicates_by_method": "SELECT method, count(*) FROM duplicates GROUP BY 1 ORDER BY 1",
+            "filtered_by_filter": "SELECT filter, count(*) FROM filtered GROUP BY 1 ORDER BY 1"
+            if "filtered" in present
+            else "SELECT NULL, 0 WHERE false",
             "kept_by_origin": "SELECT origin, count(*) FROM records GROUP BY 1 ORDER BY 1",
             "kept_by_label": "SELECT coalesce(label, '(none)'), count(*) FROM records "
             "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 50",
@@ -79,28 +93,33 @@ def neighbours(session: list[dict[str, Any]], record_id: str) -> dict[str, Any]:
 
 
 def show(path: Path, key: str) -> dict[str, Any]:
-    """A record by id (or rid): itself or its duplicate/rejected entry, its duplicates, its
-    session's turns and its neighbours among them, its PII counts and preferences, and its
-    rejection reason if any."""
+    """A record by id (or rid): itself or its duplicate/filtered/rejected entry, its
+    duplicates, its session's turns and its neighbours among them, its PII counts and
+    preferences, why it was filtered (`filtered`: filter, value, threshold, bound, detail)
+    and its rejection reason if any."""
     con = connect(path, read_only=True)
     try:
         kept = rows.record_by_key(con, key, "records")
         dup = rows.record_by_key(con, key, "duplicates", rows.DUPLICATE_COLUMNS)
+        cut = None
+        if "filtered" in _present(con):
+            cut = rows.record_by_key(con, key, "filtered", rows.FILTERED_COLUMNS)
         rejected = _rows(
             con, "SELECT * FROM rejected WHERE record_id = ? ORDER BY file, line", [key]
         )
-        if not kept and not dup and not rejected:
+        if not kept and not dup and not cut and not rejected:
             raise NotFoundError(f"record {key!r}: not in the store ({path})")
-        record = kept or dup
-        out: dict[str, Any] = {
-            "status": "kept" if kept else "duplicate" if dup else "rejected",
-            "record": record,
-            "rejected": rejected,
-        }
+        if kept:  # what later stages learned of it: anomaly_score, ...
+            kept = {**kept, **annotate(con, path, kept["id"])}
+        record = kept or dup or cut
+        status = "kept" if kept else "duplicate" if dup else "filtered" if cut else "rejected"
+        out: dict[str, Any] = {"status": status, "record": record, "rejected": rejected}
+        if cut is not None:  # why, beside the record's own fields
+            out["filtered"] = {k: cut.pop(k) for k in rows.FILTERED_COLUMNS[-5:]}
         if record is None:
             return out
         record_id = record["id"]
-        out["kept_as"] = _kept_as(con, record) if dup else record_id
+        out["kept_as"] = _kept_as(con, record) if dup else None if cut else record_id
         out["duplicates"] = _rows(
             con,
             "SELECT id, rid, method, similarity, file, line FROM duplicates "
@@ -109,13 +128,12 @@ def show(path: Path, key: str) -> dict[str, Any]:
         )
         out["session"] = []
         if record["session_id"] is not None:
+            tables = {"records": "kept", "duplicates": "duplicate", "filtered": "filtered"}
+            parts = [f"SELECT id, turn, parent_id, '{status}' AS status, prompt, response "
+                     f"FROM {table} WHERE session_id = $1"
+                     for table, status in tables.items() if table in _present(con)]  # fmt: skip
             out["session"] = _rows(
-                con,
-                "SELECT id, turn, parent_id, 'kept' AS status, prompt, response FROM records "
-                "WHERE session_id = ? UNION ALL "
-                "SELECT id, turn, parent_id, 'duplicate', prompt, response FROM duplicates "
-                "WHERE session_id = ? ORDER BY turn, id",
-                [record["session_id"], record["session_id"]],
+                con, " UNION ALL ".join(parts) + " ORDER BY turn, id", [record["session_id"]]
             )
         out["neighbours"] = neighbours(out["session"], record_id)
         out["pii"] = _rows(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.record import DUPLICATE_FIELDS, FIELD_NAMES, RESULT_FIELDS
+from pipeline.record import DUPLICATE_FIELDS, FIELD_NAMES, FILTERED_FIELDS, RESULT_FIELDS
 from pipeline.store.scope import Scope, require_scope
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RID_SHAPED = re.compile(r"-?[0-9]{1,20}")
 
 DUPLICATE_COLUMNS: tuple[str, ...] = tuple(f.name for f in DUPLICATE_FIELDS)
+FILTERED_COLUMNS: tuple[str, ...] = tuple(f.name for f in FILTERED_FIELDS)
 
 
 def select_list(names: Sequence[str] = RESULT_FIELDS) -> str:

@@ -1,11 +1,11 @@
 """Table definitions of the dedup store (data/dedup/store.duckdb).
 
-Every input record ends in exactly one of `records`, `duplicates` or `rejected`.
+Every input record ends in exactly one of `records`, `duplicates`, `filtered` or `rejected`.
 """
 
 from __future__ import annotations
 
-from pipeline.record import DUPLICATE_FIELDS, FIELDS, Field
+from pipeline.record import DUPLICATE_FIELDS, FIELDS, FILTERED_FIELDS, Field
 
 
 def columns_sql(fields: tuple[Field, ...]) -> str:
@@ -19,6 +19,8 @@ DDL: tuple[str, ...] = (
     f"CREATE TABLE IF NOT EXISTS records ({columns_sql(FIELDS)}, PRIMARY KEY (rid))",
     # Removed duplicates, each pointing at the kept record it duplicates.
     f"CREATE TABLE IF NOT EXISTS duplicates ({columns_sql(DUPLICATE_FIELDS)}, PRIMARY KEY (rid))",
+    # Records a quality filter dropped: the filter, the measured value and the threshold.
+    f"CREATE TABLE IF NOT EXISTS filtered ({columns_sql(FILTERED_FIELDS)}, PRIMARY KEY (rid))",
     # Rows that could not become records, with where they came from and why.
     """CREATE TABLE IF NOT EXISTS rejected (
         file VARCHAR NOT NULL,

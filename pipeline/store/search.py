@@ -15,6 +15,8 @@ import numpy as np
 
 from pipeline.record import RESULT_FIELDS
 from pipeline.store import rows
+from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
+from pipeline.store.annotations import VIEW
 from pipeline.store.scope import Scope, require_scope
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ _COLUMNS = {
     "source": "source",
     "quality": "quality",
     "created_at": "created_at",
+    **{name: name for name in SIDE_COLUMNS},  # from the annotated view (see matching_rids)
 }
 _COMPARE = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -75,8 +78,10 @@ def matching_rids(
     """Sorted int64 rids of the kept records in the scope matching every condition."""
     where, params = where_clause(conditions)
     in_scope, scope_params = require_scope(scope).sql()
+    # A side file's column (anomaly_score) is only in the view `open_snapshot` defines.
+    table = VIEW if any(c.field in SIDE_COLUMNS for c in conditions) else "records"
     found = con.execute(
-        f"SELECT rid FROM records WHERE ({where}) AND {in_scope} ORDER BY rid",
+        f"SELECT rid FROM {table} WHERE ({where}) AND {in_scope} ORDER BY rid",
         [*params, *scope_params],
     ).fetchnumpy()
     return np.asarray(found["rid"], dtype=np.int64)

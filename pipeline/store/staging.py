@@ -4,9 +4,9 @@ The stage appends Arrow batches of redacted records (with a dense input index `i
 rejections, preferences and PII counts as it reads, so its own memory holds one batch and
 a few fixed-size numbers per record. The scratch database is an in-memory DuckDB that
 evicts to a temporary directory beyond `memory_limit` (no compression work, unlike a file).
-Exact and near-duplicate decisions come back as an Arrow table of (idx, of_idx, method,
-similarity); `write_store` builds the published store by SQL, and `write_records_parquet`
-streams the kept records out of it.
+Every step's decisions come back as an Arrow table of (idx, of_idx, method, similarity,
+and for a quality filter's drops threshold, bound, detail); `write_store` builds the
+published store by SQL, and `write_records_parquet` streams the kept records out of it.
 
 Every table keeps input order: DuckDB preserves insertion order through scans and joins
 whose streaming side is the staged table, so no statement sorts the wide rows (a sort of
@@ -32,7 +32,8 @@ from pipeline.store.schema import DDL
 STAGED_SCHEMA = RECORD_SCHEMA.append(pa.field("idx", pa.int64()))
 DECISION_SCHEMA = pa.schema(
     [("idx", pa.int64()), ("of_idx", pa.int64()), ("method", pa.string()),
-     ("similarity", pa.float64())]
+     ("similarity", pa.float64()), ("threshold", pa.float64()), ("bound", pa.string()),
+     ("detail", pa.string())]
 )  # fmt: skip
 _SCHEMAS = {
     "staged": STAGED_SCHEMA,
@@ -122,6 +123,12 @@ class Staging:
                 f"INSERT INTO duplicates SELECT {records}, o.id, o.rid, d.method, d.similarity "
                 "FROM memory.staged s JOIN memory.decisions d ON s.idx = d.idx "
                 "JOIN targets o ON o.idx = d.of_idx"
+            )
+            # A filter's drops have no record kept in their place (of_idx -1).
+            con.execute(
+                f"INSERT INTO filtered SELECT {records}, d.method, d.similarity, d.threshold, "
+                "d.bound, d.detail FROM memory.staged s JOIN memory.decisions d "
+                "ON s.idx = d.idx WHERE d.of_idx = -1"
             )
             con.execute("DROP TABLE targets")
             for name in ("rejected", "preferences", "pii_redactions", "label_corrections"):

@@ -30,7 +30,7 @@ def first_prompts(records: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """session_id -> (id, prompt) of the session's first kept turn, over all `records`."""
     if "session_id" not in records.columns:
         return {}
-    sessions = records[records["session_id"].notna()]
+    sessions = records[records["session_id"].map(_present)]
     if sessions.empty:
         return {}
     turn = sessions["turn"] if "turn" in sessions.columns else pd.Series(0, index=sessions.index)
@@ -60,4 +60,6 @@ def with_context(
 
 
 def _present(value: object) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())  # a blank id links nothing (pipeline/dedup/validate.py)
     return value is not None and not (isinstance(value, float) and pd.isna(value))

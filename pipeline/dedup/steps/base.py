@@ -63,9 +63,44 @@ class Decisions:
         if len(np.unique(self.idx)) != len(self.idx) or not np.isin(self.idx, alive).all():
             raise ValueError(f"dedup step {step!r}: drops a record twice or one not kept")
         if len(self.of_idx) and (self.of_idx.min() < 0 or self.of_idx.max() >= n):
-            # Every drop is stored in `duplicates` with the record kept in its place; a
-            # step without one (a quality filter) needs the `filtered` table first.
+            # Every duplicate is stored with the record kept in its place; a drop with no
+            # such record is a `Filtered` decision, stored in the `filtered` table.
             raise ValueError(f"dedup step {step!r}: of_idx outside the {n} staged records")
+
+
+@dataclass(frozen=True)
+class Filtered(Decisions):
+    """Records a filter drops on their own (no record kept in their place): each with the
+    measured value (`score`), the filter (`reason`), the threshold and which bound it broke.
+    The stage stores them in the `filtered` table and counts them under `filtered`."""
+
+    threshold: np.ndarray  # the bound each value broke
+    bound: Sequence[str]  # "min", "max", or "language" (a language not allowed)
+    detail: Sequence[str]  # which field, and what more the filter says (n=3, language=zh)
+
+    @classmethod
+    def of(
+        cls,
+        idx: np.ndarray,
+        value: np.ndarray,
+        threshold: np.ndarray,
+        reason: Sequence[str],
+        bound: Sequence[str],
+        detail: Sequence[str],
+    ) -> Filtered:
+        """Filtered records (of_idx is -1: nothing is kept in their place)."""
+        idx = np.asarray(idx, np.int64)
+        none = np.full(len(idx), -1, np.int64)
+        value, threshold = np.asarray(value, np.float64), np.asarray(threshold, np.float64)
+        return cls(idx, none, value, list(reason), threshold, list(bound), list(detail))
+
+    def check(self, survivors: Survivors, step: str) -> None:
+        sizes = {len(self.idx), len(self.threshold), len(self.bound), len(self.detail)}
+        if len(sizes) != 1:
+            raise ValueError(f"dedup step {step!r}: filtered columns differ in length {sizes}")
+        if (self.of_idx != -1).any():
+            raise ValueError(f"dedup step {step!r}: a filtered record keeps no record in its place")
+        Decisions(self.idx, np.zeros_like(self.idx), self.score, self.reason).check(survivors, step)
 
 
 class Step:

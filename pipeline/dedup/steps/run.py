@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.dedup.steps.base import Decisions, Fetch, Step, Survivors
+from pipeline.dedup.steps.base import Decisions, Fetch, Filtered, Step, Survivors
 from pipeline.errors import UserInputError
 
 
@@ -80,14 +80,35 @@ def run_steps(
 
 
 def decision_table(results: list[StepResult]) -> Any:
-    """Every drop as (idx, of_idx, method, similarity) rows for the store, in step order."""
+    """Every drop as (idx, of_idx, method, similarity, threshold, bound, detail) rows for the
+    store, in step order; a filter's drops have of_idx -1 and a threshold, duplicates none."""
     import pyarrow as pa
 
     parts = [r.decisions for r in results]
     empty = np.zeros(0, np.int64)
+
+    def filtered(d: Decisions, column: str) -> list[Any]:
+        if isinstance(d, Filtered):
+            return [v.item() if isinstance(v, np.generic) else v for v in getattr(d, column)]
+        return [None] * len(d.idx)
+
     return pa.table({
         "idx": np.concatenate([empty, *(d.idx for d in parts)]).astype(np.int64),
         "of_idx": np.concatenate([empty, *(d.of_idx for d in parts)]).astype(np.int64),
         "method": [reason for d in parts for reason in d.reasons()],
         "similarity": np.concatenate([np.zeros(0), *(d.score for d in parts)]).astype(np.float64),
+        "threshold": pa.array([v for d in parts for v in filtered(d, "threshold")], pa.float64()),
+        "bound": pa.array([v for d in parts for v in filtered(d, "bound")], pa.string()),
+        "detail": pa.array([v for d in parts for v in filtered(d, "detail")], pa.string()),
     })  # fmt: skip
+
+
+def filtered_counts(results: list[StepResult]) -> dict[str, Any]:
+    """The report's `filtered`: records the filter steps dropped, by filter and by step."""
+    steps = [r for r in results if isinstance(r.decisions, Filtered)]
+    by_filter: Counter[str] = Counter()
+    for r in steps:
+        by_filter.update(r.by_reason)
+    return {"total": sum(r.dropped for r in steps),
+            "by_filter": dict(sorted(by_filter.items())),
+            "by_step": {r.name: r.dropped for r in steps}}  # fmt: skip

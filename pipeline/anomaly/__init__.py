@@ -1,0 +1,1 @@
+"""Anomaly scores: an autoencoder over the kept records' cached embeddings (docs/anomaly.md)."""

@@ -1,0 +1,1 @@
+"""Quality filters of the dedup stage: text measures, the filters built on them, language id."""
