@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.sweep",
     "pipeline.commands.runs",
     "pipeline.commands.anomaly",
+    "pipeline.commands.labels",
 )
 
 

@@ -200,6 +200,12 @@ def build_anomaly(cfg: Any, tmp_path: Path) -> None:
     assert net(batch).shape == batch.shape  # it reconstructs the embedding it reads
 
 
+def build_labels(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.labels.issues import LabelSettings
+
+    carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -217,6 +223,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "serve": build_serve,
     "sweep": build_sweep,
     "anomaly": build_anomaly,
+    "labels": build_labels,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

@@ -126,6 +126,9 @@ def run_show(args: argparse.Namespace) -> int:
         lines.extend(_conversation(data, record))
         for pii in data["pii"]:
             lines.append(f"pii: {pii['field']} {pii['pii_type']} x{pii['count']}")
+        for fix in data.get("label_corrections", []):
+            lines.append(f"label {fix['action']}: {fix['original_label']!r} -> {fix['label']!r} "
+                         f"by {fix['corrected_by']} at {fix['corrected_at']}")  # fmt: skip
     for rej in data["rejected"]:
         lines.append(f"rejected ({rej['reason']}): {rej['detail']}")  # detail names file:line
     emit(data, args.json, "\n".join(lines))

@@ -22,13 +22,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.dedup.collect import Collector
+from pipeline.dedup.corrections import apply as apply_corrections
+from pipeline.dedup.corrections import read as read_corrections
 from pipeline.dedup.intake import BATCH_CHARS, Intake, IntakeCounts, IntakeSettings
 from pipeline.dedup.policy import check_policy
 from pipeline.dedup.report import curation, log_mlflow
@@ -62,6 +64,7 @@ class DedupSettings:
     records_name: str
     erasures: str
     feedback: str
+    corrections: str  # reviewed labels (pipeline/dedup/corrections.py)
     fill_quality: bool
     reports: str
     batch_records: int
@@ -86,6 +89,7 @@ class DedupSettings:
             records_name=Path(paths.records).name,
             erasures=str(paths.erasures),
             feedback=str(paths.feedback),
+            corrections=str(paths.get("corrections", "data/corrections.jsonl")),
             fill_quality=bool(cfg.dedup.feedback.fill_quality),
             reports=str(paths.reports),
             batch_records=_positive(cfg.dedup.stream.batch_records, "dedup.stream.batch_records"),
@@ -151,6 +155,7 @@ class Inputs:
     feedback: dict[str, float]
     digest: str
     params: dict[str, Any]
+    corrections: dict[str, Any] = field(default_factory=dict)  # record id -> last decision
 
 
 def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
@@ -172,7 +177,8 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
         with timer("hash"):
             digest = data_hash(scan.files)
         inputs = Inputs(scan.files, stats, read_erasures(root / s.erasures),
-                        read_feedback_scores(root / s.feedback), digest, params)  # fmt: skip
+                        read_feedback_scores(root / s.feedback), digest, params,
+                        read_corrections(root / s.corrections))  # fmt: skip
         with atomic_dir(root / s.dedup_dir) as tmp:
             counts = _curate(s, steps, inputs, tmp, timer)
             point("dedup:written")
@@ -222,6 +228,8 @@ def _curate(
         for result in results:
             timer.seconds[result.name] += result.seconds
         counts = curation(intake.counts, results, len(inputs.feedback), filtered_counts(results))
+        with timer("labels"):
+            counts["label_corrections"] = apply_corrections(staging.con, inputs.corrections)
         with timer("write"):
             _write(s, staging, tmp, counts, results, inputs, intake.counts)
         return counts

@@ -125,6 +125,7 @@ _KEEP = {
     "filtered": "user_id IS DISTINCT FROM $u",
     "preferences": "record_id NOT IN (SELECT id FROM erased)",
     "pii_redactions": "record_id NOT IN (SELECT id FROM erased)",
+    "label_corrections": "record_id NOT IN (SELECT id FROM erased)",
     "rejected": "rowid NOT IN (SELECT r FROM gone)",
     "meta": "true",
 }

@@ -145,6 +145,23 @@ def show(path: Path, key: str) -> dict[str, Any]:
         out["preferences"] = _rows(
             con, "SELECT chosen, rejected, source FROM preferences WHERE record_id = ?", [record_id]
         )
+        out["label_corrections"] = _label_corrections(con, record_id)
         return out
     finally:
         con.close()
+
+
+def _label_corrections(con: duckdb.DuckDBPyConnection, record_id: str) -> list[dict[str, Any]]:
+    """The reviewed-label decision applied to a record (docs/labels.md); none in a store
+    built before the table existed."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'label_corrections'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    return _rows(
+        con,
+        "SELECT original_label, label, action, corrected_by, corrected_at FROM "
+        "label_corrections WHERE record_id = ?",
+        [record_id],
+    )

@@ -43,6 +43,15 @@ DDL: tuple[str, ...] = (
         field VARCHAR NOT NULL,
         pii_type VARCHAR NOT NULL,
         count INTEGER NOT NULL)""",
+    # Reviewed labels (data/corrections.jsonl) the run applied: the record's label in
+    # `records` is `label`; the input's was `original_label` (pipeline/dedup/corrections.py).
+    """CREATE TABLE IF NOT EXISTS label_corrections (
+        record_id VARCHAR NOT NULL,
+        original_label VARCHAR,
+        label VARCHAR,                  -- the label the record has now (dismiss: unchanged)
+        action VARCHAR NOT NULL,        -- accept | correct | dismiss
+        corrected_by VARCHAR NOT NULL,
+        corrected_at TIMESTAMPTZ NOT NULL)""",
     # Facts about the run that produced this store: params, data hash, counts.
     """CREATE TABLE IF NOT EXISTS meta (
         key VARCHAR PRIMARY KEY,

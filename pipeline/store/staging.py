@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.dedup.corrections import CORRECTION_SCHEMA
 from pipeline.dedup.tables import PII_SCHEMA, PREFERENCE_SCHEMA, REJECTED_SCHEMA
 from pipeline.record import RECORD_SCHEMA
 from pipeline.store.schema import DDL
@@ -39,6 +40,7 @@ _SCHEMAS = {
     "rejected": REJECTED_SCHEMA,
     "preferences": PREFERENCE_SCHEMA,
     "pii_redactions": PII_SCHEMA,
+    "label_corrections": CORRECTION_SCHEMA,
 }
 
 
@@ -129,7 +131,7 @@ class Staging:
                 "ON s.idx = d.idx WHERE d.of_idx = -1"
             )
             con.execute("DROP TABLE targets")
-            for name in ("rejected", "preferences", "pii_redactions"):
+            for name in ("rejected", "preferences", "pii_redactions", "label_corrections"):
                 con.execute(f"INSERT INTO {name} SELECT * FROM memory.{name}")
             con.execute("INSERT INTO meta SELECT key, value FROM memory.meta_rows")
             con.execute("CHECKPOINT store")

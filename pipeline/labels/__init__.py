@@ -1,0 +1,1 @@
+"""Label issues (cleanlab over cross-validated probabilities) and their review loop."""
