@@ -37,6 +37,7 @@ class HybridHead(nn.Module):
         char_ngrams: Sequence[int] | None = None,
         lexical_lr_scale: float = 30.0,
         lexical_init: str = "zeros",
+        lexical_init_c: float = 10.0,
     ) -> None:
         super().__init__()
         self.input_dim = input_dim
@@ -53,6 +54,7 @@ class HybridHead(nn.Module):
         self.register_buffer("idf", torch.ones(self.lexical.width))
         self.lexical_lr_scale = lexical_lr_scale
         self.lexical_init = lexical_init
+        self.lexical_init_c = lexical_init_c
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         embedding, counts = features[:, : self.input_dim], features[:, self.input_dim :]
@@ -79,7 +81,7 @@ class HybridHead(nn.Module):
         from sklearn.preprocessing import normalize
 
         tfidf = normalize(counts @ sp.diags(idf.astype(np.float32)), norm="l2")
-        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced")
+        lr = LogisticRegression(C=self.lexical_init_c, max_iter=1000, class_weight="balanced")
         lr.fit(tfidf, labels)
         weight = np.zeros(tuple(self.lexical_head.weight.shape), np.float32)
         bias = np.zeros(weight.shape[0], np.float32)
