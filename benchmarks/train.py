@@ -259,7 +259,7 @@ def train_and_score(
     classifier = load_classifier(models_dir, cache_dir=workdir / cfg.paths.embed_cache)
     test = sub[sub["split"] == "test"]
     started = time.perf_counter()
-    probs = classifier.predict_proba(test["text"].tolist(), batch_size=64)
+    probs = classifier.predict_proba(test["input"].tolist(), batch_size=64)
     predict_s = time.perf_counter() - started
     index = {label: i for i, label in enumerate(classifier.labels)}
     f1 = macro_f1(test["label"].map(index).to_numpy(), probs.argmax(axis=1), classifier.labels)
