@@ -156,8 +156,8 @@ def test_stage_filters_junk_into_the_filtered_table_and_accounts(tmp_path: Path)
     }  # fmt: skip
     check = report["accounting"]
     assert check["equation"] == (
-        "input_records = kept + steps.exact.dropped + "
-        "steps.near.dropped + filtered.total + rejected.total + erased"
+        "input_records = kept + steps.exact.dropped + steps.near.dropped + "
+        "steps.semantic.dropped + filtered.total + rejected.total + erased"
     )
     assert check["holds"] and report["kept"] == len(GOOD) and report["input_records"] == 11
     saved = json.loads((tmp_path / "reports" / "dedup.json").read_text())

@@ -178,7 +178,7 @@ def test_the_vectors_are_in_the_cache_the_index_stage_reads(semantic_run) -> Non
 
 def test_a_disabled_step_drops_nothing_and_is_not_counted(tmp_path: Path) -> None:
     report = stage(tmp_path, *SEMANTIC_ON, "dedup.semantic.enabled=false")
-    assert list(report["steps"]) == ["exact", "near"]
+    assert list(report["steps"]) == ["quality", "exact", "near"]
     assert report["kept"] == len(ROWS) and report["accounting"]["holds"]
     assert duplicates(tmp_path) == {}
     assert not (tmp_path / "data" / "cache").exists()  # no encoder was loaded
