@@ -66,11 +66,8 @@ def load_splits(
     columns = ["rid", "prompt", "response"]
     columns += [c for c in ("user_id", "session_id", "turn") if c in present]
     records = pq.read_table(records_path, columns=columns)
-    firsts = {}
-    if context != "none" and "session_id" in present:
-        wanted = [c for c in ("rid", "id", "prompt", "session_id", "turn") if c in present]
-        every = pq.read_table(records_path, columns=wanted)
-        firsts = first_prompts(every.to_pandas())
+    # Every kept record, not only the split's: an unlabelled first turn is context too.
+    firsts = first_prompts(records.to_pandas()) if context != "none" else {}
     joined = split.join(records, keys="rid", join_type="left outer").sort_by("rid")
     rows = joined.to_pylist()
     orphans = [r["id"] for r in rows if r["prompt"] is None]
@@ -86,14 +83,14 @@ def load_splits(
     out: dict[str, SplitTexts] = {}
     for name in SPLITS:
         part = [r for r in rows if r["split"] == name]
-        ids = [r["id"] for r in part]
         texts = [text_of(r["prompt"], r["response"], settings) for r in part]
         sessions = [r.get("session_id") for r in part]
+        rids = [r["rid"] for r in part]
         out[name] = SplitTexts(
-            ids=ids,
+            ids=[r["id"] for r in part],
             texts=texts,
             labels=[r["label"] for r in part],
             users=[r.get("user_id") for r in part],
-            inputs=with_context(ids, sessions, texts, firsts, context),
+            inputs=with_context(rids, sessions, texts, firsts, context),
         )
     return out

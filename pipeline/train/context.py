@@ -26,8 +26,8 @@ def check_mode(mode: str, where: str) -> str:
     return mode
 
 
-def first_prompts(records: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """session_id -> (id, prompt) of the session's first kept turn, over all `records`."""
+def first_prompts(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """session_id -> (rid, prompt) of the session's first kept turn, over all `records`."""
     if "session_id" not in records.columns:
         return {}
     sessions = records[records["session_id"].map(_present)]
@@ -37,25 +37,25 @@ def first_prompts(records: pd.DataFrame) -> dict[str, tuple[str, str]]:
     order = sessions.assign(_turn=turn.fillna(0), _rid=sessions["rid"])
     firsts = order.sort_values(["_turn", "_rid"], kind="stable").drop_duplicates("session_id")
     return {
-        str(s): (str(i), str(p))
-        for s, i, p in zip(firsts["session_id"], firsts["id"], firsts["prompt"], strict=True)
+        str(s): (int(r), str(p))
+        for s, r, p in zip(firsts["session_id"], firsts["rid"], firsts["prompt"], strict=True)
     }
 
 
 def with_context(
-    ids: Sequence[str],
+    rids: Sequence[int],
     sessions: Sequence[str | None],
     texts: Sequence[str],
-    firsts: dict[str, tuple[str, str]],
+    firsts: dict[str, tuple[int, str]],
     mode: str,
 ) -> list[str]:
     """The model input of each record: its text, plus its session's first prompt if later."""
     if mode == "none":
         return list(texts)
     out = []
-    for rid, session, text in zip(ids, sessions, texts, strict=True):
+    for rid, session, text in zip(rids, sessions, texts, strict=True):
         first = firsts.get(str(session)) if _present(session) else None
-        out.append(text if first is None or first[0] == rid else f"{text}\n{first[1]}")
+        out.append(text if first is None or first[0] == int(rid) else f"{text}\n{first[1]}")
     return out
 
 

@@ -99,7 +99,7 @@ def labelled(frame: pd.DataFrame, settings: DataSettings, source: str) -> tuple[
     out["text"] = texts_of(out, settings.text)
     sessions = out["session_id"] if "session_id" in out.columns else [None] * len(out)
     firsts = first_prompts(frame) if settings.context != "none" else {}
-    out["input"] = with_context(out["id"], sessions, out["text"], firsts, settings.context)
+    out["input"] = with_context(out["rid"], sessions, out["text"], firsts, settings.context)
     return out.reset_index(drop=True), int((~keep).sum())
 
 
