@@ -50,6 +50,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(
+        # A process-wide URI naming another store (mlflow.set_tracking_uri exports it, so a
+        # test run leaks it): the stages must use only the config's tracking.uri.
+        MLFLOW_TRACKING_URI=f"sqlite:///{work.parent / 'elsewhere.db'}",
         GIT_AUTHOR_NAME="t",
         GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t",

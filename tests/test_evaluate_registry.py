@@ -72,6 +72,7 @@ def _versions(client) -> int:
 def test_gate_promotes_only_a_model_that_has_earned_it(
     tmp_path: Path, monkeypatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    import mlflow
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)  # mlflow writes artifacts relative to the working directory
@@ -80,6 +81,9 @@ def test_gate_promotes_only_a_model_that_has_earned_it(
 
     def run(f1: float, baseline: float = 0.5, data: str = "d1", **kw):
         candidate = Candidate(_logged_model_run(uri), f1, baseline, data, "s1", "m")
+        # The process-wide URI names another store (as in a `dvc exp run`): the gate must
+        # use only the URI it is given.
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
         return gate(candidate, NAME, uri, **kw)
 
     # Loses to its baseline: nothing registered, no champion, and the reason says so.
@@ -96,6 +100,8 @@ def test_gate_promotes_only_a_model_that_has_earned_it(
     version = client.get_model_version(NAME, "1")
     assert version.tags["data_hash"] == "d1" and float(version.tags["macro_f1"]) == 0.70
     assert version.source.startswith("models:/m-")  # the logged model, not runs:/.../model
+    mlflow.set_tracking_uri(uri)
+    assert mlflow.pyfunc.load_model(f"models:/{NAME}/1").predict(["a", "b"]) == [0, 0]
 
     # Worse than the champion on the same data, or a tie: no new version, alias unchanged.
     for f1 in (0.65, 0.70):

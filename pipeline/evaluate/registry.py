@@ -14,6 +14,8 @@ facts the next comparison needs as tags.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -196,14 +198,31 @@ def _register(client: Any, candidate: Candidate, name: str, reason: str) -> str:
             client.get_registered_model(name)
         except MlflowException:
             client.create_registered_model(name)
-        version = client.create_model_version(
-            name, source, run_id=candidate.run_id, tags={**candidate.tags(), "reason": reason},
-            model_id=source.removeprefix("models:/"),
-        )  # fmt: skip
+        # MLflow resolves a `models:/` source through the process-wide tracking URI, not this
+        # client's ("Logged model ... not found" whenever the two differ): point it at ours
+        # for the call.
+        with _global_tracking_uri(client.tracking_uri):
+            version = client.create_model_version(
+                name, source, run_id=candidate.run_id,
+                tags={**candidate.tags(), "reason": reason},
+                model_id=source.removeprefix("models:/"),
+            )  # fmt: skip
     except MlflowException as exc:
         message = f"MLflow registry: cannot register {source}: {_first_line(exc)}"
         raise PipelineError(message) from exc
     return str(version.version)
+
+
+@contextlib.contextmanager
+def _global_tracking_uri(uri: str) -> Iterator[None]:
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
 
 
 def _first_line(exc: Exception) -> str:
