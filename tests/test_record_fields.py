@@ -109,9 +109,10 @@ def test_every_reader_returns_the_field_table_columns(store: Path) -> None:
     finally:
         reader.close()
     shown = show(store, "t1")["record"]
-    assert tuple(hit) == RESULT_COLUMNS == RESULT_FIELDS == ("rid", *USER_FIELDS)
-    # `records show` adds what later stages learned of a kept record (pipeline/store/
-    # annotations.py: anomaly_score, ...), after the record's own fields.
+    assert RESULT_COLUMNS == RESULT_FIELDS == ("rid", *USER_FIELDS)
+    # A hit and `records show` add what later stages learned of a kept record (pipeline/
+    # store/annotations.py: anomaly_score, ...), after the record's own fields.
+    assert tuple(hit) == (*RESULT_COLUMNS, *annotations.COLUMNS)
     assert tuple(looked_up) == FIELD_NAMES
     assert tuple(shown) == (*FIELD_NAMES, *annotations.COLUMNS)
 
