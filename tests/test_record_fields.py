@@ -130,7 +130,7 @@ def test_the_record_dataclass_is_checked_against_the_table() -> None:
 
 
 def test_search_hits_and_the_sample_cover_the_record_fields() -> None:
-    own = {"score", "scores", "session"}  # what a hit adds to the record
+    own = {"score", "scores", "session", "annotations"}  # what a hit adds to the record
     assert {f.name for f in fields(SearchResult)} - own <= set(RESULT_FIELDS)
     # metadata is what the reader gathers from a file's extra columns, not a column itself.
     assert set(RECORD_KEYS) == set(USER_FIELDS) - {"metadata"}

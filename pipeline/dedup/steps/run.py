@@ -75,7 +75,9 @@ def run_steps(
         decisions.check(survivors, name)
         seconds = round(time.perf_counter() - begin, 3)
         by_reason = dict(sorted(Counter(decisions.reasons()).items()))
-        results.append(StepResult(name, len(alive), decisions, seconds, by_reason, step.counts()))
+        # A duck-typed step (no Step subclass) has no counts of its own.
+        counts = step.counts() if hasattr(step, "counts") else {}
+        results.append(StepResult(name, len(alive), decisions, seconds, by_reason, counts))
         alive = np.setdiff1d(alive, decisions.idx, assume_unique=True)
     return results
 
