@@ -151,8 +151,9 @@ def test_paraphrases_are_dropped_for_the_best_ranked_one(semantic_run) -> None:
     assert {i: of for i, (of, _, _) in dups.items()} == {"p1": "p2", "p3": "p2", "c2": "c1"}
     for _, method, similarity in dups.values():
         assert method == "semantic" and 0.9 <= similarity <= 1.0
-    assert report["steps"]["semantic"] == {"input": 11, "dropped": 3, "kept": 8,
-                                           "by_reason": {"semantic": 3}}  # fmt: skip
+    semantic = {k: v for k, v in report["steps"]["semantic"].items()
+                if k not in ("candidates", "held_back")}  # fmt: skip
+    assert semantic == {"input": 11, "dropped": 3, "kept": 8, "by_reason": {"semantic": 3}}
     assert report["accounting"]["holds"]
     assert "steps.semantic.dropped" in report["accounting"]["equation"]
 
@@ -162,6 +163,30 @@ def test_a_negated_a_renumbered_and_a_relabelled_twin_are_kept(semantic_run) -> 
     root, _ = semantic_run
     dropped = set(duplicates(root))
     assert not dropped & {"n1", "n2", "m1", "m2", "l1", "z1"}
+
+
+@pytest.mark.slow
+def test_the_guards_counts_are_in_the_report_and_mlflow(semantic_run) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root, report = semantic_run
+    semantic = report["steps"]["semantic"]
+    held = semantic["held_back"]
+    assert set(held) == {"label", "numbers", "negations", "truncated"}
+    # n1/n2 differ in a negation, m1/m2 in a number (l1 stays under the cosine threshold).
+    assert held["negations"] >= 1 and held["numbers"] >= 1
+    # Every candidate pair either passed (3 of them merged 4 records into 1 and 2 into 1)
+    # or was held back by exactly one guard.
+    assert semantic["candidates"] >= 3 + sum(held.values())
+    written = json.loads((root / "reports" / "dedup.json").read_text())
+    assert written["steps"]["semantic"]["held_back"] == held
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "attributes.run_name = 'dedup'"
+    )
+    metrics = run.data.metrics
+    assert metrics["steps.semantic.held_back.negations"] == held["negations"]
+    assert metrics["steps.semantic.candidates"] == semantic["candidates"]
 
 
 @pytest.mark.slow
@@ -187,4 +212,9 @@ def test_a_disabled_step_drops_nothing_and_is_not_counted(tmp_path: Path) -> Non
 def test_below_min_records_the_step_runs_without_the_encoder(tmp_path: Path) -> None:
     report = stage(tmp_path)  # the default min_records is above these 11 records
     assert report["steps"]["semantic"]["dropped"] == 0 and report["kept"] == len(ROWS)
+    # The same keys as a run that searched, so `dvc metrics diff` compares like with like.
+    assert report["steps"]["semantic"]["candidates"] == 0
+    assert report["steps"]["semantic"]["held_back"] == dict.fromkeys(
+        ("label", "numbers", "negations", "truncated"), 0
+    )
     assert not (tmp_path / "data" / "cache").exists()

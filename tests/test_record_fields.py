@@ -109,9 +109,10 @@ def test_every_reader_returns_the_field_table_columns(store: Path) -> None:
     finally:
         reader.close()
     shown = show(store, "t1")["record"]
-    assert tuple(hit) == RESULT_COLUMNS == RESULT_FIELDS == ("rid", *USER_FIELDS)
-    # `records show` adds what later stages learned of a kept record (pipeline/store/
-    # annotations.py: anomaly_score, ...), after the record's own fields.
+    assert RESULT_COLUMNS == RESULT_FIELDS == ("rid", *USER_FIELDS)
+    # A hit and `records show` add what later stages learned of a kept record (pipeline/
+    # store/annotations.py: anomaly_score, ...), after the record's own fields.
+    assert tuple(hit) == (*RESULT_COLUMNS, *annotations.COLUMNS)
     assert tuple(looked_up) == FIELD_NAMES
     assert tuple(shown) == (*FIELD_NAMES, *annotations.COLUMNS)
 
@@ -129,7 +130,7 @@ def test_the_record_dataclass_is_checked_against_the_table() -> None:
 
 
 def test_search_hits_and_the_sample_cover_the_record_fields() -> None:
-    own = {"score", "scores", "session"}  # what a hit adds to the record
+    own = {"score", "scores", "session", "annotations"}  # what a hit adds to the record
     assert {f.name for f in fields(SearchResult)} - own <= set(RESULT_FIELDS)
     # metadata is what the reader gathers from a file's extra columns, not a column itself.
     assert set(RECORD_KEYS) == set(USER_FIELDS) - {"metadata"}

@@ -62,9 +62,16 @@ class SearchResponse(BaseModel):
 
 
 class RecordResponse(BaseModel):
+    status: str = Field("kept", description="kept, or filtered by a quality filter")
     record: dict[str, Any]
     session: list[dict[str, Any]] = Field(description="the session's turns (in the key's scope)")
     duplicates: list[dict[str, Any]] = Field(description="removed duplicates of this record")
+    filtered: dict[str, Any] | None = Field(
+        None, description="why a filtered record was dropped: filter, value, threshold, bound"
+    )
+    label_corrections: list[dict[str, Any]] = Field(
+        [], description="the reviewed-label decision: labels, action, corrected_by, corrected_at"
+    )
 
     @field_serializer("record")
     def _record_times(self, record: dict[str, Any]) -> dict[str, Any]:

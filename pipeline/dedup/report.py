@@ -31,7 +31,7 @@ def curation(
     the accounting equation built from the steps; `rated` records had feedback."""
     steps = {
         r.name: {"input": r.input, "dropped": r.dropped, "kept": r.input - r.dropped,
-                 "by_reason": r.by_reason}
+                 "by_reason": r.by_reason, **r.counts}
         for r in results
     }  # fmt: skip
     out: dict[str, Any] = {

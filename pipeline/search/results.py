@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.record import RESULT_FIELDS
+from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
 from pipeline.store.rows import api_time
 
 
@@ -30,10 +31,15 @@ class SearchResult:
     created_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     session: list[dict[str, Any]] | None = None  # other turns, when asked for
+    # What later stages learned of the record, by column: every side file's (anomaly_score,
+    # ...; pipeline/store/annotations.py), None where not computed. Top-level keys in JSON.
+    annotations: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes as the API's ISO 8601 text; `session` only when requested."""
+        """JSON-ready: datetimes as the API's ISO 8601 text; `session` only when requested;
+        the annotations as keys of their own, after the record's fields."""
         out = asdict(self)
+        out.update(out.pop("annotations"))
         out["created_at"] = api_time(self.created_at)
         if self.session is None:
             out.pop("session")
@@ -78,6 +84,7 @@ def to_results(
                 prompt=snippet(record["prompt"], snippet_chars),
                 response=snippet(record["response"], snippet_chars),
                 session=session,
+                annotations={name: record.get(name) for name in SIDE_COLUMNS},
                 **{name: record[name] for name in _COPIED},
             )
         )

@@ -43,9 +43,13 @@ def decode(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     if "tags" in record:
         record["tags"] = list(record["tags"] or [])
     for name in _TIMESTAMPS.intersection(record):
-        if record[name] is not None:
-            record[name] = _EPOCH + timedelta(microseconds=record[name])
+        record[name] = from_epoch_us(record[name])
     return record
+
+
+def from_epoch_us(value: int | None) -> datetime | None:
+    """A UTC datetime from `epoch_us(...)` (how every timestamp leaves the store)."""
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def _metadata(text: str | None) -> dict[str, Any]:

@@ -39,6 +39,9 @@ _COMPARE = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 # What a search hit reads of a record (everything but file and line), from the field table.
 RESULT_COLUMNS: tuple[str, ...] = RESULT_FIELDS
 _SELECT = rows.select_list(RESULT_COLUMNS)
+# A hit also carries what later stages learned of it: the side files' columns (anomaly_score,
+# ...), NULL where a file or its row is missing, from the view `open_snapshot` defines.
+_SELECT_HIT = ", ".join([_SELECT, *SIDE_COLUMNS])
 
 
 def condition_sql(cond: Condition) -> tuple[str, list[Any]]:
@@ -96,13 +99,15 @@ def kept_rids(con: duckdb.DuckDBPyConnection) -> np.ndarray:
 def fetch_records(
     con: duckdb.DuckDBPyConnection, rids: Iterable[int], scope: Scope
 ) -> dict[int, dict[str, Any]]:
-    """The result columns of these records in the scope, keyed by rid (others are missing)."""
+    """The result columns of these records in the scope, then the side files' columns, keyed
+    by rid (others are missing). `con` is an `open_snapshot` cursor (it has the view)."""
     wanted = [int(r) for r in rids]
     in_scope, scope_params = require_scope(scope).sql()
     if not wanted:
         return {}
     con.execute(
-        f"SELECT {_SELECT} FROM records WHERE rid IN (SELECT unnest(?::BIGINT[])) AND {in_scope}",
+        f"SELECT {_SELECT_HIT} FROM {VIEW} WHERE rid IN (SELECT unnest(?::BIGINT[])) "
+        f"AND {in_scope}",
         [wanted, *scope_params],
     )
     return {record["rid"]: record for record in rows.fetch(con)}

@@ -125,6 +125,11 @@ class Step:
         """The records among `survivors` this step drops."""
         raise NotImplementedError
 
+    def counts(self) -> dict[str, Any]:
+        """What the last `decide` counted beyond its drops, for the report's steps.<name> (and
+        so MLflow and `dvc metrics diff`); the same keys on every run, nothing volatile."""
+        return {}
+
 
 def check_fields(fields: Sequence[str], key: str) -> tuple[str, ...]:
     """A step's text fields, or a UserInputError naming `key`."""

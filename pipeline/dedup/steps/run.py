@@ -23,6 +23,7 @@ class StepResult:
     decisions: Decisions
     seconds: float
     by_reason: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)  # the step's own (Step.counts)
 
     @property
     def dropped(self) -> int:
@@ -74,7 +75,9 @@ def run_steps(
         decisions.check(survivors, name)
         seconds = round(time.perf_counter() - begin, 3)
         by_reason = dict(sorted(Counter(decisions.reasons()).items()))
-        results.append(StepResult(name, len(alive), decisions, seconds, by_reason))
+        # A duck-typed step (no Step subclass) has no counts of its own.
+        counts = step.counts() if hasattr(step, "counts") else {}
+        results.append(StepResult(name, len(alive), decisions, seconds, by_reason, counts))
         alive = np.setdiff1d(alive, decisions.idx, assume_unique=True)
     return results
 

@@ -96,6 +96,11 @@ class SemanticDedup(Step):
                  self.stats.candidates, self.stats.held_back.as_dict(), len(removed))  # fmt: skip
         return Decisions(alive[removed], alive[kept], cosine, "semantic")
 
+    def counts(self) -> dict[str, Any]:
+        """Pairs over the threshold and what each guard held back (all 0 when skipped)."""
+        held = self.stats.held_back or GuardCounts()
+        return {"candidates": self.stats.candidates, "held_back": held.as_dict()}
+
     def _vectors(self, survivors: Survivors) -> tuple[np.ndarray, list[str | None]]:
         """The survivors' vectors (through the shared cache) and labels, a chunk at a time."""
         from pipeline.embed import embed, text_of
