@@ -12,8 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-import mmh3
 import numpy as np
+
+try:
+    from mmh3 import hash as _murmur  # (key, seed) -> signed 32-bit, as scikit-learn's
+except ImportError:  # the same hash from scikit-learn, at the cost of importing it
+    from sklearn.utils.murmurhash import murmurhash3_32 as _murmur
 
 # scikit-learn's defaults: token_pattern, and the run of whitespace char_wb collapses.
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -53,7 +57,7 @@ def char_wb_ngrams(text: str, ngrams: tuple[int, int]) -> list[str]:
 
 def column(feature: str, n_features: int) -> int:
     """The column scikit-learn's FeatureHasher gives `feature` (signed murmurhash3, seed 0)."""
-    h = mmh3.hash(feature, 0, signed=True)
+    h = int(_murmur(feature, 0))
     if h == _INT32_MIN:  # abs(-2**31) overflows an int32 in scikit-learn: its defined result
         return (2147483647 - (n_features - 1)) % n_features
     return abs(h) % n_features
