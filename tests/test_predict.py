@@ -29,14 +29,21 @@ TEXTS = ["please refund my parcel now", "translate this french sentence", "pytho
 
 
 def _trained(root: Path, overrides: list[str]) -> Any:
-    from pipeline.config import compose
+    from pipeline.config import compose, to_yaml
     from pipeline.stages import evaluate, train
 
     _write_records(root)
     cfg = compose(TINY + overrides)
+    (root / "params.yaml").write_text(to_yaml(cfg), encoding="utf-8")  # for the CLI
     train.run(cfg, root)
     evaluate.run(cfg, root)
     return cfg
+
+
+def _cli(root: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """The real `pipeline` command in a subprocess, against the repository at `root`."""
+    argv = [sys.executable, "-m", "pipeline", "predict", "--root", str(root), *args]
+    return subprocess.run(argv, capture_output=True, text=True, errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +181,92 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
         probs, _classifier_probs(tmp_path, [*TEXTS[:2], long_text]), atol=1e-4
     )
     assert [p.truncated for p in got] == [False, False, True]
+
+
+@pytest.mark.slow
+def test_the_cli_labels_texts_and_reports_truncation(textcnn: tuple[Path, Any]) -> None:
+    root, _ = textcnn
+    done = _cli(root, "--model", "1", "--json", "please refund my parcel", TEXTS[2])
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["truncated"] for r in rows] == [False, True]
+    assert {r["version"] for r in rows} == {"1"} and rows[0]["label"] in rows[0]["probabilities"]
+    human = _cli(root, "--model", "1", TEXTS[2])
+    assert human.returncode == 0 and "(truncated)" in human.stdout
+    assert "prompt-classifier v1" in human.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["   "], "text 1: the text is empty"),
+        (["fine", b"caf\xe9 latin-1"], "text 2: the text is not valid UTF-8"),
+        (["-S", "predict.max_text_chars=5", "too long"], "more than predict.max_text_chars"),
+        ([], "give TEXT... or --input FILE"),
+    ],
+)
+def test_the_cli_refuses_bad_text_with_exit_2(
+    textcnn: tuple[Path, Any], args: list[str | bytes], message: str
+) -> None:
+    root, _ = textcnn
+    done = _cli(root, "--model", "1", *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_a_file_is_labelled_to_parquet_and_a_bad_row_names_its_line(
+    textcnn: tuple[Path, Any], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    root, _ = textcnn
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.parquet"
+    rows = [{"id": "a", "prompt": "please refund"}, {"text": "translate french"}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    done = _cli(root, "--model", "1", "--input", str(source), "--output", str(target))
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(target).to_pylist()
+    assert [(r["line"], r["id"], r["model_version"]) for r in table] == [
+        (1, "a", "1"),
+        (2, None, "1"),
+    ]
+    assert abs(sum(dict(table[0]["probabilities"]).values()) - 1) < 1e-5
+
+    source.write_text('{"prompt": "ok"}\n{"response": "no prompt"}\n', encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    done = _cli(root, "--model", "1", "--input", str(source), "--output", str(bad))
+    assert done.returncode == 2 and f"{source}: line 2: no prompt or text field" in done.stderr
+    assert not bad.exists()  # nothing half-written
+
+
+@pytest.mark.slow
+def test_the_stage_writes_a_side_file_the_store_view_and_disagreements_read(
+    textcnn: tuple[Path, Any],
+) -> None:
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from pipeline.stages import predictions
+    from pipeline.store.disagreements import disagreements
+
+    root, cfg = textcnn
+    champion = root / "reports/champion.json"
+    saved = champion.read_text()
+    champion.write_text(json.dumps({"name": "prompt-classifier", "version": "1", "run_id": ""}))
+    try:
+        report = predictions.run(cfg, root)
+    finally:
+        champion.write_text(saved)
+    out = pq.read_table(root / "data/predictions/predictions.parquet").to_pylist()
+    assert report["records"] == len(out) == 120 and {r["model_version"] for r in out} == {"1"}
+    # A store with the kept records: the annotated view joins the predictions by id.
+    store = root / "data/dedup/store.duckdb"
+    with duckdb.connect(str(store)) as con:
+        con.execute("CREATE OR REPLACE TABLE records AS SELECT * FROM "
+                    f"read_parquet('{root}/data/dedup/records.parquet')")  # fmt: skip
+    found = disagreements(store, limit=500)
+    assert len(found) == report["disagreements"]
+    assert all(r["label"] != r["predicted_label"] for r in found)
+    confidences = [r["predicted_confidence"] for r in found]
+    assert confidences == sorted(confidences, reverse=True)
