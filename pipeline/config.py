@@ -47,7 +47,9 @@ def read_params(path: str | Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: not found; run from the project root or pass --root")
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            # libyaml's loader when built in: the same safe schema, ~10x faster (every
+            # command's start-up reads this file; `pipeline predict` aims at < 2 s cold).
+            data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path}: invalid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):

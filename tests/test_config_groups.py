@@ -206,6 +206,14 @@ def build_labels(cfg: Any, tmp_path: Path) -> None:
     carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
 
 
+def build_predict(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.predict.settings import PredictSettings
+
+    settings = PredictSettings.from_cfg(cfg, tmp_path)
+    carries(settings, {k: v for k, v in cfg.predict.items() if k != "cache_dir"})
+    assert settings.cache_dir == tmp_path / cfg.predict.cache_dir
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -224,6 +232,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "sweep": build_sweep,
     "anomaly": build_anomaly,
     "labels": build_labels,
+    "predict": build_predict,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

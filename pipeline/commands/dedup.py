@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from pipeline.commands.anomaly import register_records
 
     register_records(inner)  # `records anomalies`
+    from pipeline.commands.predict import register_records as register_predictions
+
+    register_predictions(inner)  # `records disagreements`
     records.set_defaults(func=lambda args: records.print_help() or 2)
 
 

@@ -18,6 +18,8 @@ NEXT_STEPS = (
     "pipeline records stats",
     "dvc exp run -S model=finetune && dvc exp show        # another experiment, side by side",
     "pipeline keys create --role reader && pipeline serve  # the same search over HTTP",
+    "pipeline records disagreements                      # given labels the champion disputes",
+    'pipeline predict "How do I get a refund for a damaged parcel?"   # the champion, ONNX',
 )
 
 

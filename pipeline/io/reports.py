@@ -24,6 +24,7 @@ VOLATILE: dict[str, tuple[str, ...]] = {
         *("mlflow_run_id", "pipeline_run"),
     ),
     "metrics.json": ("timing",),
+    "predictions.json": ("seconds",),
     "index.json": ("build_seconds", "embed_seconds", "data_hash"),
     "anomaly.json": (
         *("seconds", "embed_seconds", "fit_seconds"),

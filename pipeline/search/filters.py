@@ -20,7 +20,11 @@ from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
 from pipeline.store.annotations import NUMERIC
 
 # Text fields compare by equality; `tags` means "the record's tags contain the value".
-TEXT_FIELDS: tuple[str, ...] = ("label", "user_id", "session_id", "origin", "source", "tags")
+# Side files' text columns (predicted_label) compare the same way.
+TEXT_FIELDS: tuple[str, ...] = (
+    *("label", "user_id", "session_id", "origin", "source", "tags"),
+    *(name for name, sql in SIDE_COLUMNS.items() if sql == "VARCHAR"),
+)
 # Numbers compare as floats: the record's quality and the side files' numeric columns
 # (anomaly_score), which later stages add by record id (pipeline/store/annotations.py).
 NUMBER_FIELDS: tuple[str, ...] = (

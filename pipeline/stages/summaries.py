@@ -117,6 +117,17 @@ def anomaly(report: Mapping[str, Any]) -> str:
     )
 
 
+def predictions(report: Mapping[str, Any]) -> str:
+    """Records predicted, by which champion version, and the disagreements with labels."""
+    if report.get("model_version") is None:
+        return "no champion yet: nothing predicted"
+    return (
+        f"{report['records']} records labelled by champion v{report['model_version']}; "
+        f"{report['disagreements']} of {report['labelled']} given labels disputed "
+        "(`pipeline records disagreements`)" + _timed(" ({} s)", report.get("seconds"))
+    )
+
+
 # Stage -> (its report under paths.reports, its summary).
 STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "dedup": ("dedup.json", dedup),
@@ -124,4 +135,5 @@ STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "evaluate": ("metrics.json", evaluate),
     "index": ("index.json", index),
     "anomaly": ("anomaly.json", anomaly),
+    "predictions": ("predictions.json", predictions),
 }

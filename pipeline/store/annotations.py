@@ -37,7 +37,15 @@ class SideFile:
 
 SCORE = "anomaly_score"
 ANOMALY = SideFile("anomaly", Path("anomaly/scores.parquet"), ((SCORE, "DOUBLE"),))
-SIDE_FILES: tuple[SideFile, ...] = (ANOMALY,)
+PREDICTED_LABEL, PREDICTED_CONFIDENCE, MODEL_VERSION = (
+    "predicted_label", "predicted_confidence", "model_version"
+)  # fmt: skip
+PREDICTIONS = SideFile(
+    "predictions",
+    Path("predictions/predictions.parquet"),
+    ((PREDICTED_LABEL, "VARCHAR"), (PREDICTED_CONFIDENCE, "DOUBLE"), (MODEL_VERSION, "VARCHAR")),
+)
+SIDE_FILES: tuple[SideFile, ...] = (ANOMALY, PREDICTIONS)
 COLUMNS: dict[str, str] = {name: sql for f in SIDE_FILES for name, sql in f.columns}
 NUMERIC = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER")
 
