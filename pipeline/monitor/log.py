@@ -133,6 +133,8 @@ class PredictionLog:
         try:
             vectors = np.asarray(self.embedder(list(texts)), dtype=np.float32)
         except Exception:  # the rows matter more than their embeddings: log them without
-            log.exception("prediction log: embedding failed; rows logged without embeddings")
+            # Not retried until restart: a missing encoder would fail every flush alike.
+            log.exception("prediction log: embedding failed; logging without embeddings")
+            self.embedder = None
             return None
         return vectors @ projection(vectors.shape[1], self.projection_dims, self.seed)

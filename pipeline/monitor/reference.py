@@ -8,6 +8,8 @@ only the first report after a `dvc repro` encodes anything.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +56,10 @@ def load_reference(
     settings: MonitorSettings,
     embed_cfg: dict | None = None,
     cache_dir: str | Path | None = None,
+    embedder: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Reference:
-    """The reference of the labelled records in `records` (records.parquet)."""
+    """The reference of the labelled records in `records` (records.parquet), embedded by
+    `embedder` (the service's ONNX encoder) or through the embedding cache (the CLI)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -69,5 +73,29 @@ def load_reference(
     labels = table["label"].to_pylist()
     prompts = np.array(table["prompt"].to_pylist(), dtype=object)
     sample = subsample(prompts, settings.reference_size, settings.seed).tolist()
-    vectors = embed_texts(sample, EmbedSettings.from_cfg(embed_cfg or {}), cache_dir=cache_dir)
+    if embedder is not None:
+        batches = [embedder(sample[i : i + 64]) for i in range(0, len(sample), 64)]
+        vectors = np.concatenate(batches) if batches else None
+    else:
+        settings_ = EmbedSettings.from_cfg(embed_cfg or {})
+        vectors = embed_texts(sample, settings_, cache_dir=cache_dir)
     return reference_from(labels, vectors, settings)
+
+
+class ReferenceCache:
+    """The service's reference, rebuilt only when records.parquet changes (a `dvc repro`)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._reference: Reference | None = None
+        self._lock = threading.Lock()
+
+    def get(self, records: Path, settings: MonitorSettings, **kwargs: object) -> Reference:
+        """The reference of `records` under `settings` (see load_reference for kwargs)."""
+        stat = records.stat() if records.exists() else None
+        key = (str(records), stat and (stat.st_mtime_ns, stat.st_size), settings)
+        with self._lock:
+            if self._key != key or self._reference is None:
+                self._reference = load_reference(records, settings, **kwargs)  # type: ignore[arg-type]
+                self._key = key
+            return self._reference
