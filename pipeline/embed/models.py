@@ -73,7 +73,13 @@ def load_tokenizer(path: str | Path, max_length: int) -> Any:
 
 def tokenize(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     """Token ids per text; whitespace is stripped first, as sentence-transformers does."""
-    return [enc.ids for enc in tokenizer.encode_batch([t.strip() for t in texts])]
+    return tokenize_flagged(tokenizer, texts)[0]
+
+
+def tokenize_flagged(tokenizer: Any, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+    """Token ids per text, and whether each text was cut at the tokenizer's max_length."""
+    encodings = tokenizer.encode_batch([t.strip() for t in texts])
+    return [enc.ids for enc in encodings], [bool(enc.overflowing) for enc in encodings]
 
 
 def length_sorted_batches(

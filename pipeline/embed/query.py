@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.embed.api import EmbedSettings
-from pipeline.embed.models import tokenize
+from pipeline.embed.models import tokenize_flagged
 from pipeline.embed.onnx_encoder import OnnxEncoder
 from pipeline.embed.onnx_paths import (
     FLOAT_FILE,
@@ -66,5 +66,9 @@ class QueryEncoder:
 
     def encode_many(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors (n, dim) of several queries."""
-        ids = tokenize(self._encoder.tokenizer, texts)
-        return self._encoder.encode(ids, batch_size=max(1, len(ids)))
+        return self.encode_flagged(texts)[0]
+
+    def encode_flagged(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Vectors (n, dim) of several texts, and whether each was cut at max_length tokens."""
+        ids, truncated = tokenize_flagged(self._encoder.tokenizer, texts)
+        return self._encoder.encode(ids, batch_size=max(1, len(ids))), truncated

@@ -15,7 +15,8 @@ import numpy as np
 OPSET = 17
 
 
-def _input_names(n: int) -> list[str]:
+def input_names(n: int) -> list[str]:
+    """The exported graph's input names: input_0, input_1, ..."""
     return [f"input_{i}" for i in range(n)]
 
 
@@ -28,7 +29,7 @@ def export_onnx(
     """
     import torch
 
-    names = _input_names(len(example_inputs))
+    names = input_names(len(example_inputs))
     # Every input is (batch, ...); for token inputs the second axis is the sequence. Logits
     # are (batch, n_labels), so only their first axis varies.
     dynamic_axes: dict[str, dict[int, str]] = {

@@ -69,6 +69,7 @@ class RegistryOutcome:
     previous_champion_version: str | None
     previous_champion_macro_f1: float | None
     reason: str
+    champion_run_id: str | None = None  # the run of the version `champion` points at
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -150,6 +151,7 @@ def gate(
         previous_champion_version=previous.version if previous else None,
         previous_champion_macro_f1=previous.macro_f1 if previous else None,
         reason=reason,
+        champion_run_id=candidate.run_id if promote else (previous.run_id if previous else None),
     )
 
 

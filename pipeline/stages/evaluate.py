@@ -28,6 +28,7 @@ __all__ = ["REGISTERED_MODEL", "EvaluateSettings", "run"]
 # The plot files' columns, which dvc.yaml's `plots:` name as x and y.
 CONFUSION_COLUMNS = ("actual", "predicted")
 CALIBRATION_COLUMNS = ("confidence", "accuracy", "count")
+CHAMPION_FILE = "champion.json"  # the champion's name, version and run (reports/)
 
 
 def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
@@ -46,12 +47,14 @@ def run(cfg: Any, root: Path = Path()) -> dict[str, Any]:
     y_true = _label_indices(labels, test.labels, str(s.split_path))
     scores = _score_model(classifier, test, y_true, labels, s)
     baseline = _score_baseline(train, test, y_true, labels, s)
-    onnx = _write_eval_dir(classifier, test.inputs, y_true, scores, labels, s)
+    spec = _predictor_spec(classifier, meta) if s.onnx else None
+    onnx = _write_eval_dir(classifier, test.inputs, y_true, scores, labels, s, spec)
     report = _report(meta, scores, baseline, onnx, n_train=len(train), n_labels=len(labels))
-    _log_evaluation(s, meta["mlflow_run_id"], report, scores.per_class)
+    _log_evaluation(s, meta["mlflow_run_id"], report, scores.per_class, with_predictor=s.onnx)
     user_of = dict(zip(test.ids, test.users, strict=True))
     _publish_mistakes(cfg, root, s, meta["mlflow_run_id"], scores.mistakes, user_of)
     outcome = _gate(s, meta, report, test.ids)
+    _write_champion(s, outcome.name, outcome.champion_version, outcome.champion_run_id)
     # The metric file comes last, so it holds the gate's decision (docs/evaluation.md).
     report["champion"] = {"promoted": outcome.promoted, "reason": outcome.reason}
     write_report(s.reports, "metrics.json", report)
@@ -143,8 +146,10 @@ def _write_eval_dir(
     scores: ModelScores,
     labels: list[str],
     s: EvaluateSettings,
+    spec: Any = None,
 ) -> dict[str, Any]:
-    """Publish reports/eval/ (ONNX check, plot data, plots); returns the ONNX report."""
+    """Publish reports/eval/ (ONNX check and the predictor's spec, plot data, plots);
+    returns the ONNX report."""
     from pipeline.evaluate import plots
     from pipeline.io.atomic import atomic_dir, write_json
 
@@ -152,6 +157,10 @@ def _write_eval_dir(
         started = time.perf_counter()
         onnx = _onnx_check(classifier, texts, tmp / "model.onnx", s) if s.onnx else {}
         onnx_seconds = time.perf_counter() - started
+        if spec is not None:
+            from pipeline.predict.spec import SPEC_FILE
+
+            spec.write(tmp / SPEC_FILE)
         _write_csv(
             tmp / "confusion.csv",
             CONFUSION_COLUMNS,
@@ -220,10 +229,22 @@ def _report(
     }
 
 
+def _predictor_spec(classifier: Any, meta: Mapping[str, Any]) -> Any:
+    from pipeline.evaluate.predictor import predictor_spec
+
+    return predictor_spec(classifier, meta)
+
+
 def _log_evaluation(
-    s: EvaluateSettings, run_id: str, report: Mapping[str, Any], per_class: Mapping[str, Any]
+    s: EvaluateSettings,
+    run_id: str,
+    report: Mapping[str, Any],
+    per_class: Mapping[str, Any],
+    with_predictor: bool = False,
 ) -> None:
-    """Log the test metrics, per-class report and plots into the train stage's MLflow run."""
+    """Log the test metrics, per-class report and plots into the train stage's MLflow run,
+    and the ONNX graph with its spec as `predictor/` (what a registry version serves)."""
+    from pipeline.evaluate.predictor import log_predictor
     from pipeline.evaluate.tracking import log_evaluation
 
     out_dir = s.reports / "eval"
@@ -234,6 +255,19 @@ def _log_evaluation(
         per_class,
         [out_dir / "confusion.png", out_dir / "calibration.png", out_dir / "confusion_matrix.json"],
     )
+    if with_predictor:
+        log_predictor(s.tracking_uri, run_id, out_dir)
+
+
+def _write_champion(
+    s: EvaluateSettings, name: str, version: str | None, run_id: str | None
+) -> None:
+    """reports/champion.json: the version `champion` names after the gate. The predictions
+    stage depends on it, so it re-runs when the champion changes and not otherwise."""
+    from pipeline.io.atomic import write_json
+
+    s.reports.mkdir(parents=True, exist_ok=True)
+    write_json(s.reports / CHAMPION_FILE, {"name": name, "version": version, "run_id": run_id})
 
 
 def _gate(
@@ -283,6 +317,7 @@ def _skipped(s: EvaluateSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
         _write_csv(tmp / "confusion.csv", CONFUSION_COLUMNS, [])
         _write_csv(tmp / "calibration.csv", CALIBRATION_COLUMNS, [])
     write_report(s.reports, "metrics.json", report)  # and no stale timings beside it
+    _write_champion(s, s.registered_model, None, None)  # nothing to predict with
     if meta.get("mlflow_run_id"):
         from mlflow.tracking import MlflowClient
 

@@ -25,17 +25,30 @@ def load_tokenizer(max_length: int = 128) -> Any:
 
 def encode(texts: Sequence[str], max_length: int = 128) -> list[np.ndarray]:
     """Token ids of each text ([CLS] ... [SEP]), as int64 arrays of varying length."""
-    tokenizer = load_tokenizer(max_length)
-    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(list(texts))]
+    return encode_flagged(texts, max_length)[0]
+
+
+def encode_flagged(
+    texts: Sequence[str], max_length: int = 128
+) -> tuple[list[np.ndarray], list[bool]]:
+    """Token ids of each text, and whether each was cut at `max_length` tokens."""
+    encodings = load_tokenizer(max_length).encode_batch(list(texts))
+    ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+    return ids, [bool(e.overflowing) for e in encodings]
+
+
+def pad_ids(sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest sequence: (input_ids, attention_mask) int64 arrays (no torch)."""
+    length = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), length), PAD_ID, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = seq
+    return ids, (ids != PAD_ID).astype(np.int64)
 
 
 def pad_batch(sequences: Sequence[np.ndarray]) -> tuple[Any, Any]:
     """Pad to the longest sequence: (input_ids, attention_mask) int64 tensors."""
     import torch
 
-    length = max(len(s) for s in sequences)
-    ids = np.full((len(sequences), length), PAD_ID, dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = seq
-    ids_t = torch.from_numpy(ids)
-    return ids_t, (ids_t != PAD_ID).long()
+    ids, mask = pad_ids(sequences)
+    return torch.from_numpy(ids), torch.from_numpy(mask)

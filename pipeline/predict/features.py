@@ -1,0 +1,64 @@
+"""Texts -> the exported graph's inputs, as the spec says, with numpy and ONNX Runtime only.
+
+The same functions as training, without torch: the encoder's ONNX export through the search
+path's QueryEncoder, MiniLM token ids through pipeline/train/tokenize.py (numpy padding), and
+the hybrid's hashed n-grams through pipeline/predict/hashing.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.predict.spec import PredictorSpec
+
+
+class Featuriser:
+    """Turns a batch of model-input texts into ({input name: array}, truncated flags)."""
+
+    def __init__(self, spec: PredictorSpec, embed_cache: Path, threads: int = 0) -> None:
+        self.spec = spec
+        self._encoder: Any = None
+        if spec.encoder is not None:
+            from pipeline.embed.api import EmbedSettings
+            from pipeline.embed.query import QueryEncoder
+
+            e = spec.encoder
+            settings = EmbedSettings(
+                model=e.model, dim=e.dim, backend=e.backend, max_length=e.max_length
+            )
+            self._encoder = QueryEncoder(settings, embed_cache, threads=threads or _cores())
+            if self._encoder.dim != e.dim:
+                from pipeline.errors import UserInputError
+
+                raise UserInputError(
+                    f"the model was trained on {e.dim}-dimensional {e.model} vectors; the "
+                    f"ONNX export under {embed_cache} gives {self._encoder.dim}"
+                )
+
+    def __call__(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
+        """The graph's feed for `texts` and, per text, whether its tokens were cut."""
+        spec, texts = self.spec, list(texts)
+        if spec.input_kind == "tokens":
+            from pipeline.train.tokenize import encode_flagged, pad_ids
+
+            ids, truncated = encode_flagged(texts, int(spec.max_length or 128))
+            return dict(zip(spec.inputs, pad_ids(ids), strict=True)), truncated
+        vectors, truncated = self._encoder.encode_flagged(texts)
+        if spec.input_kind == "embedding+lexical":
+            from pipeline.predict.hashing import hashed_rows
+
+            lex = spec.lexical
+            assert lex is not None  # from_dict checked the kind; evaluate writes both
+            counts = hashed_rows(texts, lex.n_features, lex.word_ngrams, lex.char_ngrams)
+            vectors = np.hstack([vectors.astype(np.float32), counts])
+        return {spec.inputs[0]: np.ascontiguousarray(vectors, dtype=np.float32)}, truncated
+
+
+def _cores() -> int:
+    from pipeline.embed.models import cpu_count
+
+    return cpu_count()

@@ -1,0 +1,110 @@
+"""The predictor: a registered model version run with ONNX Runtime, without torch.
+
+`Predictor.load(cfg, ref="champion")` (or a version number, or another alias), then
+`predictor.predict(["How do I reset my password?"])[0].label`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.predict.settings import PredictSettings
+from pipeline.predict.spec import ONNX_FILE, SPEC_FILE, PredictorSpec
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction: the label, its probability, the whole distribution, and
+    whether the text was longer than the model reads (then cut as in training)."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {"label": self.label, "confidence": self.confidence,
+                "probabilities": dict(self.probabilities), "truncated": self.truncated}  # fmt: skip
+
+
+class Predictor:
+    """A loaded model version: `predict(texts)` is thread-safe (ONNX Runtime sessions are)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        embed_cache: Path,
+        *,
+        name: str = "",
+        version: str = "",
+        run_id: str = "",
+        batch_size: int = 64,
+        threads: int = 0,
+    ) -> None:
+        from pipeline.embed.models import cpu_count
+        from pipeline.evaluate.export import onnx_session
+        from pipeline.predict.features import Featuriser
+
+        self.spec = PredictorSpec.read(directory / SPEC_FILE)
+        self.name, self.version, self.run_id = name, version, run_id
+        self.labels: list[str] = list(self.spec.labels)
+        self.batch_size = max(1, batch_size)
+        self._session = onnx_session(directory / ONNX_FILE, threads or cpu_count())
+        self._featurise = Featuriser(self.spec, embed_cache, threads)
+
+    @classmethod
+    def load(cls, cfg_or_settings: Any, ref: str = "champion", root: Path = Path()) -> Predictor:
+        """The version `ref` (an alias or a version number) of the configured registered model."""
+        from pipeline.predict.registry import fetch, resolve
+
+        s = _settings(cfg_or_settings, root)
+        found = resolve(s.tracking_uri, s.registered_model, str(ref))
+        directory = fetch(s.tracking_uri, found, s.cache_dir)
+        return cls(directory, s.embed_cache, name=found.name, version=found.version,
+                   run_id=found.run_id, batch_size=s.batch_size, threads=s.threads)  # fmt: skip
+
+    def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """Probabilities (n, len(labels)) in the order of `labels`, and the truncated flags."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        truncated: list[bool] = []
+        for start in range(0, len(texts), self.batch_size):
+            feed, cut = self._featurise(texts[start : start + self.batch_size])
+            (logits,) = self._session.run(["logits"], feed)
+            out[start : start + len(logits)] = softmax(logits)
+            truncated.extend(cut)
+        return out, truncated
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One Prediction per text, in order (the texts are the model's inputs as they are)."""
+        probs, truncated = self.predict_proba(list(texts))
+        best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+        return [
+            Prediction(
+                label=self.labels[int(i)],
+                confidence=float(row[i]),
+                probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                truncated=cut,
+            )
+            for i, row, cut in zip(best, probs, truncated, strict=True)
+        ]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _settings(cfg_or_settings: Any, root: Path) -> PredictSettings:
+    if isinstance(cfg_or_settings, PredictSettings):
+        return cfg_or_settings
+    if isinstance(cfg_or_settings, Mapping) or hasattr(cfg_or_settings, "get"):
+        return PredictSettings.from_cfg(cfg_or_settings, root)
+    raise TypeError(f"expected a config or PredictSettings, got {type(cfg_or_settings).__name__}")

@@ -1,0 +1,176 @@
+"""The predictor core: a real train + evaluate into a real MLflow sqlite store, then
+`Predictor.load` through the registry, ONNX Runtime only (pipeline/predict/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.errors import NotFoundError
+from tests.test_evaluate_stage import _write_records
+
+TINY = [
+    "evaluate.register_every_run=true",  # a version even when the tiny model loses the gate
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "split.val_fraction=0.2",
+    "split.test_fraction=0.25",
+]
+TEXTCNN = ["model=textcnn", "model.net.embed_dim=16", "model.net.channels=8"]
+HYBRID = ["model.net.n_features=1024", "model.net.lexical_init=zeros"]
+TEXTS = ["please refund my parcel now", "translate this french sentence", "python bug " * 200]
+
+
+def _trained(root: Path, overrides: list[str]) -> Any:
+    from pipeline.config import compose
+    from pipeline.stages import evaluate, train
+
+    _write_records(root)
+    cfg = compose(TINY + overrides)
+    train.run(cfg, root)
+    evaluate.run(cfg, root)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def textcnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    root = tmp_path_factory.mktemp("predict")
+    return root, _trained(root, TEXTCNN)
+
+
+def _classifier_probs(root: Path, texts: list[str]) -> np.ndarray:
+    from pipeline.train.inference import load_classifier
+
+    return load_classifier(root / "models").predict_proba(texts)
+
+
+@pytest.mark.slow
+def test_predictions_equal_the_checkpoint_and_the_version_carries_the_predictor(
+    textcnn: tuple[Path, Any],
+) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.predict.model import Predictor
+    from pipeline.predict.settings import PredictSettings
+
+    root, cfg = textcnn
+    predictor = Predictor.load(cfg, "1", root=root)
+    s = PredictSettings.from_cfg(cfg, root)
+    client = MlflowClient(s.tracking_uri)
+    version = client.get_model_version(s.registered_model, "1")
+    assert (predictor.name, predictor.version, predictor.run_id) == (
+        "prompt-classifier", "1", version.run_id
+    )  # fmt: skip
+    logged = {a.path for a in client.list_artifacts(version.run_id, "predictor")}
+    assert logged == {"predictor/model.onnx", "predictor/predictor.json"}
+    spec = json.loads((root / "reports/eval/predictor.json").read_text())
+    assert spec["input_kind"] == "tokens" and spec["labels"] == predictor.labels
+    assert spec["max_length"] == 128 and spec["context"] == "none"
+
+    got = predictor.predict(TEXTS)
+    probs = np.array([[p.probabilities[label] for label in predictor.labels] for p in got])
+    np.testing.assert_allclose(probs, _classifier_probs(root, TEXTS), atol=1e-4)
+    assert [p.truncated for p in got] == [False, False, True]  # 400 tokens > max_length 128
+    assert all(p.confidence == max(p.probabilities.values()) for p in got)
+    champion = json.loads((root / "reports/champion.json").read_text())
+    assert set(champion) == {"name", "version", "run_id"}
+
+
+@pytest.mark.slow
+def test_an_alias_is_read_live_and_versions_are_cached(textcnn: tuple[Path, Any]) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.predict import registry
+    from pipeline.predict.model import Predictor
+    from pipeline.predict.settings import PredictSettings
+
+    root, cfg = textcnn
+    s = PredictSettings.from_cfg(cfg, root)
+    client = MlflowClient(s.tracking_uri, registry_uri=s.tracking_uri)
+    run_id = client.get_model_version(s.registered_model, "1").run_id
+    second = str(
+        client.create_model_version(s.registered_model, f"runs:/{run_id}/model", run_id).version
+    )
+    client.set_registered_model_alias(s.registered_model, "staging", "1")
+    assert Predictor.load(cfg, "staging", root=root).version == "1"
+    client.set_registered_model_alias(s.registered_model, "staging", second)
+    # The sqlite fast path and MLflow's client agree, and both see the move.
+    fast = registry._resolve_sqlite(s.tracking_uri, s.registered_model, "staging")
+    slow = registry._resolve_client(s.tracking_uri, s.registered_model, "staging")
+    assert fast == slow == registry.ModelRef(s.registered_model, second, run_id)
+    assert Predictor.load(cfg, "staging", root=root).version == second
+    assert (s.cache_dir / s.registered_model / second / "model.onnx").is_file()
+    with pytest.raises(NotFoundError, match="no alias 'nobody'"):
+        Predictor.load(cfg, "nobody", root=root)
+    with pytest.raises(NotFoundError, match="no version 99"):
+        Predictor.load(cfg, "99", root=root)
+
+
+@pytest.mark.slow
+def test_the_predict_path_imports_no_torch_lightning_mlflow_or_sklearn(
+    textcnn: tuple[Path, Any],
+) -> None:
+    """A cached version loads and predicts in a fresh process with none of them imported,
+    and a stray MLFLOW_TRACKING_URI (mlflow.set_tracking_uri exports one) is not followed."""
+    root, cfg = textcnn
+    from pipeline.predict.model import Predictor
+
+    Predictor.load(cfg, "1", root=root)  # fetched into the cache
+    script = (
+        "import sys\n"
+        "from pipeline.config import load_plain, compose\n"
+        "from pipeline.predict.model import Predictor\n"
+        f"cfg = compose({TINY + TEXTCNN!r})\n"
+        f"p = Predictor.load(cfg, '1', root=__import__('pathlib').Path({str(root)!r}))\n"
+        "print(p.predict(['please refund my parcel'])[0].label)\n"
+        "bad = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'mlflow', 'sklearn') "
+        "if m in sys.modules]\n"
+        "print('imported:', bad)\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/decoy.db"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, check=True).stdout  # fmt: skip
+    assert out.splitlines()[-1] == "imported: []"
+    assert not (root / "decoy.db").exists()
+
+
+def test_hashed_rows_equal_scikit_learns_hashing_vectorizer() -> None:
+    from pipeline.predict.hashing import hashed_rows
+    from pipeline.train.lexical import LexicalSettings, hashed_counts
+
+    texts = ["", "Hello, World! hello world", "naïve café — Ünïcode ß straße 東京 タワー",
+             "a b c  d\t\te", "x" * 50, "The quick brown fox jumps over the lazy dog. " * 20,
+             "code: def f(x): return x**2  # comment", "emoji 🙂🙂 and\nnew\nlines"]  # fmt: skip
+    for word, char in [((1, 2), None), ((1, 1), (3, 5)), ((2, 3), (2, 2))]:
+        settings = LexicalSettings(n_features=257, word_ngrams=word, char_ngrams=char)
+        expected = hashed_counts(texts, settings).toarray()
+        got = hashed_rows(texts, 257, word, char)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.slow
+def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Path) -> None:
+    """The default model: MiniLM's ONNX export (the search path's encoder) and the hashed
+    n-grams without scikit-learn give the checkpoint's probabilities."""
+    from pipeline.predict.model import Predictor
+
+    cfg = _trained(tmp_path, HYBRID)
+    predictor = Predictor.load(cfg, "1", root=tmp_path)
+    spec = predictor.spec
+    assert spec.input_kind == "embedding+lexical" and spec.context == "first_turn"
+    assert spec.lexical is not None and spec.lexical.n_features == 1024
+    assert spec.encoder is not None and spec.encoder.max_length == 256
+    long_text = "refund " * 300  # 300 tokens > the encoder's 256
+    got = predictor.predict([*TEXTS[:2], long_text])
+    probs = np.array([[p.probabilities[label] for label in predictor.labels] for p in got])
+    np.testing.assert_allclose(
+        probs, _classifier_probs(tmp_path, [*TEXTS[:2], long_text]), atol=1e-4
+    )
+    assert [p.truncated for p in got] == [False, False, True]
