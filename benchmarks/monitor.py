@@ -128,9 +128,10 @@ def _peer(args: argparse.Namespace, reference: np.ndarray, windows: list, tmp: s
     path = Path(tmp) / "windows.npz"
     np.savez(path, reference=reference, **{f"window_{i:03d}": w for i, w in enumerate(windows)})
     script = str(Path(__file__).with_name("monitor_peer.py"))
-    out = subprocess.run(
-        [args.peer_python, script, str(path)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([args.peer_python, script, str(path)], capture_output=True, text=True)
+    if out.returncode:  # report ours anyway; the peer's error says what to fix
+        print(f"the peer failed (exit {out.returncode}):\n{out.stderr[-2000:]}", file=sys.stderr)
+        return {}
     return json.loads(out.stdout)
 
 

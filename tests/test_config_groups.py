@@ -206,6 +206,12 @@ def build_labels(cfg: Any, tmp_path: Path) -> None:
     carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
 
 
+def build_monitor(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.monitor.settings import MonitorSettings
+
+    carries(MonitorSettings.from_cfg(cfg.monitor), cfg.monitor)
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -224,6 +230,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "sweep": build_sweep,
     "anomaly": build_anomaly,
     "labels": build_labels,
+    "monitor": build_monitor,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 
