@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.anomaly",
     "pipeline.commands.labels",
     "pipeline.commands.predict",
+    "pipeline.commands.monitor",
 )
 
 

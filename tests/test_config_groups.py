@@ -214,6 +214,12 @@ def build_predict(cfg: Any, tmp_path: Path) -> None:
     assert settings.cache_dir == tmp_path / cfg.predict.cache_dir
 
 
+def build_monitor(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.monitor.settings import MonitorSettings
+
+    carries(MonitorSettings.from_cfg(cfg.monitor), cfg.monitor)
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -233,6 +239,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "anomaly": build_anomaly,
     "labels": build_labels,
     "predict": build_predict,
+    "monitor": build_monitor,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

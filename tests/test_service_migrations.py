@@ -111,8 +111,9 @@ def test_a_newer_file_is_refused_with_exit_2(tmp_path, capsys):
 def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
     db = tmp_path / "service.duckdb"
     _main_era_file(db)
+    next_version = SCHEMA_VERSION + 1
     add_note = Migration(
-        2,
+        next_version,
         "a note on each key",
         (
             "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS note VARCHAR",
@@ -120,7 +121,7 @@ def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
         ),
     )
     broken = Migration(
-        3,
+        next_version + 1,
         "a statement that fails half-way",
         (
             "CREATE TABLE IF NOT EXISTS half_done (x INTEGER)",
@@ -130,12 +131,14 @@ def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
     )
     con = duckdb.connect(str(db))
     try:
-        assert migrate(con, db, (*MIGRATIONS, add_note)) == [1, 2]
+        assert migrate(con, db, (*MIGRATIONS, add_note)) == list(range(1, next_version + 1))
         assert migrate(con, db, (*MIGRATIONS, add_note)) == []  # nothing pending: no-op
         notes = con.execute("SELECT note FROM api_keys ORDER BY key_id").fetchall()
-        with pytest.raises(PipelineError, match=r"migration to schema version 3 .* rolled back"):
+        with pytest.raises(
+            PipelineError, match=rf"migration to schema version {next_version + 1} .* rolled back"
+        ):
             migrate(con, db, (*MIGRATIONS, add_note, broken))
-        assert schema_version(con) == 2
+        assert schema_version(con) == next_version
         assert con.execute("SELECT note FROM api_keys ORDER BY key_id").fetchall() == notes
         assert notes[0] == ("from cli:ops",)
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

@@ -26,7 +26,7 @@ def service_config(
     from pipeline.config import load_params
 
     config = ServiceConfig.from_cfg(load_params(params, overrides))
-    return replace(config, paths=config.paths.under(Path(root)))
+    return replace(config, paths=config.paths.under(Path(root)), root=Path(root))
 
 
 def app_factory() -> FastAPI:

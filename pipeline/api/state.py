@@ -16,12 +16,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import PipelineError
+from pipeline.monitor.log import PredictionLog
+from pipeline.monitor.reference import ReferenceCache
+from pipeline.monitor.settings import MonitorSettings
 from pipeline.service.keys import KeyCache
+from pipeline.service.model import ServedModel
 from pipeline.service.querylog import QueryLog
 from pipeline.service.settings import ServeSettings, ServicePaths
 from pipeline.store.lookup import StoreReader
@@ -37,6 +42,10 @@ class ServiceConfig:
     paths: ServicePaths = field(default_factory=ServicePaths)
     search: Mapping[str, Any] = field(default_factory=dict)  # cfg.search, for the Searcher
     embed: Mapping[str, Any] = field(default_factory=dict)  # cfg.embed
+    monitor: Mapping[str, Any] = field(default_factory=dict)  # cfg.monitor
+    # cfg.predict, evaluate, tracking and paths: what Predictor.load reads (POST /predict)
+    predict: Mapping[str, Any] = field(default_factory=dict)
+    root: Path = Path()  # the project root the relative paths of `predict` are under
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ServiceConfig:
@@ -49,6 +58,8 @@ class ServiceConfig:
             paths=ServicePaths.from_cfg(plain("paths"), plain("tracking")),
             search=plain("search"),
             embed=plain("embed"),
+            monitor=plain("monitor"),
+            predict={k: plain(k) for k in ("predict", "evaluate", "tracking", "paths")},
         )
 
 
@@ -77,6 +88,14 @@ class ServiceState:
         )
         self.querylog = QueryLog(paths.service_db, lock_timeout=serve.lock_timeout_seconds)
         self.store = StoreReader(paths.store, check_seconds=serve.reload_seconds)
+        self.model = ServedModel(config.predict, config.root)
+        monitor = MonitorSettings.from_cfg(config.monitor)
+        self.predictions = PredictionLog(
+            paths.service_db, embedder=_log_embedder(config),
+            projection_dims=monitor.projection_dims, seed=monitor.seed,
+            log_text=monitor.log_text, lock_timeout=serve.lock_timeout_seconds,
+        )  # fmt: skip
+        self.monitor_reference = ReferenceCache()  # GET /monitor's, per records.parquet
         self._factory = searcher_factory
         self._searcher: Any = None
         self.searcher_error: str | None = "the index has not been opened yet"
@@ -118,6 +137,8 @@ class ServiceState:
             self.store.refresh(force=force)
         except PipelineError as exc:
             log.warning("store reload failed: %s", exc)
+        if self.config.predict:
+            self.model.refresh()  # a moved champion alias: load beside, swap by assignment
 
     # --- background maintenance ---------------------------------------------------------
 
@@ -133,6 +154,7 @@ class ServiceState:
                     next_reload = now + serve.reload_seconds
                 if now >= next_flush:
                     self.querylog.flush()
+                    self.predictions.flush()
                     next_flush = now + serve.log_flush_seconds
             except Exception:  # the loop must outlive any one failure; the log says which
                 log.exception("service maintenance failed; retrying")
@@ -143,6 +165,9 @@ class ServiceState:
         # not hold back the key set (nor index reloads hold back keys).
         self.keys.start()
         self.searcher()
+        if self.config.predict and self.model.current() is None:
+            log.warning("POST /predict unavailable until a champion is registered: %s",
+                        self.model.error)  # fmt: skip
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="serve-maintenance", daemon=True)
         self._thread.start()
@@ -154,7 +179,26 @@ class ServiceState:
             self._thread.join(timeout=10)
         self.keys.stop()
         self.querylog.flush()
+        self.predictions.flush()
         self.store.close()
         if self._searcher is not None:  # no request is left to read it
             self._searcher.close()
         self._searcher = None
+
+
+def _log_embedder(config: ServiceConfig) -> Callable[[list[str]], Any] | None:
+    """The prediction log's encoder (the search path's ONNX MiniLM), built at first use in
+    the maintenance thread; None when the project configures no encoder."""
+    from pipeline.embed.api import EmbedSettings
+
+    settings = EmbedSettings.from_cfg(config.embed)
+    holder: list[Any] = []
+
+    def embed(texts: list[str]) -> Any:
+        if not holder:
+            from pipeline.embed.query import QueryEncoder
+
+            holder.append(QueryEncoder(settings, config.paths.embed_cache))
+        return holder[0].encode_many(texts)
+
+    return embed

@@ -22,3 +22,7 @@ SCOPE_VALUES_MAX = 100  # values per scope field
 def clip(text: str, limit: int) -> str:
     """`text` cut to `limit` characters (a bound for stored and echoed text)."""
     return text if len(text) <= limit else text[:limit]
+
+
+PREDICT_TEXT_MAX = 100_000  # a text to classify: a document; predict.max_text_chars, as the CLI
+PREDICT_BATCH_MAX = 64  # texts per POST /predict (the body cap bounds the bytes as well)

@@ -84,8 +84,34 @@ _V1_TABLES: tuple[str, ...] = (
         index_removed BIGINT NOT NULL)""",
 )
 
+# The prediction log (pipeline/monitor/log.py): what the served model answered, never the
+# raw input unless monitor.log_text (then redacted); `embedding` is a fixed random projection
+# of the input's MiniLM vector, enough to measure drift, not to read the text back.
+_V2_PREDICTIONS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS predictions (
+        prediction_id VARCHAR NOT NULL, -- returned to the caller, who confirms or corrects by it
+        ts TIMESTAMPTZ NOT NULL,
+        key_id VARCHAR NOT NULL,
+        model_name VARCHAR NOT NULL,
+        model_version VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        confidence DOUBLE NOT NULL,
+        latency_ms DOUBLE NOT NULL,     -- of the request, shared by the texts of a batch
+        input_hash VARCHAR NOT NULL,    -- sha256 of the input text
+        truncated BOOLEAN NOT NULL,
+        embedding FLOAT[],              -- NULL when no encoder was available
+        text VARCHAR)                   -- NULL unless monitor.log_text""",
+    """CREATE TABLE IF NOT EXISTS prediction_feedback (
+        prediction_id VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,         -- the true label: equal to the prediction's = confirmed
+        key_id VARCHAR NOT NULL,
+        key_name VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api_keys, feedback, query_log, erasures", _V1_TABLES),
+    Migration(2, "predictions, prediction_feedback", _V2_PREDICTIONS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
