@@ -206,6 +206,14 @@ def build_labels(cfg: Any, tmp_path: Path) -> None:
     carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
 
 
+def build_retrieval(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.retrieval.evaluate import variants_from_cfg
+
+    variants = variants_from_cfg(cfg.retrieval.variants)
+    assert len(variants) == len(cfg.retrieval.variants)
+    assert cfg.retrieval.k >= 1 and 0 <= cfg.retrieval.relevant_grade <= 3
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -224,6 +232,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "sweep": build_sweep,
     "anomaly": build_anomaly,
     "labels": build_labels,
+    "retrieval": build_retrieval,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

@@ -145,13 +145,16 @@ class Searcher:
         *,
         scope: Scope,
         with_session: bool = False,
+        diversity: str | None = None,
     ) -> list[SearchResult]:
-        """The k best records for `text` in `scope`, among those matching every filter."""
+        """The k best records for `text` in `scope`, among those matching every filter
+        (`diversity`: none | session | mmr, default `search.diversity`)."""
         require_scope(scope)
         text = (text or "").strip()
         if not text:
             raise UserInputError("empty query: give the text to search for")
         _check(k, mode)
+        diversity = _diversity(diversity, self.settings)
         conditions = as_conditions(filters)
         query = None
         if mode != "keyword":
@@ -160,14 +163,14 @@ class Searcher:
             query = self._encode(text)
         try:
             return self._search_state(
-                self._state, text, query, k, mode, conditions, scope, with_session
+                self._state, text, query, k, mode, conditions, scope, with_session, diversity
             )
         except IndexChanged:
             # The keyword matrix is loaded lazily; the index was republished since the
             # snapshot loaded (an erasure, a build). Load the new one and answer from it.
             self.reload_if_changed()
             return self._search_state(
-                self._state, text, query, k, mode, conditions, scope, with_session
+                self._state, text, query, k, mode, conditions, scope, with_session, diversity
             )
 
     def _search_state(
@@ -180,12 +183,48 @@ class Searcher:
         conditions: tuple[Condition, ...],
         scope: Scope,
         with_session: bool,
+        diversity: str = "none",
     ) -> list[SearchResult]:
         rows = self._allowed_rows(state, conditions, scope)
         if rows is not None and len(rows) == 0:
             return []
-        hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
+        if diversity == "none":
+            hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
+        else:
+            hit_rows, scores = self._diversified(state, text, query, k, mode, rows, diversity)
         return self._results(state.rids[hit_rows], scores, scope, with_session)
+
+    def _diversified(
+        self,
+        state: IndexState,
+        text: str,
+        query: np.ndarray | None,
+        k: int,
+        mode: str,
+        rows: np.ndarray | None,
+        how: str,
+    ) -> tuple[np.ndarray, list[tuple[float, float | None, float | None]]]:
+        """The ranking's `candidates` best, re-ranked by `how` (pipeline/search/diversity.py)."""
+        from pipeline.search.diversity import diversify
+
+        s = self.settings
+        cand, scores = rank(state, s, text, query, max(k, s.candidates), mode, rows)
+        keep = diversify(
+            how, state.rids[cand], np.asarray([sc[0] for sc in scores], np.float64),
+            lambda: np.asarray(state.vectors[cand], np.float32), self._session_ids,
+            k, s.mmr_lambda,
+        )  # fmt: skip
+        return cand[keep], [scores[i] for i in keep]
+
+    def _session_ids(self, rids: np.ndarray) -> dict[int, str | None]:
+        from pipeline.store.db import snapshot_cursor
+        from pipeline.store.sessions import session_ids
+
+        cursor = snapshot_cursor(self._con)
+        try:
+            return session_ids(cursor, rids)
+        finally:
+            cursor.close()
 
     def search_vector(
         self,
@@ -270,6 +309,17 @@ class Searcher:
         return to_results(
             rids, scores, records, sessions, with_session, self.settings.snippet_chars
         )
+
+
+def _diversity(how: str | None, settings: SearchSettings) -> str:
+    from pipeline.search.diversity import DIVERSITIES
+
+    how = settings.diversity if how is None else how
+    if how not in DIVERSITIES:
+        raise UserInputError(
+            f"diversity {how!r} is unknown; expected one of {', '.join(DIVERSITIES)}"
+        )
+    return how
 
 
 def _check(k: int, mode: str) -> None:
