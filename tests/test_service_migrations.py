@@ -27,6 +27,7 @@ from pipeline.store.service_schema import (
 
 MAIN_SCHEMA = Path(__file__).parent / "data" / "service_schema_main.sql"
 TABLES = ("api_keys", "feedback", "query_log", "erasures")
+ADDED_COLUMNS = {"query_log": ("query_id",)}  # by later migrations (v2: judged queries)
 BOT_KEY = "pk_0a1b2c3d4e5f_migration-test-secret"  # its hash is in the fixture
 
 
@@ -63,8 +64,13 @@ def test_a_file_from_before_versioning_migrates_and_keeps_every_row(tmp_path):
     assert [v for v, _ in stamped] == list(range(1, SCHEMA_VERSION + 1))
     after = _snapshot(db)
     for table in TABLES:
-        assert after[table][0] == before[table][0], f"{table}: columns changed"
-        assert after[table][1].equals(before[table][1]), f"{table}: rows changed"
+        added = ADDED_COLUMNS.get(table, ())
+        old_columns = len(before[table][0])
+        assert after[table][0][:old_columns] == before[table][0], f"{table}: columns changed"
+        assert [c[0] for c in after[table][0][old_columns:]] == list(added), table
+        rows = after[table][1]
+        assert rows.drop_columns(list(added)).equals(before[table][1]), f"{table}: rows changed"
+        assert all(rows[name].null_count == len(rows) for name in added)  # unknown before
 
     # The migrated file works with today's code: keys, feedback (its sequence goes on),
     # the query log report.
@@ -112,7 +118,7 @@ def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
     db = tmp_path / "service.duckdb"
     _main_era_file(db)
     add_note = Migration(
-        2,
+        SCHEMA_VERSION + 1,
         "a note on each key",
         (
             "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS note VARCHAR",
@@ -120,7 +126,7 @@ def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
         ),
     )
     broken = Migration(
-        3,
+        SCHEMA_VERSION + 2,
         "a statement that fails half-way",
         (
             "CREATE TABLE IF NOT EXISTS half_done (x INTEGER)",
@@ -130,12 +136,13 @@ def test_migrations_apply_in_order_and_a_failed_one_changes_nothing(tmp_path):
     )
     con = duckdb.connect(str(db))
     try:
-        assert migrate(con, db, (*MIGRATIONS, add_note)) == [1, 2]
+        assert migrate(con, db, (*MIGRATIONS, add_note)) == list(range(1, SCHEMA_VERSION + 2))
         assert migrate(con, db, (*MIGRATIONS, add_note)) == []  # nothing pending: no-op
         notes = con.execute("SELECT note FROM api_keys ORDER BY key_id").fetchall()
-        with pytest.raises(PipelineError, match=r"migration to schema version 3 .* rolled back"):
+        failed = rf"migration to schema version {SCHEMA_VERSION + 2} .* rolled back"
+        with pytest.raises(PipelineError, match=failed):
             migrate(con, db, (*MIGRATIONS, add_note, broken))
-        assert schema_version(con) == 2
+        assert schema_version(con) == SCHEMA_VERSION + 1
         assert con.execute("SELECT note FROM api_keys ORDER BY key_id").fetchall() == notes
         assert notes[0] == ("from cli:ops",)
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
