@@ -39,14 +39,14 @@ def bootstrap_queries(ids: list[str], prompts: list[str], n: int, seed: int) -> 
             continue
         lo = int(rng.integers(0, max(1, len(words) - WINDOW + 1)))
         window = [w for j, w in enumerate(words[lo : lo + WINDOW]) if j % 4 != 3]
-        window = [_typo(w, rng) if rng.random() < TYPO_RATE else w for w in window]
+        window = [typo(w, rng) if rng.random() < TYPO_RATE else w for w in window]
         out.append(Query(f"bootstrap-{len(out)}", " ".join(window), {ids[i]: 3.0}))
         if len(out) == n:
             break
     return out
 
 
-def _typo(word: str, rng: np.random.Generator) -> str:
+def typo(word: str, rng: np.random.Generator) -> str:
     """Two adjacent inner letters swapped (words under 4 characters unchanged)."""
     if len(word) < 4:
         return word
