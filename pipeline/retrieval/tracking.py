@@ -16,6 +16,7 @@ from pipeline.tracking import (
     flatten_metrics,
     flatten_params,
     git_commit,
+    pipeline_run,
 )
 
 STAGE = "retrieval"
@@ -23,8 +24,9 @@ _QUALITY = ("judged", "bootstrap")
 _SECTIONS = ("search", "embed", "index", "retrieval")  # what the figures depend on
 
 
-def log_run(cfg: Any, root: Path, report: Mapping[str, Any]) -> str:
-    """One finished run: params (search, embed, index, retrieval), metrics, latencies."""
+def log_run(cfg: Any, root: Path, report: Mapping[str, Any], search: Mapping[str, Any]) -> str:
+    """One finished run: params (`search` as it ran, embed, index, retrieval), metrics,
+    latencies."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
     from omegaconf import OmegaConf
@@ -39,13 +41,17 @@ def log_run(cfg: Any, root: Path, report: Mapping[str, Any]) -> str:
         "variant on the judged queries and, separately, on the bootstrap set derived from "
         "the kept records. `time.latency_ms.*` are per-query latencies."
     )
-    run = client.create_run(
-        exp,
-        run_name=STAGE,
-        tags={"stage": STAGE, "git_commit": git_commit(root), DESCRIPTION: description},
-    )
+    commit = git_commit(root)
+    tags = {
+        "stage": STAGE,
+        "git_commit": commit,
+        # The execution it belongs to (`make run` sets PIPELINE_RUN for every stage).
+        "pipeline_run": pipeline_run(commit, "", config),
+        DESCRIPTION: description,
+    }
+    run = client.create_run(exp, run_name=STAGE, tags=tags)
     run_id = run.info.run_id
-    sections = {key: config[key] for key in _SECTIONS if key in config}
+    sections = {key: config[key] for key in _SECTIONS if key in config} | {"search": search}
     params = [Param(key, str(value)) for key, value in flatten_params(sections).items()]
     quality = flatten_metrics({k: report[k] for k in _QUALITY})
     timings = flatten_metrics({"latency_ms": report["latency_ms"], "seconds": report["seconds"]})

@@ -11,6 +11,7 @@ reports/run/retrieval.json (latency percentiles, seconds) and an MLflow run tagg
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,10 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
                 report["latency_ms"][name] = latency
     finally:
         searcher.close()
-    report["search"] = {key: cfg["search"][key] for key in _FUSION_KEYS if key in cfg["search"]}
+    settings_used = searcher.settings  # the code's defaults where params.yaml is silent
+    report["search"] = {key: getattr(settings_used, key) for key in _FUSION_KEYS}
     report["seconds"] = round(time.perf_counter() - started, 3)
-    report["mlflow_run_id"] = _log(cfg, root, report)
+    report["mlflow_run_id"] = _log(cfg, root, report, asdict(settings_used))
     write_report(root / require(cfg, "paths.reports"), REPORT, report)
     return report
 
@@ -76,7 +78,7 @@ def _judgments(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
-def _log(cfg: Any, root: Path, report: dict[str, Any]) -> str | None:
+def _log(cfg: Any, root: Path, report: dict[str, Any], search: dict[str, Any]) -> str:
     from pipeline.retrieval.tracking import log_run
 
-    return log_run(cfg, root, report)
+    return log_run(cfg, root, report, search)
