@@ -190,3 +190,21 @@ def test_search_with_session_diversity_on_a_real_index(served):
     assert grouped.count("sa") == 1 and grouped[0] == "sa"
     bad = client.post("/search", json={"text": "x", "diversity": "random"}, headers=h)
     assert bad.status_code == 422
+
+
+def test_the_python_api_logs_its_search_and_returns_the_id(served):
+    from pipeline.search.project import search
+    from pipeline.store import service as service_db
+
+    _, _, config = served
+    root = config.paths.store.parent.parent.parent
+    params = yaml.safe_load(write_params(config, root).read_text())
+    params |= {"search": {}, "embed": {}}
+    hits = search("refund parcel", mode="keyword", k=2, root=root, params=params)
+    assert isinstance(hits, list) and hits[0].id == "b1" and hits.query_id
+    with service_db.open_service_db(config.paths.service_db) as con:
+        row = service_db.logged_query(con, hits.query_id)
+    assert row["text"] == "refund parcel" and row["key_id"] == "local"
+    assert row["result_rids"] == [h.rid for h in hits]
+    unlogged = search("refund parcel", mode="keyword", k=2, root=root, params=params, log=False)
+    assert unlogged.query_id is None and [h.id for h in unlogged] == [h.id for h in hits]
