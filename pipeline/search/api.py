@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.errors import UserInputError
 from pipeline.io.stamp import file_stamp
+from pipeline.search.diversity import checked_diversity
 from pipeline.search.filters import Condition, as_conditions
 from pipeline.search.rank import rank
 from pipeline.search.results import SearchResult, to_results
@@ -154,7 +155,7 @@ class Searcher:
         if not text:
             raise UserInputError("empty query: give the text to search for")
         _check(k, mode)
-        diversity = _diversity(diversity, self.settings)
+        diversity = checked_diversity(diversity, self.settings.diversity)
         conditions = as_conditions(filters)
         query = None
         if mode != "keyword":
@@ -191,30 +192,12 @@ class Searcher:
         if diversity == "none":
             hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
         else:
-            hit_rows, scores = self._diversified(state, text, query, k, mode, rows, diversity)
+            from pipeline.search.diversity import diversified_rank
+
+            hit_rows, scores = diversified_rank(
+                state, self.settings, text, query, k, mode, rows, diversity, self._session_ids
+            )
         return self._results(state.rids[hit_rows], scores, scope, with_session)
-
-    def _diversified(
-        self,
-        state: IndexState,
-        text: str,
-        query: np.ndarray | None,
-        k: int,
-        mode: str,
-        rows: np.ndarray | None,
-        how: str,
-    ) -> tuple[np.ndarray, list[tuple[float, float | None, float | None]]]:
-        """The ranking's `candidates` best, re-ranked by `how` (pipeline/search/diversity.py)."""
-        from pipeline.search.diversity import diversify
-
-        s = self.settings
-        cand, scores = rank(state, s, text, query, max(k, s.candidates), mode, rows)
-        keep = diversify(
-            how, state.rids[cand], np.asarray([sc[0] for sc in scores], np.float64),
-            lambda: np.asarray(state.vectors[cand], np.float32), self._session_ids,
-            k, s.mmr_lambda,
-        )  # fmt: skip
-        return cand[keep], [scores[i] for i in keep]
 
     def _session_ids(self, rids: np.ndarray) -> dict[int, str | None]:
         from pipeline.store.db import snapshot_cursor
@@ -309,17 +292,6 @@ class Searcher:
         return to_results(
             rids, scores, records, sessions, with_session, self.settings.snippet_chars
         )
-
-
-def _diversity(how: str | None, settings: SearchSettings) -> str:
-    from pipeline.search.diversity import DIVERSITIES
-
-    how = settings.diversity if how is None else how
-    if how not in DIVERSITIES:
-        raise UserInputError(
-            f"diversity {how!r} is unknown; expected one of {', '.join(DIVERSITIES)}"
-        )
-    return how
 
 
 def _check(k: int, mode: str) -> None:

@@ -12,10 +12,47 @@ the ranking, so a diversified search costs one deeper ranking, not a second sear
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from pipeline.errors import UserInputError
+
 DIVERSITIES: tuple[str, ...] = ("none", "session", "mmr")
+Sessions = Callable[[np.ndarray], Mapping[int, str | None]]
+
+
+def checked_diversity(how: str | None, default: str) -> str:
+    """`how`, or `default` when None; UserInputError for a name not in DIVERSITIES."""
+    how = default if how is None else how
+    if how not in DIVERSITIES:
+        raise UserInputError(
+            f"diversity {how!r} is unknown; expected one of {', '.join(DIVERSITIES)}"
+        )
+    return how
+
+
+def diversified_rank(
+    state: Any,
+    settings: Any,
+    text: str,
+    query: np.ndarray | None,
+    k: int,
+    mode: str,
+    rows: np.ndarray | None,
+    how: str,
+    sessions: Sessions,
+) -> tuple[np.ndarray, list[tuple[float, float | None, float | None]]]:
+    """The ranking's `settings.candidates` best (pipeline/search/rank.py), re-ranked by `how`:
+    the rows kept and their scores, as `rank` returns them."""
+    from pipeline.search.rank import rank
+
+    cand, scores = rank(state, settings, text, query, max(k, settings.candidates), mode, rows)
+    keep = diversify(
+        how, state.rids[cand], np.asarray([sc[0] for sc in scores], np.float64),
+        lambda: np.asarray(state.vectors[cand], np.float32), sessions, k, settings.mmr_lambda,
+    )  # fmt: skip
+    return cand[keep], [scores[i] for i in keep]
 
 
 def one_per_session(sessions: Sequence[str | None], k: int) -> list[int]:
@@ -60,7 +97,7 @@ def diversify(
     rids: np.ndarray,
     relevance: np.ndarray,
     vectors: Callable[[], np.ndarray],
-    sessions: Callable[[np.ndarray], Mapping[int, str | None]],
+    sessions: Sessions,
     k: int,
     lam: float,
 ) -> list[int]:
