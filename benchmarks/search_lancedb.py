@@ -57,6 +57,7 @@ def lance_table(root: Path, cfg: dict, work: Path):
     """A LanceDB table of (id, text, vector) from the project's index, with its FTS index."""
     import lancedb
     import pyarrow as pa
+    from lancedb.index import FTS
 
     from pipeline.embed import EmbedSettings
     from pipeline.stages.index import kept_texts
@@ -82,7 +83,7 @@ def lance_table(root: Path, cfg: dict, work: Path):
     )
     db = lancedb.connect(str(work / "lance"))
     tbl = db.create_table("records", table)
-    tbl.create_fts_index("text")
+    tbl.create_index("text", config=FTS())  # native FTS, its defaults
     return tbl
 
 
