@@ -379,6 +379,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--t0-root", type=Path, default=None, help="project with a built t0 index")
     parser.add_argument("--no-append", action="store_true", help="print only")
+    parser.add_argument(
+        "--lancedb-root", type=Path, default=None,
+        help="project with a built index: ours beside LanceDB's hybrid search "
+        "(benchmarks/search_lancedb.py; the `bench` extra)",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # single-query latency: no thread hand-off
     sections, started = [], time.perf_counter()
@@ -399,6 +404,16 @@ def main() -> None:
             ):
                 print(part, flush=True)
                 sections.append(part)
+        if args.lancedb_root:
+            from search_lancedb import compare
+
+            os.environ.setdefault("LANCE_LOG", "error")
+            part = (
+                "**Ours vs LanceDB hybrid search**\n\n"
+                + compare(args.lancedb_root.resolve(), args.queries)[0]
+            )
+            print(part, flush=True)
+            sections.append(part)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()

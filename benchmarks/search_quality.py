@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.retrieval.bootstrap import typo  # the retrieval stage's bootstrap typos
 from pipeline.search.hybrid import fuse
 from pipeline.store.scope import Scope
 
@@ -52,14 +53,6 @@ def fusion_grid() -> list[dict]:
                 | {"candidates": candidates}
             )
     return grid
-
-
-def typo(word: str, rng: np.random.Generator) -> str:
-    """Two adjacent inner letters swapped (words under 4 characters unchanged)."""
-    if len(word) < 4:
-        return word
-    j = int(rng.integers(1, len(word) - 2))
-    return word[:j] + word[j + 1] + word[j] + word[j + 2 :]
 
 
 def inflect(word: str) -> str:

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.labels",
     "pipeline.commands.predict",
     "pipeline.commands.monitor",
+    "pipeline.commands.retrieval",
 )
 
 

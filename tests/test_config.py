@@ -159,6 +159,8 @@ COMMANDS = [
     ["summary"],
     ["anomaly"],
     ["records", "anomalies"],
+    ["retrieval"],
+    ["feedback", "r1", "--grade", "2", "--query", "q1", "--key", "nope"],
 ]
 
 

@@ -220,6 +220,14 @@ def build_monitor(cfg: Any, tmp_path: Path) -> None:
     carries(MonitorSettings.from_cfg(cfg.monitor), cfg.monitor)
 
 
+def build_retrieval(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.retrieval.evaluate import variants_from_cfg
+
+    variants = variants_from_cfg(cfg.retrieval.variants)
+    assert len(variants) == len(cfg.retrieval.variants)
+    assert cfg.retrieval.k >= 1 and 0 <= cfg.retrieval.relevant_grade <= 3
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -240,6 +248,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "labels": build_labels,
     "predict": build_predict,
     "monitor": build_monitor,
+    "retrieval": build_retrieval,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

@@ -179,7 +179,7 @@ def test_pipeline_search_keyword_finds_the_chinese_word(indexed: Path) -> None:
         check=True,
         cwd=REPO,
     )
-    hits = json.loads(out.stdout)
+    hits = json.loads(out.stdout)["results"]
     assert [h["id"] for h in hits] == ["zh-a"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -320,7 +321,7 @@ def test_cli_search_keyword(cli_project: Path, capsys: pytest.CaptureFixture[str
             str(cli_project),
         ]
     )
-    assert code == 0 and capsys.readouterr().out.strip() == "[]"
+    assert code == 0 and json.loads(capsys.readouterr().out)["results"] == []
 
 
 @pytest.mark.parametrize(

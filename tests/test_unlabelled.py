@@ -142,7 +142,7 @@ def test_unlabelled_logs_skip_training_and_are_still_searchable(
     assert "case" in capsys.readouterr().out  # a log record's text came back
     # The system prompt is searchable by keyword, and a turn shows its conversation.
     assert stage(tmp_path, "search", "zebulon", "--mode", "keyword", "--json") == 0
-    hits = json.loads(capsys.readouterr().out)
+    hits = json.loads(capsys.readouterr().out)["results"]
     assert len(hits) == 10 and all(h["session_id"].startswith("conv-") for h in hits)
     assert stage(tmp_path, "records", "show", hits[0]["id"], "--json") == 0
     shown = json.loads(capsys.readouterr().out)

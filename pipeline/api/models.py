@@ -46,6 +46,9 @@ class SearchRequest(_Strict):
         examples=[["label=support"]],
     )
     with_session: bool = Field(default=False, description="attach each result's session turns")
+    diversity: Literal["none", "session", "mmr"] | None = Field(
+        default=None, description="one hit per conversation, or MMR; default search.diversity"
+    )
 
     @model_validator(mode="after")
     def _text_not_blank(self) -> SearchRequest:
@@ -59,6 +62,9 @@ class SearchResponse(BaseModel):
     took_ms: float
     mode: Mode
     k: int
+    query_id: str | None = Field(
+        default=None, description="names this search to grade its results: POST /judgments"
+    )
 
 
 class RecordResponse(BaseModel):

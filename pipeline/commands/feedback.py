@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from pipeline.commands.options import add_config_options, service_config
+from pipeline.errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `feedback` to the `pipeline` CLI."""
     f = subparsers.add_parser(
-        "feedback", help="score a record (1-5, up or down) as a writer key",
+        "feedback", help="score a record (1-5, up, down) or grade a search result, as a writer key",
         description="Store feedback on a record with the identity of a writer (or admin) "
         "key, read from --key or the PIPELINE_API_KEY environment variable.",
     )  # fmt: skip
@@ -21,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     signal.add_argument("--score", type=float, help="1 (bad) to 5 (good)")
     signal.add_argument("--up", action="store_true", help="thumbs up")
     signal.add_argument("--down", action="store_true", help="thumbs down")
+    signal.add_argument(
+        "--grade", type=int, metavar="0-3",
+        help="relevance of the record to the search --query names: 0 not relevant, "
+        "1 marginal, 2 relevant, 3 highly relevant",
+    )  # fmt: skip
+    f.add_argument("--query", metavar="QUERY_ID", help="the query_id of a search (with --grade)")
     f.add_argument("--comment", help="a free-text comment")
     f.add_argument("--key", help="API key (default $PIPELINE_API_KEY)")
     f.add_argument("--json", action="store_true", help="print JSON")
@@ -33,6 +41,8 @@ def _feedback(args: argparse.Namespace) -> int:
     from pipeline.service.keys import KeyCache
     from pipeline.store.lookup import StoreReader
 
+    if (args.grade is None) != (args.query is None):
+        raise UserInputError("--grade and --query go together: grade a result of that search")
     config = service_config(args)
     principal = KeyCache(config.paths.service_db).authenticate(
         args.key or os.environ.get("PIPELINE_API_KEY")
@@ -40,6 +50,8 @@ def _feedback(args: argparse.Namespace) -> int:
     kind = "up" if args.up else "down" if args.down else "score"
     reader = StoreReader(config.paths.store)
     try:
+        if args.query is not None:
+            return _judge(args, config, reader, principal)
         row = give_feedback(
             config.paths.service_db, reader, principal, args.record_id, kind, args.score,
             args.comment,
@@ -47,4 +59,16 @@ def _feedback(args: argparse.Namespace) -> int:
     finally:
         reader.close()
     emit(row, args.json, f"feedback {row['feedback_id']} on {row['record_id']}: {kind}")
+    return 0
+
+
+def _judge(args: argparse.Namespace, config: Any, reader: Any, principal: Any) -> int:
+    from pipeline.cli import emit
+    from pipeline.service.judgments import judge
+
+    (row,) = judge(
+        config.paths.service_db, reader, principal, args.query, [(args.record_id, args.grade)]
+    )
+    emit(row, args.json, f"judgment {row['judgment_id']}: {row['record_id']} graded "
+         f"{row['grade']} for query {row['query_id']}")  # fmt: skip
     return 0

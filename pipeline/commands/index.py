@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="e.g. label=support, tags=billing, quality>=4, created_at<2024-06-01 (repeatable)",
     )
     search.add_argument("--session", action="store_true", help="show the other turns of each hit")
+    search.add_argument(
+        "--diversity", choices=("none", "session", "mmr"),
+        help="one hit per conversation (session) or maximal marginal relevance (mmr); "
+        "default: search.diversity",
+    )  # fmt: skip
     add_config_options(search)
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=run_search)
@@ -84,10 +89,15 @@ def run_search(args: argparse.Namespace) -> int:
         mode=args.mode,
         filters=args.filter,
         with_session=args.session,
+        diversity=args.diversity,
         root=args.root,
         params=load_config(args, plain=True),
     )
-    emit([r.to_dict() for r in results], args.json, _human(results))
+    as_json = {"query_id": results.query_id, "results": [r.to_dict() for r in results]}
+    text = _human(results)
+    if results.query_id:  # what `pipeline feedback --query` names to grade these hits
+        text += f"\nquery_id: {results.query_id}"
+    emit(as_json, args.json, text)
     return 0
 
 

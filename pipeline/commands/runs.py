@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", metavar="M", help="only runs of model M (e.g. linear_probe)")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="at most N runs")
+    parser.add_argument(
+        "--kind", choices=("model", "retrieval"), default="model",
+        help="model runs (default), or the retrieval stage's runs: recall and nDCG of "
+        "search beside the encoder, fusion and index that made them (docs/retrieval.md)",
+    )  # fmt: skip
     parser.set_defaults(func=_leaderboard)
     commands = parser.add_subparsers(dest="runs_command", metavar="{compare}")
     compare = commands.add_parser(
@@ -59,6 +64,13 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from pipeline.runs.leaderboard import format_table, leaderboard
 
     store = _store(args)
+    if args.kind == "retrieval":
+        from pipeline.runs.retrieval import format_table as retrieval_table
+        from pipeline.runs.retrieval import retrieval_runs
+
+        rows = retrieval_runs(store, args.limit)
+        emit(rows, args.json, retrieval_table(rows, f"experiment {store.experiment!r}"))
+        return 0
     rows = leaderboard(store, args.data_hash, args.model, args.limit)
     emit(rows, args.json, format_table(rows, f"experiment {store.experiment!r}"))
     return 0

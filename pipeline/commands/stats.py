@@ -23,10 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     u.set_defaults(func=_usage)
     fb = ssub.add_parser(
         "feedback",
-        help="snapshot feedback to data/feedback.parquet for the dedup stage",
+        help="snapshot feedback (data/feedback.parquet) and relevance judgments "
+        "(data/judgments.parquet) for the dedup and retrieval stages",
         description="Write the mean feedback per record (paths.feedback) that the dedup "
-        "stage's keep policy (feedback_desc) and quality fill read; `dvc repro` then re-runs "
-        "dedup because the snapshot is one of its dependencies.",
+        "stage's keep policy (feedback_desc) and quality fill read, and the graded results "
+        "of logged queries (paths.judgments) the retrieval stage evaluates on; `dvc repro` "
+        "then re-runs what depends on them.",
     )
     add_config_options(fb)
     fb.add_argument("--json", action="store_true", help="print JSON")
@@ -46,6 +48,7 @@ def _feedback_snapshot(args: argparse.Namespace) -> int:
     from pipeline.cli import emit
     from pipeline.commands.options import load_config
     from pipeline.service.feedback import write_feedback_scores
+    from pipeline.service.judgments import write_judgments
     from pipeline.service.writer import writer
 
     cfg = load_config(args)
@@ -53,6 +56,16 @@ def _feedback_snapshot(args: argparse.Namespace) -> int:
     # The snapshot is published data an erasure rewrites: one writer at a time.
     with writer(config.paths, "pipeline stats feedback", erase_wait(cfg, None), waiting):
         rated = write_feedback_scores(config.paths.service_db, config.paths.feedback)
-    row = {"records_rated": rated, "path": str(config.paths.feedback)}
-    emit(row, args.json, f"{rated} rated records -> {config.paths.feedback} (run `dvc repro`)")
+        judged = write_judgments(config.paths.service_db, config.paths.judgments)
+    row = {
+        "records_rated": rated,
+        "path": str(config.paths.feedback),
+        "judged_queries": judged,
+        "judgments_path": str(config.paths.judgments),
+    }
+    text = (
+        f"{rated} rated records -> {config.paths.feedback}\n"
+        f"{judged} judged queries -> {config.paths.judgments} (run `dvc repro`)"
+    )
+    emit(row, args.json, text)
     return 0

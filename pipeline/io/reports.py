@@ -30,6 +30,7 @@ VOLATILE: dict[str, tuple[str, ...]] = {
         *("seconds", "embed_seconds", "fit_seconds"),
         *("mlflow_run_id", "pipeline_run", "data_hash"),
     ),
+    "retrieval.json": ("latency_ms", "seconds", "mlflow_run_id"),
 }
 
 

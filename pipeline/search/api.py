@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.errors import UserInputError
 from pipeline.io.stamp import file_stamp
+from pipeline.search.diversity import checked_diversity
 from pipeline.search.filters import Condition, as_conditions
 from pipeline.search.rank import rank
 from pipeline.search.results import SearchResult, to_results
@@ -145,13 +146,16 @@ class Searcher:
         *,
         scope: Scope,
         with_session: bool = False,
+        diversity: str | None = None,
     ) -> list[SearchResult]:
-        """The k best records for `text` in `scope`, among those matching every filter."""
+        """The k best records for `text` in `scope`, among those matching every filter
+        (`diversity`: none | session | mmr, default `search.diversity`)."""
         require_scope(scope)
         text = (text or "").strip()
         if not text:
             raise UserInputError("empty query: give the text to search for")
         _check(k, mode)
+        diversity = checked_diversity(diversity, self.settings.diversity)
         conditions = as_conditions(filters)
         query = None
         if mode != "keyword":
@@ -160,14 +164,14 @@ class Searcher:
             query = self._encode(text)
         try:
             return self._search_state(
-                self._state, text, query, k, mode, conditions, scope, with_session
+                self._state, text, query, k, mode, conditions, scope, with_session, diversity
             )
         except IndexChanged:
             # The keyword matrix is loaded lazily; the index was republished since the
             # snapshot loaded (an erasure, a build). Load the new one and answer from it.
             self.reload_if_changed()
             return self._search_state(
-                self._state, text, query, k, mode, conditions, scope, with_session
+                self._state, text, query, k, mode, conditions, scope, with_session, diversity
             )
 
     def _search_state(
@@ -180,12 +184,30 @@ class Searcher:
         conditions: tuple[Condition, ...],
         scope: Scope,
         with_session: bool,
+        diversity: str = "none",
     ) -> list[SearchResult]:
         rows = self._allowed_rows(state, conditions, scope)
         if rows is not None and len(rows) == 0:
             return []
-        hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
+        if diversity == "none":
+            hit_rows, scores = rank(state, self.settings, text, query, k, mode, rows)
+        else:
+            from pipeline.search.diversity import diversified_rank
+
+            hit_rows, scores = diversified_rank(
+                state, self.settings, text, query, k, mode, rows, diversity, self._session_ids
+            )
         return self._results(state.rids[hit_rows], scores, scope, with_session)
+
+    def _session_ids(self, rids: np.ndarray) -> dict[int, str | None]:
+        from pipeline.store.db import snapshot_cursor
+        from pipeline.store.sessions import session_ids
+
+        cursor = snapshot_cursor(self._con)
+        try:
+            return session_ids(cursor, rids)
+        finally:
+            cursor.close()
 
     def search_vector(
         self,

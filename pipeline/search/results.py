@@ -50,6 +50,15 @@ class SearchResult:
         return out
 
 
+class SearchResults(list):
+    """The hits of one search, best first (a list), and the query-log id of the search:
+    feedback names it to grade these hits (`pipeline feedback --query`, docs/retrieval.md)."""
+
+    def __init__(self, hits: Any = (), query_id: str | None = None) -> None:
+        super().__init__(hits)
+        self.query_id = query_id
+
+
 # The record fields a hit carries as they are; prompt and response become snippets.
 _COPIED = tuple(
     f.name

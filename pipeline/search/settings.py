@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import UserInputError
+from pipeline.search.diversity import DIVERSITIES
 from pipeline.search.hybrid import FUSIONS, NORMALIZATIONS
 
 
@@ -29,6 +30,8 @@ class SearchSettings:
     encode_batch: int = 16  # concurrent queries encoded in one forward pass at most (1: off)
     encode_cache: int = 1024  # recent query vectors kept in memory (0: off)
     encode_threads: int = 1  # ONNX Runtime threads of the query encoder (see conf/search)
+    diversity: str = "none"  # none | session | mmr: re-rank the candidates (diversity.py)
+    mmr_lambda: float = 0.7  # mmr: weight of relevance against novelty, 0..1
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -40,6 +43,13 @@ class SearchSettings:
                 f"search.normalization={self.normalization!r} is unknown; expected one of "
                 f"{', '.join(NORMALIZATIONS)}"
             )
+        if self.diversity not in DIVERSITIES:
+            raise UserInputError(
+                f"search.diversity={self.diversity!r} is unknown; expected one of "
+                f"{', '.join(DIVERSITIES)}"
+            )
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise UserInputError(f"search.mmr_lambda={self.mmr_lambda!r}: expected 0 to 1")
         if not 0.0 <= self.alpha <= 1.0:
             raise UserInputError(f"search.alpha={self.alpha!r}: expected a weight from 0 to 1")
 

@@ -100,6 +100,7 @@ def apply_entry(paths: ServicePaths, entry: journal.Entry) -> dict[str, Any]:
     step("parquet_rows", lambda: steps.erase_parquet(paths.records, user))
     step("index_removed", lambda: steps.erase_index(paths.index_dir, plan["all_rids"]))
     step("feedback_snapshot", lambda: steps.erase_feedback_snapshot(paths.feedback, plan))
+    step("judgments_snapshot", lambda: steps.erase_feedback_snapshot(paths.judgments, plan))
     step("mistakes", lambda: steps.erase_mistakes(paths, plan["ids"]))
     step("service", lambda: steps.erase_service_db(paths, entry))
     journal.finish(paths.erasure_journal, entry)

@@ -13,6 +13,7 @@ query is not kept.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +66,10 @@ class QueryLog:
         result_rids: Sequence[int],
         latency_ms: float,
         status: int = 200,
-    ) -> None:
-        """Buffer one query (text and filters bounded; redacted when written)."""
+    ) -> str:
+        """Buffer one query (text and filters bounded; redacted when written); its query id,
+        which the search response carries and feedback names to judge its results."""
+        query_id = new_query_id()
         row = {
             "ts": datetime.now(UTC),
             "key_id": key_id,
@@ -79,9 +82,11 @@ class QueryLog:
             "result_rids": [int(r) for r in result_rids],
             "latency_ms": float(latency_ms),
             "status": status,
+            "query_id": query_id,
         }
         with self._lock:
             self._rows.append(row)
+        return query_id
 
     def pending(self) -> int:
         """Rows not yet written."""
@@ -103,6 +108,11 @@ class QueryLog:
                     self._rows[:0] = rows  # keep them, in order, for the next flush
                 raise
             return len(rows)
+
+
+def new_query_id() -> str:
+    """A random, unguessable id: a key cannot name another key's queries by counting."""
+    return uuid.uuid4().hex
 
 
 def usage_report(service_db: str | Path, top: int = 10) -> dict:

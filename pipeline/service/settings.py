@@ -50,6 +50,7 @@ class ServicePaths:
     service_db: Path = Path("data/service.duckdb")
     embed_cache: Path = Path("data/cache/embeddings")
     feedback: Path = Path("data/feedback.parquet")
+    judgments: Path = Path("data/judgments.parquet")  # relevance grades: `stats feedback`
     corrections: Path = Path("data/corrections.jsonl")  # reviewed labels (labels review)
     reports: Path = Path("reports")
     # One writer at a time over everything above (pipeline/service/writer.py).

@@ -43,6 +43,7 @@ QUERY_LOG_SCHEMA = pa.schema(
         ("result_rids", pa.list_(pa.int64())),
         ("latency_ms", pa.float64()),
         ("status", pa.int32()),
+        ("query_id", pa.string()),  # schema v2: what a search response carries
     ]
 )
 
@@ -159,12 +160,56 @@ def feedback_aggregates(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, 
 
 
 def delete_feedback(con: duckdb.DuckDBPyConnection, rids: Sequence[int]) -> int:
-    """Delete feedback on the given records; returns how many rows went."""
+    """Delete feedback and relevance judgments on the given records; how many rows went."""
     rows = con.execute(
         "DELETE FROM feedback WHERE list_contains(?::BIGINT[], rid) RETURNING feedback_id",
         [list(rids)],
     ).fetchall()
-    return len(rows)
+    graded = con.execute(
+        "DELETE FROM judgments WHERE list_contains(?::BIGINT[], rid) RETURNING judgment_id",
+        [list(rids)],
+    ).fetchall()
+    return len(rows) + len(graded)
+
+
+def logged_query(con: duckdb.DuckDBPyConnection, query_id: str) -> dict[str, Any] | None:
+    """The query-log row of `query_id` (text, filters, mode, k, result_rids), or None."""
+    rows = _dicts(
+        con.execute(
+            """SELECT query_id, key_id, text, filters, mode, k, result_rids, status
+               FROM query_log WHERE query_id = ? LIMIT 1""",
+            [query_id],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def insert_judgment(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> tuple[int, str]:
+    """Store one relevance grade of a record a logged query returned; its id and time."""
+    return con.execute(
+        f"""INSERT INTO judgments (query_id, record_id, rid, grade, key_id, key_name, created_at)
+            VALUES ($query_id, $record_id, $rid, $grade, $key_id, $key_name, now())
+            RETURNING judgment_id, {_iso("created_at")}""",
+        row,
+    ).fetchone()
+
+
+def judged_queries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per (query, record): the mean of each key's latest grade, with the query's text,
+    filters and mode; sorted by query id and rid (a stable snapshot)."""
+    return _dicts(
+        con.execute(
+            """WITH latest AS (
+                   SELECT query_id, rid, any_value(record_id) AS record_id,
+                          arg_max(grade, judgment_id) AS grade
+                   FROM judgments GROUP BY query_id, rid, key_id)
+               SELECT l.query_id, q.text, q.filters, q.mode, l.record_id AS id, l.rid,
+                      avg(l.grade) AS grade, count(*) AS judges
+               FROM latest l JOIN query_log q ON q.query_id = l.query_id
+               GROUP BY l.query_id, q.text, q.filters, q.mode, l.record_id, l.rid
+               ORDER BY l.query_id, l.rid"""
+        )
+    )
 
 
 # --- query log --------------------------------------------------------------------------

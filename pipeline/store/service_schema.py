@@ -109,9 +109,26 @@ _V2_PREDICTIONS: tuple[str, ...] = (
         created_at TIMESTAMPTZ NOT NULL)""",
 )
 
+# Version 3: each logged query gets an id a search response carries, and writer keys grade
+# the records a query returned (relevance 0-3): the judged queries of docs/retrieval.md.
+_V3_JUDGMENTS: tuple[str, ...] = (
+    "ALTER TABLE query_log ADD COLUMN IF NOT EXISTS query_id VARCHAR",  # NULL before v3
+    """CREATE SEQUENCE IF NOT EXISTS judgment_seq START 1""",
+    """CREATE TABLE IF NOT EXISTS judgments (
+        judgment_id BIGINT PRIMARY KEY DEFAULT nextval('judgment_seq'),
+        query_id VARCHAR NOT NULL,
+        record_id VARCHAR NOT NULL,
+        rid BIGINT NOT NULL,
+        grade INTEGER NOT NULL,         -- 0 not relevant, 1 marginal, 2 relevant, 3 highly
+        key_id VARCHAR NOT NULL,
+        key_name VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api_keys, feedback, query_log, erasures", _V1_TABLES),
     Migration(2, "predictions, prediction_feedback", _V2_PREDICTIONS),
+    Migration(3, "query ids and relevance judgments", _V3_JUDGMENTS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["search"])
 def search(body: SearchRequest, principal: Reader, service: Service) -> SearchResponse:
     """Vector, keyword or hybrid search, with filters, inside the key's scope."""
     started = time.perf_counter()
-    status, rids = 200, []
+    status, rids, query_id = 200, [], None
     try:
         items = _search(body, principal, service)
         rids = [item["rid"] for item in items]
@@ -34,11 +34,11 @@ def search(body: SearchRequest, principal: Reader, service: Service) -> SearchRe
         raise
     finally:
         took = (time.perf_counter() - started) * 1000
-        service.querylog.record(
+        query_id = service.querylog.record(
             principal.key_id, principal.name, body.text, body.filters, body.mode, body.k,
             rids, took, status,
         )  # fmt: skip
-    return SearchResponse(results=items, took_ms=took, mode=body.mode, k=body.k)
+    return SearchResponse(results=items, took_ms=took, mode=body.mode, k=body.k, query_id=query_id)
 
 
 def _search(body: SearchRequest, principal: Reader, service: Service) -> list[dict]:
@@ -51,7 +51,7 @@ def _search(body: SearchRequest, principal: Reader, service: Service) -> list[di
     try:
         results = searcher.search(
             body.text, k=body.k, mode=body.mode, filters=conditions,
-            scope=principal.scope, with_session=body.with_session,
+            scope=principal.scope, with_session=body.with_session, diversity=body.diversity,
         )  # fmt: skip
     except NotFoundError as exc:  # e.g. no query encoder exported: not the caller's
         raise HTTPException(503, f"search not available: {exc}") from exc
