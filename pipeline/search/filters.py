@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.errors import UserInputError
 from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
@@ -80,33 +80,29 @@ class Condition:
 
 
 @dataclass(frozen=True)
-class AllOf:
+class _Group:
+    parts: tuple[Filter, ...]
+    word: ClassVar[str]
+
+    def __str__(self) -> str:
+        return f" {self.word} ".join(_grouped(p) for p in self.parts)
+
+    def conditions(self) -> Iterator[Condition]:
+        """Every leaf condition under this node."""
+        for part in self.parts:
+            yield from part.conditions()
+
+
+class AllOf(_Group):
     """Every part holds (AND)."""
 
-    parts: tuple[Filter, ...]
-
-    def __str__(self) -> str:
-        return " AND ".join(_grouped(p) for p in self.parts)
-
-    def conditions(self) -> Iterator[Condition]:
-        """Every leaf condition under this node."""
-        for part in self.parts:
-            yield from part.conditions()
+    word = "AND"
 
 
-@dataclass(frozen=True)
-class AnyOf:
+class AnyOf(_Group):
     """At least one part holds (OR)."""
 
-    parts: tuple[Filter, ...]
-
-    def __str__(self) -> str:
-        return " OR ".join(_grouped(p) for p in self.parts)
-
-    def conditions(self) -> Iterator[Condition]:
-        """Every leaf condition under this node."""
-        for part in self.parts:
-            yield from part.conditions()
+    word = "OR"
 
 
 @dataclass(frozen=True)
