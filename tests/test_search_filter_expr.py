@@ -197,3 +197,34 @@ def test_a_metadata_prefilter_still_returns_k(tmp_path: Path, selective: str) ->
     assert 10 <= len(allowed) < 100
     assert {int(h.id.split("-")[1]) for h in hits} <= allowed
     assert np.isfinite([h.score for h in hits]).all()
+
+
+def test_cli_filters_or_not_and_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+    from pipeline.config import compose, to_yaml
+
+    prompts = ["refund for a damaged parcel", "reset my password", "bake bread"] * 10
+    build_project(tmp_path, n=len(prompts), dim=8, prompts=prompts)
+    cfg = compose(
+        ["paths.store=store.duckdb", "paths.index_dir=index", "embed.model=test", "embed.dim=8"]
+    )
+    (tmp_path / "params.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+
+    def search(*filters: str) -> tuple[int, list[dict], str]:
+        argv = ["search", "refund parcel password bread", "--mode", "keyword", "-k", "30"]
+        argv += [arg for f in filters for arg in ("--filter", f)]
+        code = main([*argv, "--json", "--root", str(tmp_path)])
+        out = capsys.readouterr()
+        return code, json.loads(out.out) if code == 0 else [], out.err
+
+    code, hits, _ = search("label=support OR origin=real")
+    assert code == 0 and hits
+    assert {h["id"] for h in hits} == {f"rec-{i}" for i in range(30) if i % 10 == 0 or i % 2 == 0}
+    _, hits, _ = search("NOT origin=synthetic", "metadata.n<6")
+    assert {h["id"] for h in hits} == {"rec-0", "rec-2", "rec-4"}
+    code, _, err = search("metadata.nope=1")
+    assert code == 2 and err.strip() == (
+        "error: filter on metadata.nope: no record has metadata key 'nope'"
+    )
