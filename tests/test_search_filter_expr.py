@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from helpers.search import build_project, records_table
 from helpers.store import write_records_store
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import UserInputError
 from pipeline.search.api import Searcher, SearchSettings
@@ -228,3 +230,17 @@ def test_cli_filters_or_not_and_metadata(
     assert code == 2 and err.strip() == (
         "error: filter on metadata.nope: no record has metadata key 'nope'"
     )
+
+
+_PIECES = [*"()'\"\\ =<>!.", "AND", "OR", "NOT", " AND ", " OR ", "NOT ", "label", "metadata.a"]
+_PIECES += ["quality", "created_at", "tags", "x", "2.1", "-", " "]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
+def test_any_text_parses_or_fails_cleanly_and_prints_back(text: str) -> None:
+    try:
+        tree = parse_filter(text)
+    except UserInputError:
+        return
+    assert parse_filter(str(tree)) == tree

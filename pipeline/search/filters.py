@@ -165,7 +165,9 @@ def _grouped(part: Filter) -> str:
 def quote_value(value: Any) -> str:
     """A value as the syntax reads it back: quoted when it holds spaces, quotes or parens."""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    if re.search(r"[\s\"'()]", text) or text in ("AND", "OR", "NOT"):
+    # Quoted when a bare value would read back differently: spaces, quotes, parentheses,
+    # a keyword, or a leading operator character (`tags==>` would read as `==` then `>`).
+    if re.search(r"[\s\"'()]", text) or text in ("AND", "OR", "NOT") or text[:1] in "=<>!":
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
 
