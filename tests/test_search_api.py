@@ -316,7 +316,7 @@ def test_cli_search_keyword(cli_project: Path, capsys: pytest.CaptureFixture[str
             "keyword",
             "--json",
             "--filter",
-            "label=' OR 1=1 --",
+            'label="\' OR 1=1 --"',
             "--root",
             str(cli_project),
         ]

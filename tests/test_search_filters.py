@@ -10,7 +10,7 @@ from helpers.search import records_table
 from helpers.store import write_records_store
 
 from pipeline.errors import UserInputError
-from pipeline.search.filters import Condition, parse_filter
+from pipeline.search.filters import Condition, parse_filter, quote_value
 from pipeline.store.db import connect
 from pipeline.store.scope import Scope
 from pipeline.store.search import matching_rids
@@ -88,8 +88,9 @@ def store(tmp_path: Path) -> Path:
 def test_sql_in_values_is_matched_literally(store: Path, value: str) -> None:
     con = connect(store)
     try:
-        rids = matching_rids(con, [parse_filter(f"label={value}")], scope=Scope.all())
-        tags = matching_rids(con, [parse_filter(f"tags={value}")], scope=Scope.all())
+        # Quoted as the syntax reads values holding OR, quotes or parentheses back.
+        rids = matching_rids(con, [parse_filter(f"label={quote_value(value)}")], Scope.all())
+        tags = matching_rids(con, [parse_filter(f"tags={quote_value(value)}")], Scope.all())
         total = con.execute("SELECT count(*) FROM records").fetchone()[0]
     finally:
         con.close()

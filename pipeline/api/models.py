@@ -42,7 +42,8 @@ class SearchRequest(_Strict):
     filters: list[FilterText] = Field(
         default_factory=list,
         max_length=limits.FILTERS_MAX,
-        description="as in the CLI: `label=support`, `quality>=4`, `created_at<2024-06-01`",
+        description="as in the CLI, ANDed: `label=support`, `quality>=4`, "
+        "`metadata.app_version=2.1`, `label=a OR label=b`, `NOT origin=synthetic`",
         examples=[["label=support"]],
     )
     with_session: bool = Field(default=False, description="attach each result's session turns")

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search",
         help="search the kept records (vector, keyword or hybrid)",
         description="Search the kept records. Filters: label, user_id, session_id, origin, "
-        "source, tags (contains) with = or !=; quality and created_at also with < <= > >=.",
+        "source, tags (contains) with = or !=; quality and created_at also with < <= > >=; "
+        "metadata.KEY (compared by the stored type); joined by AND, OR, NOT and parentheses "
+        "(docs/search.md).",
     )
     search.add_argument("text", help="what to search for")
     search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="F",
-        help="e.g. label=support, tags=billing, quality>=4, created_at<2024-06-01 (repeatable)",
+        help='e.g. label=support, quality>=4, metadata.app_version=2.1, "label=a OR label=b", '
+        '"NOT origin=synthetic" (repeatable: ANDed)',
     )
     search.add_argument("--session", action="store_true", help="show the other turns of each hit")
     search.add_argument(

@@ -1,19 +1,23 @@
-"""Search filters as data: `label=support`, `quality>=4`, `created_at<2024-06-01`.
+"""Search filters as data: `label=support`, `quality>=4`, `metadata.tier=gold OR NOT ...`.
 
-A filter string is parsed into a `Condition(field, op, value)` whose field is one of a fixed
-set and whose value is typed (float for quality, UTC datetime for created_at, text
-otherwise). pipeline/store/search.py turns conditions into SQL with bound parameters, so a
-value is only ever compared, never executed.
+A filter is a tree: `Condition(field, op, value)` leaves joined by `AllOf` (AND), `AnyOf` (OR)
+and `Not`. A leaf's field is a record field, a side file's column (annotations.COLUMNS), or
+any metadata key (`metadata.app_version`, nested keys dotted); its value is typed (float for
+quality and numeric side columns, UTC datetime for created_at, text otherwise; a metadata
+value is text that pipeline/store/search.py compares by the type stored in each record).
+The string syntax is parsed in pipeline/search/filter_syntax.py; pipeline/store/search.py
+turns the tree into SQL with bound parameters, so a value is only ever compared, never
+executed.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.errors import UserInputError
 from pipeline.store.annotations import COLUMNS as SIDE_COLUMNS
@@ -33,13 +37,14 @@ NUMBER_FIELDS: tuple[str, ...] = (
 )
 RANGE_FIELDS: tuple[str, ...] = (*NUMBER_FIELDS, "created_at")
 FIELDS: tuple[str, ...] = TEXT_FIELDS + RANGE_FIELDS
+# `metadata.KEY[.KEY...]`: any key a team logs; segments are plain names so the JSON path
+# built from them (pipeline/store/search.py) needs no escaping, and it is bound anyway.
+METADATA = "metadata"
+_METADATA_FIELD = re.compile(r"^metadata(\.[A-Za-z0-9_\-]{1,64}){1,8}$")
 
 EQUALITY_OPS: tuple[str, ...] = ("=", "!=", "in")
 RANGE_OPS: tuple[str, ...] = ("<", "<=", ">", ">=")
 OPS: tuple[str, ...] = EQUALITY_OPS + RANGE_OPS
-
-# Longest operators first so `>=` is not read as `>` followed by a value starting with `=`.
-_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|!=|==|=|>|<)(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,14 @@ class Condition:
     value: Any
 
     def __post_init__(self) -> None:
-        if self.field not in FIELDS:
+        if self.field not in FIELDS and not is_metadata(self.field):
             raise UserInputError(
-                f"filter field {self.field!r} is unknown; expected one of {', '.join(FIELDS)}"
+                f"filter field {self.field!r} is unknown; expected one of {', '.join(FIELDS)} "
+                "or metadata.KEY"
             )
         if self.op not in OPS:
             raise UserInputError(f"filter {self.field}: operator {self.op!r} is not supported")
-        if self.op in RANGE_OPS and self.field not in RANGE_FIELDS:
+        if self.op in RANGE_OPS and self.field not in RANGE_FIELDS and not is_metadata(self.field):
             raise UserInputError(
                 f"filter {self.field}{self.op}: ranges apply only to {', '.join(RANGE_FIELDS)}"
             )
@@ -69,45 +75,120 @@ class Condition:
 
     def __str__(self) -> str:
         if self.op == "in":
-            return f"{self.field} in ({', '.join(map(str, self.value))})"
-        return f"{self.field}{self.op}{self.value}"
+            return f"{self.field} in ({', '.join(map(quote_value, self.value))})"
+        return f"{self.field}{self.op}{quote_value(self.value)}"
+
+    def conditions(self) -> Iterator[Condition]:
+        """The leaves of this filter: itself."""
+        yield self
 
 
-def parse_filter(text: str) -> Condition:
-    """Parse `FIELD=VALUE`, `FIELD!=VALUE` or a range `FIELD>=VALUE` into a Condition."""
-    match = _FILTER.match(text)
-    if not match:
-        raise UserInputError(
-            f"filter {text!r}: expected FIELD=VALUE or a range such as quality>=4 "
-            f"(fields: {', '.join(FIELDS)})"
-        )
-    field, op, raw = match.group(1), match.group(2), match.group(3).strip()
-    if field not in FIELDS:
-        raise UserInputError(
-            f"filter {text!r}: unknown field {field!r}; expected one of {', '.join(FIELDS)}"
-        )
-    if raw == "":
-        raise UserInputError(f"filter {text!r}: missing value after {op!r}")
-    try:
-        return Condition(field, "=" if op == "==" else op, raw)
-    except UserInputError as exc:
-        raise UserInputError(f"filter {text!r}: {exc}") from exc
+@dataclass(frozen=True)
+class _Group:
+    parts: tuple[Filter, ...]
+    word: ClassVar[str]
+
+    def __str__(self) -> str:
+        return f" {self.word} ".join(_grouped(p) for p in self.parts)
+
+    def conditions(self) -> Iterator[Condition]:
+        """Every leaf condition under this node."""
+        for part in self.parts:
+            yield from part.conditions()
 
 
-def as_conditions(items: Iterable[str | Condition]) -> tuple[Condition, ...]:
-    """Parse filter strings and pass Conditions through, in order."""
-    out = []
+class AllOf(_Group):
+    """Every part holds (AND)."""
+
+    word = "AND"
+
+
+class AnyOf(_Group):
+    """At least one part holds (OR)."""
+
+    word = "OR"
+
+
+@dataclass(frozen=True)
+class Not:
+    """The part does not hold (a record missing the field counts as not matching it)."""
+
+    part: Filter
+
+    def __str__(self) -> str:
+        return f"NOT {_grouped(self.part)}"
+
+    def conditions(self) -> Iterator[Condition]:
+        """Every leaf condition under this node."""
+        yield from self.part.conditions()
+
+
+Filter = Condition | AllOf | AnyOf | Not
+
+
+def is_metadata(field: str) -> bool:
+    """Whether `field` names a metadata key (`metadata.app_version`)."""
+    return bool(_METADATA_FIELD.match(field))
+
+
+def metadata_path(field: str) -> str:
+    """The JSON path of a metadata field: metadata.a.b -> $."a"."b" (segments validated)."""
+    if not is_metadata(field):
+        raise UserInputError(f"filter field {field!r} is not metadata.KEY")
+    return "$" + "".join(f'."{seg}"' for seg in field.split(".")[1:])
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse one filter string (`label=a OR NOT quality>=4`, see filter_syntax) into a tree."""
+    from pipeline.search.filter_syntax import parse
+
+    return parse(text)
+
+
+def as_conditions(items: Iterable[str | Filter | Mapping[str, Any]]) -> tuple[Filter, ...]:
+    """Parse filter strings (and JSON-shaped dicts), pass trees through; the result is ANDed."""
+    from pipeline.search.filter_syntax import from_json
+
+    out: list[Filter] = []
     for item in items:
-        if isinstance(item, Condition):
+        if isinstance(item, Condition | AllOf | AnyOf | Not):
             out.append(item)
         elif isinstance(item, str):
             out.append(parse_filter(item))
+        elif isinstance(item, Mapping):
+            out.append(from_json(item))
         else:
-            raise UserInputError(f"filter {item!r}: expected a string or a Condition")
+            raise UserInputError(f"filter {item!r}: expected a string, a dict or a Condition")
     return tuple(out)
 
 
+def _grouped(part: Filter) -> str:
+    return f"({part})" if isinstance(part, AllOf | AnyOf) else str(part)
+
+
+def quote_value(value: Any) -> str:
+    """A value as the syntax reads it back: quoted when it holds spaces, quotes or parens."""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    # Quoted when a bare value would read back differently: spaces, quotes, parentheses,
+    # a keyword, or a leading operator character (`tags==>` would read as `==` then `>`).
+    if re.search(r"[\s\"'()]", text) or text in ("AND", "OR", "NOT") or text[:1] in "=<>!":
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
 def _coerce(field: str, value: Any) -> Any:
+    if is_metadata(field):
+        # Kept as text: the store compares it with each record's value by the type stored
+        # there (a JSON number as a number, a string as a string, true/false as booleans).
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise UserInputError(f"{field} value {value!r} is not a finite number")
+            return repr(value)
+        if not isinstance(value, str):
+            raise UserInputError(f"{field} value {value!r} must be text, a number or a boolean")
+        return value
     if field in NUMBER_FIELDS:
         if isinstance(value, bool):
             raise UserInputError(f"{field} value {value!r} is not a number")

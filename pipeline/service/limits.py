@@ -10,6 +10,8 @@ from __future__ import annotations
 QUERY_TEXT_MAX = 2000  # a search query: a long question, not a document
 FILTER_MAX = 256  # one `field op value` filter: a label, a user id, a date
 FILTERS_MAX = 20  # filters per search
+FILTER_TERMS_MAX = 16  # conditions in one filter (`a=1 OR b=2 ...`), for every caller
+FILTER_DEPTH_MAX = 6  # nested NOT / parentheses in one filter
 RECORD_ID_MAX = 512  # a record id (path or body): ids come from the user's files
 KEY_ID_MAX = 64  # a key id in a path: ours are 12 hex characters
 NAME_MAX = 200  # a key's name
