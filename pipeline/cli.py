@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.runs",
     "pipeline.commands.anomaly",
     "pipeline.commands.labels",
+    "pipeline.commands.rag",
 )
 
 

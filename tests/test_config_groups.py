@@ -206,6 +206,17 @@ def build_labels(cfg: Any, tmp_path: Path) -> None:
     carries(LabelSettings.from_cfg(cfg.labels), cfg.labels)
 
 
+def build_rag(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.rag import RagSettings
+    from pipeline.rag.tokens import token_counter
+
+    section = OmegaConf.to_container(cfg.rag, resolve=True)
+    settings = RagSettings.from_cfg(section)
+    carries(settings, section)
+    carries(settings.generator, section["generator"])
+    assert token_counter(settings.tokenizer).count("how do I reset my password") > 0
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -224,6 +235,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "sweep": build_sweep,
     "anomaly": build_anomaly,
     "labels": build_labels,
+    "rag": build_rag,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

@@ -15,12 +15,12 @@ from fastapi import FastAPI
 
 from pipeline.api import docs, errors
 from pipeline.api.guard import RequestGuard
-from pipeline.api.routes import admin, erase, feedback, health, labels, records, search
+from pipeline.api.routes import admin, erase, feedback, health, labels, rag, records, search
 from pipeline.api.state import ServiceConfig, ServiceState
 from pipeline.errors import PipelineError
 
 log = logging.getLogger("pipeline.serve")
-ROUTERS = (health, search, records, feedback, admin, erase, labels)
+ROUTERS = (health, search, records, feedback, admin, erase, labels, rag)
 
 
 def create_app(config: ServiceConfig, state: ServiceState | None = None) -> FastAPI:

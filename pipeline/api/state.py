@@ -37,6 +37,7 @@ class ServiceConfig:
     paths: ServicePaths = field(default_factory=ServicePaths)
     search: Mapping[str, Any] = field(default_factory=dict)  # cfg.search, for the Searcher
     embed: Mapping[str, Any] = field(default_factory=dict)  # cfg.embed
+    rag: Mapping[str, Any] = field(default_factory=dict)  # cfg.rag, for POST /rag
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ServiceConfig:
@@ -49,6 +50,7 @@ class ServiceConfig:
             paths=ServicePaths.from_cfg(plain("paths"), plain("tracking")),
             search=plain("search"),
             embed=plain("embed"),
+            rag=plain("rag"),
         )
 
 
