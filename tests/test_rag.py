@@ -207,3 +207,24 @@ def test_http_rag_is_for_reader_keys_within_their_scope(project):
         assert client.post("/rag", json={"question": "password"}).status_code == 401
         down = post({"question": "password", "generate": True})  # nothing listens on port 9
         assert down.status_code == 502 and "127.0.0.1:9" in down.json()["detail"]
+
+
+def test_a_byte_level_bpe_tokenizer_from_a_path_keeps_the_budget_exact(searcher, tmp_path):
+    """GPT-style byte-level BPE merges across passage boundaries, unlike WordPiece: the
+    packer's summed counts may be off, and the final exact count must still hold."""
+    from helpers.serve import ROWS
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [f"[{n}] Q: {row[1]}\nA: {row[2]}\n\n" for n, row in enumerate(ROWS, 1)] * 5
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, min_frequency=1))
+    path = tmp_path / "tokenizer.json"
+    bpe.save(str(path))
+    settings = dataclasses.replace(KEYWORD, tokenizer=str(path))
+    for budget in (90, 120, 160, 240, 400):
+        ctx = build_context(searcher, "password refund parcel", settings, scope=Scope.all(),
+                            budget=budget)  # fmt: skip
+        assert ctx.tokenizer == str(path)
+        assert ctx.tokens == len(bpe.encode(ctx.prompt, add_special_tokens=False).ids) <= budget

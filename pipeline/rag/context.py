@@ -11,13 +11,16 @@ exceeds the budget, whatever the tokenizer does at passage boundaries or with th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.errors import UserInputError
 from pipeline.rag.passages import (
+    SEPARATOR,
     Passage,
+    block,
+    in_order,
     merge_near_identical,
     neighbours_of,
     passage_of,
@@ -125,17 +128,56 @@ def _pack(
     budget: int,
     counter: TokenCounter,
 ) -> tuple[list[Passage], list[dict[str, Any]]]:
-    """Greedy in priority order, each trial counted on the whole filled prompt."""
+    """Greedy in priority order; the kept set is always checked on the whole filled prompt.
+
+    Counting the whole prompt at every trial costs a full encode per candidate (most of a
+    build's time). So the first pass sums exact counts of each numbered passage, of the
+    separators and of the empty template; one exact count of the result confirms it. A
+    tokenizer that merges across passage boundaries can make that sum wrong: when the
+    exact count is over the budget, the pass is redone counting every trial exactly.
+    """
+    candidates = list(candidates)
     empty = counter.count(render([], question, settings)[0])
     if empty > budget:
         raise UserInputError(
             f"the template and question alone are {empty} tokens, over the budget of {budget}"
         )
+    sizes: dict[tuple[str, int, bool], int] = {}
+    separator = counter.count(SEPARATOR)
+
+    def size(passage: Passage, n: int) -> int:
+        key = (passage.id, n, passage.truncated)
+        if key not in sizes:
+            sizes[key] = counter.count(block(passage, n, settings))
+        return sizes[key]
+
+    def summed(passages: list[Passage]) -> int:
+        ordered = in_order(passages)
+        blocks = sum(size(p, n) for n, p in enumerate(ordered, start=1))
+        return empty + blocks + separator * max(0, len(ordered) - 1)
+
+    def exact(passages: list[Passage]) -> int:
+        return counter.count(render(passages, question, settings)[0])
+
+    kept, dropped = _greedy(candidates, question, settings, budget, counter, summed, size)
+    if exact(kept) <= budget:
+        return kept, dropped
+    return _greedy(candidates, question, settings, budget, counter, exact, size)
+
+
+def _greedy(
+    candidates: list[Passage],
+    question: str,
+    settings: RagSettings,
+    budget: int,
+    counter: TokenCounter,
+    total: Callable[[list[Passage]], int],
+    size: Callable[[Passage, int], int],
+) -> tuple[list[Passage], list[dict[str, Any]]]:
     kept: list[Passage] = []
     dropped: list[dict[str, Any]] = []
     for passage in candidates:
-        tokens = counter.count(render([*kept, passage], question, settings)[0])
-        if tokens <= budget:
+        if total([*kept, passage]) <= budget:
             kept.append(passage)
             continue
         if (
@@ -147,8 +189,7 @@ def _pack(
             continue
         dropped.append(
             {"id": passage.id, "role": passage.role, "of": passage.of, "score": passage.score,
-             "tokens": tokens - counter.count(render(kept, question, settings)[0]),
-             "reason": "budget"}
+             "tokens": size(passage, len(kept) + 1), "reason": "budget"}
         )  # fmt: skip
     return kept, dropped
 

@@ -114,22 +114,32 @@ def neighbours_of(
     return out
 
 
+SEPARATOR = "\n\n"  # between passages in the context
+
+
+def in_order(passages: Sequence[Passage]) -> list[Passage]:
+    """Context order: hits by rank, each with its neighbours in session order."""
+    return sorted(passages, key=lambda p: (p.group, p.position, p.role != "hit"))
+
+
+def block(passage: Passage, n: int, settings: RagSettings) -> str:
+    """One passage as the context shows it, numbered `n` (conf/rag `passage`)."""
+    p = passage
+    return settings.passage.format(
+        n=n,
+        id=p.id,
+        text=p.text,
+        prompt=p.prompt,
+        response=p.response or "",
+        session_id=p.session_id or "",
+        turn="" if p.turn is None else p.turn,
+    )
+
+
 def render(
     passages: Sequence[Passage], question: str, settings: RagSettings
 ) -> tuple[str, str, list[Passage]]:
     """(filled prompt, context, passages in context order): numbered 1.. in that order."""
-    ordered = sorted(passages, key=lambda p: (p.group, p.position, p.role != "hit"))
-    blocks = [
-        settings.passage.format(
-            n=n,
-            id=p.id,
-            text=p.text,
-            prompt=p.prompt,
-            response=p.response or "",
-            session_id=p.session_id or "",
-            turn="" if p.turn is None else p.turn,
-        )
-        for n, p in enumerate(ordered, start=1)
-    ]
-    context = "\n\n".join(blocks)
+    ordered = in_order(passages)
+    context = SEPARATOR.join(block(p, n, settings) for n, p in enumerate(ordered, start=1))
     return settings.template.format(context=context, question=question), context, ordered
