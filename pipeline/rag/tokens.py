@@ -25,6 +25,11 @@ class TokenCounter:
         """How many tokens `text` is, as the generator's tokenizer splits it."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def count_many(self, texts: list[str]) -> list[int]:
+        """`count` of each text, in one call into the tokenizer."""
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
     def cut(self, text: str, tokens: int) -> str:
         """The longest prefix of `text` that is at most `tokens` tokens, cut at a token edge."""
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
