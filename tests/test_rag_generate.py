@@ -7,18 +7,23 @@ generator's own token count), not the prose."""
 
 from __future__ import annotations
 
-import re
 import shutil
-import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from helpers.serve import build_index, build_store, start_serve, write_params
+from helpers.serve import (
+    build_index,
+    build_store,
+    start_serve,
+    start_uvicorn,
+    stop_process,
+    write_params,
+)
 from helpers.tiny_llm import build_tiny_llm
-from helpers.wait import wait_until
 
 from pipeline.service.keys import create_key
 
@@ -26,35 +31,14 @@ pytest.importorskip("openai", reason="`transformers serve` needs transformers[se
 BUDGET = 160
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _model_server(model: Path, cwd: Path) -> tuple[subprocess.Popen, str, Path]:
     """`transformers serve MODEL --port 0` as a child process, once it listens."""
-    exe = shutil.which("transformers")
+    # The CLI beside this interpreter (the project's .venv), wherever PATH points.
+    exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
     assert exe, "the transformers CLI is not on PATH"
-    log = cwd / "model-server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [exe, "serve", str(model), "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-             "--log-level", "info"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        )  # fmt: skip
-    running = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-    found = wait_until(
-        lambda: running.search(log.read_text()) or proc.poll() is not None,
-        "the model server to start",
-        timeout=180,
-    )
-    assert proc.poll() is None, f"the model server exited:\n{log.read_text()}"
-    return proc, found.group(1), log
+    cmd = [exe, "serve", str(model), "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
+           "--log-level", "info"]  # fmt: skip
+    return start_uvicorn(cmd, cwd, cwd / "model-server.log", "the model server", timeout=180)
 
 
 @pytest.mark.slow
@@ -82,10 +66,10 @@ def test_rag_answers_through_a_real_openai_compatible_server(tmp_path):
                 timeout=120,
             )
         finally:
-            _stop(server)
+            stop_process(server)
         assert reply.status_code == 200, f"{reply.text}\n{log.read_text()}\n{llm_log.read_text()}"
     finally:
-        _stop(llm)
+        stop_process(llm)
     body = reply.json()
     citations, answer = body["citations"], body["answer"]
     assert citations[0]["id"] == "a1" and citations[0]["role"] == "hit"  # the real encoder's
