@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import append_section, offline  # noqa: E402
+from results import append_section, offline
 
 
 def percentile(values: list[float], q: float) -> float:
