@@ -3,7 +3,7 @@
 Public API:
     RagSettings.from_cfg(cfg.rag)
     build_context(searcher, question, settings, scope=..., filters=()) -> RagContext
-    generate(context, settings.generator) -> Answer        (an OpenAI-compatible endpoint)
+    pipeline.rag.generate.generate(context, settings.generator) -> Answer  (OpenAI-compatible)
     context_recall(context, relevant_ids) -> float | None  (for the retrieval evaluation)
     query_context_recall(searcher, question, relevant_ids, settings, scope=...)
 """
