@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.predict",
     "pipeline.commands.monitor",
     "pipeline.commands.retrieval",
+    "pipeline.commands.rag",
 )
 
 

@@ -228,6 +228,17 @@ def build_retrieval(cfg: Any, tmp_path: Path) -> None:
     assert cfg.retrieval.k >= 1 and 0 <= cfg.retrieval.relevant_grade <= 3
 
 
+def build_rag(cfg: Any, tmp_path: Path) -> None:
+    from pipeline.rag import RagSettings
+    from pipeline.rag.tokens import token_counter
+
+    section = OmegaConf.to_container(cfg.rag, resolve=True)
+    settings = RagSettings.from_cfg(section)
+    carries(settings, section)
+    carries(settings.generator, section["generator"])
+    assert token_counter(settings.tokenizer).count("how do I reset my password") > 0
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -249,6 +260,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "predict": build_predict,
     "monitor": build_monitor,
     "retrieval": build_retrieval,
+    "rag": build_rag,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

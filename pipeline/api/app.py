@@ -23,6 +23,7 @@ from pipeline.api.routes import (
     labels,
     monitor,
     predict,
+    rag,
     records,
     search,
 )
@@ -30,7 +31,7 @@ from pipeline.api.state import ServiceConfig, ServiceState
 from pipeline.errors import PipelineError
 
 log = logging.getLogger("pipeline.serve")
-ROUTERS = (health, search, records, feedback, admin, erase, labels, predict, monitor)
+ROUTERS = (health, search, records, feedback, admin, erase, labels, predict, monitor, rag)
 
 
 def create_app(config: ServiceConfig, state: ServiceState | None = None) -> FastAPI:

@@ -172,3 +172,23 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class RagRequest(_Strict):
+    """POST /rag (docs/rag.md): the question is validated like a search query."""
+
+    question: QueryText = Field(description="the question to ground")
+    k: int | None = Field(default=None, ge=1, le=100, description="hits to retrieve")
+    budget: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="token budget of the filled prompt"
+    )
+    filters: list[FilterText] = Field(
+        default_factory=list, max_length=limits.FILTERS_MAX, description="as in /search"
+    )
+    generate: bool = Field(default=False, description="answer with the configured generator")
+
+    @model_validator(mode="after")
+    def _question_not_blank(self) -> RagRequest:
+        if not self.question.strip():
+            raise ValueError("question must not be blank")
+        return self

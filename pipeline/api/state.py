@@ -46,6 +46,7 @@ class ServiceConfig:
     # cfg.predict, evaluate, tracking and paths: what Predictor.load reads (POST /predict)
     predict: Mapping[str, Any] = field(default_factory=dict)
     root: Path = Path()  # the project root the relative paths of `predict` are under
+    rag: Mapping[str, Any] = field(default_factory=dict)  # cfg.rag, for POST /rag
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ServiceConfig:
@@ -60,6 +61,7 @@ class ServiceConfig:
             embed=plain("embed"),
             monitor=plain("monitor"),
             predict={k: plain(k) for k in ("predict", "evaluate", "tracking", "paths")},
+            rag=plain("rag"),
         )
 
 

@@ -278,20 +278,27 @@ class Searcher:
         with_session: bool,
     ) -> list[SearchResult]:
         """The hits' records and session turns, read in the scope (a hit outside is dropped)."""
+        records, sessions = self.records(rids, scope, with_session)
+        return to_results(
+            rids, scores, records, sessions, with_session, self.settings.snippet_chars
+        )
+
+    def records(
+        self, rids: Sequence[int] | np.ndarray, scope: Scope, with_session: bool = False
+    ) -> tuple[dict[int, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """Whole records (not snippets) by rid in the scope, and their sessions' turns if asked."""
         from pipeline.store.db import snapshot_cursor
         from pipeline.store.rows import session_turns
         from pipeline.store.search import fetch_records
 
         cursor = snapshot_cursor(self._con)
         try:
-            records = fetch_records(cursor, rids, scope)
+            records = fetch_records(cursor, rids, require_scope(scope))
             session_ids = [r["session_id"] for r in records.values()] if with_session else []
             sessions = session_turns(cursor, session_ids, scope)
         finally:
             cursor.close()
-        return to_results(
-            rids, scores, records, sessions, with_session, self.settings.snippet_chars
-        )
+        return records, sessions
 
 
 def _check(k: int, mode: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -170,17 +171,32 @@ def build_index(config: ServiceConfig, real_encoder: bool = False) -> dict:
 def start_serve(params: Path, cwd: Path) -> tuple[subprocess.Popen, str, Path]:
     """`pipeline serve --params PARAMS --port 0` as a child process, once it listens:
     (the process, its URL, its log file). The caller stops it (SIGINT)."""
-    log = cwd / "server.log"
+    cmd = [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"]
+    return start_uvicorn(cmd, cwd, cwd / "server.log", "the server", timeout=120)
+
+
+def start_uvicorn(
+    cmd: list[str], cwd: Path, log: Path, what: str, timeout: float
+) -> tuple[subprocess.Popen, str, Path]:
+    """Any uvicorn server `cmd` (listening on port 0) as a child process, once it listens."""
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        )  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     running = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
     found = wait_until(
         lambda: running.search(log.read_text()) or proc.poll() is not None,
-        "the server to start",
-        timeout=120,
+        f"{what} to start",
+        timeout=timeout,
     )
-    assert proc.poll() is None, f"the server exited:\n{log.read_text()}"
+    assert proc.poll() is None, f"{what} exited:\n{log.read_text()}"
     return proc, found.group(1), log
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGINT (a clean shutdown), then kill if it has not exited within 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
