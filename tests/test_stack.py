@@ -109,7 +109,9 @@ def _outputs(work: Path) -> dict[str, str]:
     return found
 
 
-def test_the_pipeline_on_the_team_server_and_the_shared_remote(stack, tmp_path) -> None:
+def test_the_pipeline_on_the_team_server_and_the_shared_remote(
+    stack, tmp_path, monkeypatch
+) -> None:
     env = {
         **stack,
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack['STACK_MLFLOW_PORT']}",
@@ -134,6 +136,8 @@ def test_the_pipeline_on_the_team_server_and_the_shared_remote(stack, tmp_path) 
     assert runs, "pipeline runs listed no model run"
     from mlflow import MlflowClient
 
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, env[name])  # the login MLflow's client reads
     client = MlflowClient(env["MLFLOW_TRACKING_URI"], env["MLFLOW_TRACKING_URI"])
     champion = client.get_model_version_by_alias("prompt-classifier", "champion")
     assert champion.run_id in json.dumps(runs)
