@@ -154,8 +154,8 @@ def test_the_pipeline_on_the_team_server_and_the_shared_remote(
     _sh([*py, "pipeline.stack", "remote", "--user", ALICE[0]], second, env)
     _sh(["dvc", "pull"], second, env)
     assert _outputs(second) == _outputs(first) and _outputs(first)
-    assert "up to date" in _sh(["dvc", "status", "-c"], second, env)
-    assert "up to date" in _sh(["dvc", "status"], second, env)
+    assert "Cache and remote 'team' are in sync." in _sh(["dvc", "status", "-c"], second, env)
+    assert "Data and pipelines are up to date." in _sh(["dvc", "status"], second, env)
 
 
 def _serve_health(work: Path, env: dict[str, str]) -> None:
