@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast lint format params bench clean
+.PHONY: setup run test test-fast lint format params bench clean stack-up stack-down stack-status
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ bench: setup
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/serve.py
+
+# A team's stack on this machine (docs/team.md): PostgreSQL, MLflow with basic auth and
+# proxied artifacts, a WebDAV DVC remote; state, logs and credentials in .stack/ (untracked).
+stack-up: setup
+	$(PY) -m pipeline.stack up
+
+stack-down: setup
+	$(PY) -m pipeline.stack down
+
+stack-status: setup
+	$(PY) -m pipeline.stack status
 
 clean:
 	rm -rf data/dedup data/index data/cache models reports mlruns mlflow.db

@@ -17,6 +17,7 @@ import yaml
 from pipeline.errors import UserInputError
 
 _SQLITE = "sqlite:///"
+_ENV = "env:"  # tracking=server: `env:MLFLOW_TRACKING_URI`, the URI is the environment's
 DESCRIPTION = "mlflow.note.content"  # the tag MLflow shows as a run's or experiment's description
 TIME = "time."  # every timing metric, so the quality charts are not mixed with durations
 CURATION_SUFFIX = "-curation"  # dedup runs go to `<experiment>-curation` (docs/decisions/)
@@ -42,7 +43,17 @@ class TrackingSettings:
     def resolved_uri(self, root: Path) -> str:
         """The URI with a relative sqlite path made absolute against the project: `root`, or
         `$DVC_ROOT` when DVC runs the stage (a queued `dvc exp run` works in a temporary copy
-        of the repo and points DVC_ROOT at the original: its runs would vanish with the copy)."""
+        of the repo and points DVC_ROOT at the original: its runs would vanish with the copy).
+        `env:NAME` is the URI in $NAME (a team's server: conf/tracking/server.yaml)."""
+        if self.uri.startswith(_ENV):
+            name = self.uri[len(_ENV) :]
+            value = os.environ.get(name, "").strip()
+            if not value:
+                raise UserInputError(
+                    f"tracking.uri is {self.uri!r} but ${name} is not set: export the server's "
+                    'URI and login (`eval "$(python -m pipeline.stack env)"`, docs/team.md)'
+                )
+            return value
         if self.uri.startswith(_SQLITE) and not self.uri[len(_SQLITE) :].startswith("/"):
             project = Path(os.environ.get("DVC_ROOT") or root)
             return _SQLITE + str((project / self.uri[len(_SQLITE) :]).resolve())

@@ -95,7 +95,8 @@ def test_misspelt_key_names_the_nearest_key(params: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("tracking=foo", r"'tracking' is a section, not a value"),
+        ("tracking=foo", r"conf/tracking has no option 'foo'.*options: server, sqlite"),
+        ("erase=x", r"'erase' is a section, not a value"),
         ("paths=x", r"'paths' is a section, not a value"),
         ("+seed=1", r"expected KEY=VALUE"),
         ("~seed", r"expected KEY=VALUE"),

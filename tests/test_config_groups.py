@@ -239,6 +239,19 @@ def build_rag(cfg: Any, tmp_path: Path) -> None:
     assert token_counter(settings.tokenizer).count("how do I reset my password") > 0
 
 
+def build_tracking(cfg: Any, tmp_path: Path) -> None:
+    import os
+    from unittest import mock
+
+    from pipeline.tracking import TrackingSettings
+
+    settings = TrackingSettings.from_cfg(cfg.tracking)
+    carries(settings, cfg.tracking)
+    with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}):
+        uri = settings.resolved_uri(tmp_path)  # tracking=server reads it from the environment
+    assert uri.startswith((f"sqlite:///{tmp_path}", "http://127.0.0.1:5000")), uri
+
+
 BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "model": build_model,
     "optimizer": build_optimizer,
@@ -261,6 +274,7 @@ BUILDERS: dict[str, Callable[[Any, Path], None]] = {
     "monitor": build_monitor,
     "retrieval": build_retrieval,
     "rag": build_rag,
+    "tracking": build_tracking,
 }
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

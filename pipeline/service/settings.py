@@ -76,7 +76,10 @@ class ServicePaths:
 
 def _artifact_dir(uri: str) -> Path:
     """Where a local tracking store keeps artifacts: `mlruns/` beside a sqlite file (as
-    pipeline.tracking sets it), or the directory of a file store."""
+    pipeline.tracking sets it), or the directory of a file store. A server (`env:` or a
+    URL) keeps its own: `mlruns/` then names no store, and erasure scrubs none there."""
+    if uri.startswith("env:"):
+        return Path("mlruns")
     for prefix in ("sqlite:///", "file://", "file:"):
         if uri.startswith(prefix):
             rest = Path(uri[len(prefix) :])

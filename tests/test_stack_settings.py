@@ -1,0 +1,74 @@
+"""The team stack's settings and `tracking=server` without servers: credentials from the
+environment or the untracked file, the users file, and the URI from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import compose, load_params
+from pipeline.errors import UserInputError
+from pipeline.service.settings import ServicePaths
+from pipeline.stack import settings
+from pipeline.tracking import TrackingSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ("STACK_ADMIN_PASSWORD", "STACK_DB_PASSWORD", "STACK_SECRET_KEY", "STACK_USERS_FILE")
+    for name in (*names, "STACK_PG_PORT", "STACK_DIR", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_secrets_are_generated_once_into_an_untracked_file(tmp_path: Path) -> None:
+    first = settings.load(tmp_path / "stack", create=True)
+    again = settings.load(tmp_path / "stack")
+    assert first.admin_password and first.db_password and first.secret_key
+    assert (again.admin_password, again.db_password) == (first.admin_password, first.db_password)
+    file = tmp_path / "stack" / settings.CREDENTIALS
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert settings.load(tmp_path / "elsewhere").admin_password == ""  # not created on read
+
+
+def test_the_environment_wins_over_the_file(tmp_path: Path, monkeypatch) -> None:
+    settings.load(tmp_path, create=True)
+    monkeypatch.setenv("STACK_ADMIN_PASSWORD", "from-the-environment")
+    monkeypatch.setenv("STACK_PG_PORT", "6543")
+    s = settings.load(tmp_path)
+    assert (s.admin_password, s.pg_port) == ("from-the-environment", 6543)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("alice\n", r"users\.txt:1: expected name:password"),
+     ("# team\nbob:short\n", r"users\.txt:2: .*at least 12 characters")],
+)  # fmt: skip
+def test_a_bad_users_file_names_the_line(tmp_path: Path, monkeypatch, text, message) -> None:
+    (tmp_path / "users.txt").write_text(text)
+    monkeypatch.setenv("STACK_USERS_FILE", str(tmp_path / "users.txt"))
+    with pytest.raises(UserInputError, match=message):
+        settings.load(tmp_path)
+
+
+def test_a_bad_port_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STACK_PG_PORT", "70000")
+    with pytest.raises(UserInputError, match=r"STACK_PG_PORT='70000': expected a port"):
+        settings.load(tmp_path)
+
+
+def test_tracking_server_takes_the_uri_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    cfg = compose(["tracking=server"])
+    tracking = TrackingSettings.from_cfg(cfg.tracking)
+    with pytest.raises(UserInputError, match=r"\$MLFLOW_TRACKING_URI is not set"):
+        tracking.resolved_uri(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.resolved_uri(tmp_path) == "http://127.0.0.1:5000"
+    assert tracking.artifact_location(tmp_path) is None  # the server stores artifacts
+    # No local artifact store is named after the `env:` placeholder.
+    assert ServicePaths.from_cfg({}, dict(cfg.tracking)).mlruns == Path("mlruns")
+
+
+def test_tracking_server_is_an_override_of_params(repo_root: Path) -> None:
+    cfg = load_params(repo_root / "params.yaml", ["tracking=server"])
+    assert cfg.tracking.uri == "env:MLFLOW_TRACKING_URI"
