@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,8 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # MLflow draws a tqdm bar per artifact copy (registering a model): noise in stage logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

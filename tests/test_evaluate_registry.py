@@ -45,8 +45,19 @@ def test_decide_with_an_incomparable_champion_needs_only_the_baseline() -> None:
         assert decide(_candidate(0.4), champion)[0] is False
 
 
-def _logged_model_run(uri: str) -> str:
-    """A real run holding a small logged model named `model` (pyfunc, no heavy flavour)."""
+def test_decide_replaces_a_champion_that_cannot_be_served() -> None:
+    legacy = Champion("3", 0.7, "d1", "s1", servable=False)
+    promoted, reason = decide(_candidate(0.7), legacy)  # a tie, but v3 cannot be served
+    assert promoted and "champion v3 has no `predictor/` artifacts to serve" in reason
+    assert decide(_candidate(0.6), legacy)[0] is True
+    assert decide(_candidate(0.4), legacy)[0] is False  # still has to beat its baseline
+    unservable = Candidate("run", 0.7, 0.5, "d1", "s1", "m", servable=False)
+    assert decide(unservable, legacy)[0] is False  # no better off: the tie keeps v3
+
+
+def _logged_model_run(uri: str, predictor: bool = True) -> str:
+    """A real run holding a small logged model named `model` (pyfunc, no heavy flavour) and,
+    as evaluate logs it, a `predictor/` artifact (what `pipeline predict` serves)."""
     import mlflow
 
     class Constant(mlflow.pyfunc.PythonModel):
@@ -57,6 +68,8 @@ def _logged_model_run(uri: str) -> str:
     mlflow.set_experiment("registry-test")
     with mlflow.start_run() as run:
         mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=[])
+        if predictor:
+            mlflow.log_text("{}", "predictor/predictor.json")
     return run.info.run_id
 
 
@@ -79,8 +92,9 @@ def test_gate_promotes_only_a_model_that_has_earned_it(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-    def run(f1: float, baseline: float = 0.5, data: str = "d1", **kw):
-        candidate = Candidate(_logged_model_run(uri), f1, baseline, data, "s1", "m")
+    def run(f1: float, baseline: float = 0.5, data: str = "d1", predictor: bool = True, **kw):
+        candidate = Candidate(_logged_model_run(uri, predictor), f1, baseline, data, "s1", "m",
+                              servable=predictor)  # fmt: skip
         # The process-wide URI names another store (as in a `dvc exp run`): the gate must
         # use only the URI it is given.
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
@@ -128,6 +142,15 @@ def test_gate_promotes_only_a_model_that_has_earned_it(
     # Asked to register every run: a version without the alias.
     kept = run(0.10, data="d2", register_every_run=True)
     assert not kept.promoted and kept.version == "4" and _champion(client) == "3"
+
+    # A champion from before evaluate logged `predictor/` cannot be served: a servable model
+    # as good takes over (a tie, which would otherwise keep the champion).
+    legacy = run(0.90, data="d3", predictor=False)
+    assert legacy.promoted and _champion(client) == "5"
+    served = run(0.90, data="d3")
+    assert served.promoted and "no `predictor/` artifacts to serve" in served.reason
+    assert _champion(client) == "6"
+    assert not run(0.90, data="d3").promoted  # now a servable champion: a tie keeps it
 
 
 @pytest.mark.slow

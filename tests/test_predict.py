@@ -182,6 +182,19 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
     )
     assert [p.truncated for p in got] == [False, False, True]
 
+    # The predictions stage reads the vectors training stored for the same texts (every kept
+    # record), and encodes only the rest: the same probabilities and truncation flags.
+    from pipeline.stages.predictions import _read_records, model_inputs
+
+    cached = Predictor.load(cfg, "1", root=tmp_path, cached=True)
+    unseen = "parcel " * 300  # embedded by nobody yet, and cut at 256 tokens
+    texts = model_inputs(_read_records(tmp_path / cfg.paths.records), spec)[:20] + [unseen]
+    probs_cached, cut_cached = cached.predict_proba(texts)
+    probs_onnx, cut_onnx = predictor.predict_proba(texts)
+    assert cached._featurise.cache_hits == 20  # not the unseen text
+    np.testing.assert_allclose(probs_cached, probs_onnx, atol=1e-4)
+    assert cut_cached == cut_onnx and cut_cached[-1]
+
 
 @pytest.mark.slow
 def test_the_cli_labels_texts_and_reports_truncation(textcnn: tuple[Path, Any]) -> None:

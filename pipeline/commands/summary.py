@@ -50,7 +50,8 @@ def _line(stage: str, report: dict[str, Any]) -> str:
         text = STAGES[stage][1](report)
     except (KeyError, TypeError):  # a report written by another version of the stage
         text = f"(reports/{STAGES[stage][0]} lacks the expected fields: re-run the stage)"
-    return f"  {stage:<9} " + text.replace("\n", "\n" + " " * 12)
+    width = max(map(len, STAGES)) + 1  # the stage names line up in one column
+    return f"  {stage:<{width}}" + text.replace("\n", "\n" + " " * (width + 2))
 
 
 def run(args: argparse.Namespace) -> int:

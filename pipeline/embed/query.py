@@ -9,6 +9,7 @@ does need torch) when it builds the index.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,11 @@ class QueryEncoder:
             threads=threads,
         )
         self.dim = self._encoder.dim
+
+    @property
+    def tokenizer(self) -> Any:
+        """The encoder's tokenizer (max_length truncation), for truncation flags alone."""
+        return self._encoder.tokenizer
 
     def encode(self, text: str) -> np.ndarray:
         """The L2-normalised float32 vector (dim,) of one query."""

@@ -36,6 +36,7 @@ class Candidate:
     data_hash: str
     test_split: str  # digest of the test split's record ids
     model: str = ""
+    servable: bool = True  # its run carries `predictor/` (what `pipeline predict` loads)
 
     def tags(self) -> dict[str, str]:
         """The version's tags: what a later candidate compares itself with."""
@@ -58,6 +59,7 @@ class Champion:
     test_split: str
     run_id: str = ""
     reason: str = ""  # why it was promoted
+    servable: bool = True  # its run carries `predictor/`; versions from before predictions may not
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,14 @@ def decide(candidate: Candidate, champion: Champion | None) -> tuple[bool, str]:
             f"{beats}; champion v{champion.version} was scored on other data or another test "
             "split, so the model trained on the current data takes over"
         )
+    if candidate.servable and not champion.servable:
+        # A champion nothing can serve (registered before evaluate logged `predictor/`) blocks
+        # the predictions stage and POST /predict; an equally tested model that can be served
+        # takes over rather than leaving the team stuck.
+        return True, (
+            f"{beats}; champion v{champion.version} has no `predictor/` artifacts to serve, "
+            "so the servable model takes over"
+        )
     old = champion.macro_f1
     if new > old:
         return True, f"{beats} and champion v{champion.version}'s {old:.4f}"
@@ -119,7 +129,22 @@ def current_champion(client: Any, name: str, alias: str = CHAMPION) -> Champion 
         test_split=tags.get("test_split", ""),
         run_id=str(version.run_id or ""),
         reason=tags.get("reason", ""),
+        servable=_has_predictor(client, str(version.run_id or "")),
     )
+
+
+def _has_predictor(client: Any, run_id: str) -> bool:
+    """Whether the run logged `predictor/` (pipeline/evaluate/predictor.py)."""
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.predict.spec import ARTIFACT_PATH
+
+    if not run_id:
+        return False
+    try:
+        return bool(client.list_artifacts(run_id, ARTIFACT_PATH))
+    except (MlflowException, OSError):  # an unreadable run cannot be served either
+        return False
 
 
 def gate(

@@ -19,9 +19,13 @@ from pipeline.predict.spec import PredictorSpec
 class Featuriser:
     """Turns a batch of model-input texts into ({input name: array}, truncated flags)."""
 
-    def __init__(self, spec: PredictorSpec, embed_cache: Path, threads: int = 0) -> None:
+    def __init__(
+        self, spec: PredictorSpec, embed_cache: Path, threads: int = 0, cached: bool = False
+    ) -> None:
         self.spec = spec
         self._encoder: Any = None
+        self._cache: Any = None
+        self.cache_hits = 0
         if spec.encoder is not None:
             from pipeline.embed.api import EmbedSettings
             from pipeline.embed.query import QueryEncoder
@@ -38,6 +42,12 @@ class Featuriser:
                     f"the model was trained on {e.dim}-dimensional {e.model} vectors; the "
                     f"ONNX export under {embed_cache} gives {self._encoder.dim}"
                 )
+            if cached and e.id:
+                # The vectors training computed for these very texts (the predictions stage:
+                # every kept record was embedded by train); misses go through the ONNX export.
+                from pipeline.embed.cache import EmbeddingCache
+
+                self._cache = EmbeddingCache(embed_cache, e.id, e.dim)
 
     def __call__(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
         """The graph's feed for `texts` and, per text, whether its tokens were cut."""
@@ -47,7 +57,7 @@ class Featuriser:
 
             ids, truncated = encode_flagged(texts, int(spec.max_length or 128))
             return dict(zip(spec.inputs, pad_ids(ids), strict=True)), truncated
-        vectors, truncated = self._encoder.encode_flagged(texts)
+        vectors, truncated = self._vectors(texts)
         if spec.input_kind == "embedding+lexical":
             from pipeline.predict.hashing import hashed_rows
 
@@ -56,6 +66,20 @@ class Featuriser:
             counts = hashed_rows(texts, lex.n_features, lex.word_ngrams, lex.char_ngrams)
             vectors = np.hstack([vectors.astype(np.float32), counts])
         return {spec.inputs[0]: np.ascontiguousarray(vectors, dtype=np.float32)}, truncated
+
+    def _vectors(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Sentence vectors and truncated flags: cache hits when asked for, else ONNX."""
+        if self._cache is None:
+            return self._encoder.encode_flagged(texts)
+        from pipeline.embed.models import tokenize_flagged
+
+        found, vectors = self._cache.lookup(self._cache.keys(texts))
+        _, truncated = tokenize_flagged(self._encoder.tokenizer, texts)
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            vectors[missing] = self._encoder.encode_many([texts[i] for i in missing])
+        self.cache_hits += int(found.sum())
+        return vectors, truncated
 
 
 def _cores() -> int:

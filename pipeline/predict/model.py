@@ -46,6 +46,7 @@ class Predictor:
         run_id: str = "",
         batch_size: int = 64,
         threads: int = 0,
+        cached: bool = False,
     ) -> None:
         from pipeline.embed.models import cpu_count
         from pipeline.evaluate.export import onnx_session
@@ -56,10 +57,14 @@ class Predictor:
         self.labels: list[str] = list(self.spec.labels)
         self.batch_size = max(1, batch_size)
         self._session = onnx_session(directory / ONNX_FILE, threads or cpu_count())
-        self._featurise = Featuriser(self.spec, embed_cache, threads)
+        # cached: read the sentence vectors training stored for the same texts (the
+        # predictions stage); a served or CLI prediction always runs the ONNX encoder.
+        self._featurise = Featuriser(self.spec, embed_cache, threads, cached=cached)
 
     @classmethod
-    def load(cls, cfg_or_settings: Any, ref: str = "champion", root: Path = Path()) -> Predictor:
+    def load(
+        cls, cfg_or_settings: Any, ref: str = "champion", root: Path = Path(), cached: bool = False
+    ) -> Predictor:
         """The version `ref` (an alias or a version number) of the configured registered model."""
         from pipeline.predict.registry import fetch, resolve
 
@@ -67,7 +72,8 @@ class Predictor:
         found = resolve(s.tracking_uri, s.registered_model, str(ref))
         directory = fetch(s.tracking_uri, found, s.cache_dir)
         return cls(directory, s.embed_cache, name=found.name, version=found.version,
-                   run_id=found.run_id, batch_size=s.batch_size, threads=s.threads)  # fmt: skip
+                   run_id=found.run_id, batch_size=s.batch_size, threads=s.threads,
+                   cached=cached)  # fmt: skip
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """Probabilities (n, len(labels)) in the order of `labels`, and the truncated flags."""

@@ -129,13 +129,15 @@ def _download(tracking_uri: str, ref: ModelRef, into: Path) -> None:
     except (MlflowException, OSError) as exc:
         raise NotFoundError(
             f"{ref.name} v{ref.version} (run {ref.run_id}): no `{ARTIFACT_PATH}/` artifacts "
-            f"({_first_line(exc)}); re-run evaluate with evaluate.onnx=true to log them"
+            f"({_first_line(exc)}); run `dvc repro -f evaluate` (evaluate.onnx=true): a model "
+            "that can be served then takes the alias"
         ) from None
     for name in (ONNX_FILE, SPEC_FILE):
         if not (got / name).is_file():
             raise NotFoundError(
                 f"{ref.name} v{ref.version} (run {ref.run_id}): `{ARTIFACT_PATH}/{name}` is "
-                "missing; re-run evaluate with evaluate.onnx=true to log it"
+                "missing; run `dvc repro -f evaluate` (evaluate.onnx=true): a model that can be "
+                "served then takes the alias"
             )
         (got / name).replace(into / name)
     if got != into:

@@ -283,6 +283,7 @@ def _gate(
         data_hash=str(meta.get("data_hash", "")),
         test_split=split_digest(test_ids),
         model=str(meta["model"]),
+        servable=s.onnx,  # evaluate logged `predictor/` to the run
     )
     outcome = gate(candidate, s.registered_model, s.tracking_uri,
                    register_every_run=s.register_every_run)  # fmt: skip

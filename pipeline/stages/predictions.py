@@ -48,7 +48,7 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     else:
         from pipeline.predict.model import Predictor
 
-        predictor = Predictor.load(cfg, str(champion["version"]), root=root)
+        predictor = Predictor.load(cfg, str(champion["version"]), root=root, cached=True)
         version = predictor.version
         probs, _ = predictor.predict_proba(model_inputs(records, predictor.spec))
         best = probs.argmax(axis=1)

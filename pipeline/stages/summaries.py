@@ -128,6 +128,24 @@ def predictions(report: Mapping[str, Any]) -> str:
     )
 
 
+def retrieval(report: Mapping[str, Any]) -> str:
+    """Each query set's size and its best search variant by nDCG (docs/retrieval.md)."""
+    k = report.get("k", 10)
+    parts = []
+    for name in ("judged", "bootstrap"):
+        found = report.get(name) or {}
+        variants = {v: m for v, m in found.items() if isinstance(m, Mapping) and "ndcg@10" in m}
+        if not found.get("queries") or not variants:
+            parts.append(f"{name}: no queries yet" if name == "judged" else f"{name}: none")
+            continue
+        best, m = max(variants.items(), key=lambda item: item[1][f"ndcg@{k}"])
+        parts.append(
+            f"{name} {found['queries']} queries, best {best} "
+            f"(recall@{k} {m[f'recall@{k}']}, nDCG@{k} {m[f'ndcg@{k}']})"
+        )
+    return "; ".join(parts)
+
+
 # Stage -> (its report under paths.reports, its summary).
 STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "dedup": ("dedup.json", dedup),
@@ -136,4 +154,5 @@ STAGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "index": ("index.json", index),
     "anomaly": ("anomaly.json", anomaly),
     "predictions": ("predictions.json", predictions),
+    "retrieval": ("retrieval.json", retrieval),
 }
