@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.errors import UserInputError
-from pipeline.service.limits import FILTER_MAX, FILTERS_MAX
+from pipeline.service.limits import FILTER_DEPTH_MAX, FILTER_MAX, FILTER_TERMS_MAX, FILTERS_MAX
 
 # The string syntax's operators: `in` (Python API only) has no string form; use {"or": ...}.
 JSON_OPS = ("=", "==", "!=", "<", "<=", ">", ">=")
@@ -31,10 +31,8 @@ def compile_filter(data: Mapping[str, Any]) -> str:
     """One JSON filter as its filter string; UserInputError naming the problem."""
     from pipeline.search.filter_syntax import from_json, parse
 
-    # from_json first: it checks shapes, fields and typed values, and stops at
-    # FILTER_TERMS_MAX / FILTER_DEPTH_MAX, so _check's walk of the object is bounded.
-    tree = from_json(data)
     _check(data)
+    tree = from_json(data)  # shapes, fields, typed values, FILTER_TERMS_MAX, FILTER_DEPTH_MAX
     text = str(tree)
     if len(text) > FILTER_MAX:
         raise UserInputError(
@@ -62,16 +60,26 @@ def compile_filters(items: Any) -> Any:
     return out
 
 
-def _check(data: Any) -> None:
-    """The one thing from_json allows that a string cannot say: `op: in` (anywhere)."""
+def _check(data: Any, depth: int = 0, seen: list[int] | None = None) -> None:
+    """The one thing from_json allows that a string cannot say: `op: in` (anywhere). Runs
+    first (from_json would choke on `in` with a scalar), so it stops walking where the
+    limits are passed, leaving from_json to name them."""
+    seen = [0] if seen is None else seen
+    seen[0] += 1
+    # Every node of a tree within the limits is visited: each leaf sits under at most
+    # FILTER_DEPTH_MAX groups.
+    if depth > FILTER_DEPTH_MAX or seen[0] > (FILTER_TERMS_MAX + 1) * (FILTER_DEPTH_MAX + 2):
+        return
+    if not isinstance(data, Mapping):
+        return  # from_json: "expected an object"
     for kind in _GROUPS:
         if kind in data:
             inner = data[kind]
-            for part in inner if isinstance(inner, list) else [inner]:
-                _check(part)
+            for part in inner[: FILTER_TERMS_MAX + 1] if isinstance(inner, list) else [inner]:
+                _check(part, depth + 1, seen)
             return
     op = data.get("op", "=")
-    if op not in JSON_OPS:
+    if not isinstance(op, str) or op not in JSON_OPS:
         raise UserInputError(
             f"filter {_short(data)}: op {op!r}; expected one of {' '.join(JSON_OPS)} "
             '(for several values, {"or": [...]})'
