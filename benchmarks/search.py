@@ -407,7 +407,7 @@ def main() -> None:
         if args.lancedb_root:
             from search_lancedb import compare
 
-            os.environ.setdefault("LANCE_LOG", "error")
+            os.environ.setdefault("LANCEDB_LOG", "error")
             part = (
                 "**Ours vs LanceDB hybrid search**\n\n"
                 + compare(args.lancedb_root.resolve(), args.queries)[0]

@@ -107,6 +107,14 @@ def test_retrievers_over_the_service_honour_the_key_scope_and_filters(server) ->
     )
     ids = {d.id for d in filtered.invoke("refund parcel")}
     assert ids and ids <= {"b1", "b2", "c1", "n1"}  # not alice's; n >= 5 or billing
+    # The same filters in the JSON form, sent as JSON: the service compiles them alike.
+    json_form = [
+        {"not": {"field": "user_id", "value": "alice"}},
+        {"or": [{"field": "metadata.n", "op": ">=", "value": 5},
+                {"field": "label", "value": "billing"}]},
+    ]  # fmt: skip
+    as_json = PipelineLlamaIndexRetriever.from_service(url, keys["reader"], k=10, filters=json_form)
+    assert {n.node.id_ for n in as_json.retrieve("refund parcel")} == ids
 
     with pytest.raises(UserInputError, match="no record has metadata key 'tier'"):
         HttpSource(url, keys["reader"]).hits("x", 3, "hybrid", ["metadata.tier=gold"])

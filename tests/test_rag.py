@@ -144,6 +144,24 @@ def test_context_recall_counts_judged_records_in_the_context(searcher):
     assert context_recall(ctx, set()) is None
 
 
+def test_the_retrieval_stage_scores_the_context_pipeline_rag_builds(searcher):
+    from pipeline.retrieval.bootstrap import Query
+    from pipeline.retrieval.context import context_figures
+
+    found, missed = (
+        Query("q1", "reset my password", {"a1": 3.0}),
+        Query("q2", "reset my password", {"c1": 3.0}),
+    )
+    figures, took = context_figures(searcher, [found, missed], KEYWORD, 1.0)
+    ctx = build_context(searcher, "reset my password", KEYWORD, scope=Scope.all())
+    assert figures == {"context_recall": 0.5, "context_tokens": float(ctx.tokens)}
+    assert set(took) == {"p50", "p95", "p99"}
+    # A budget with room for one passage only: the relevant second hit is left out.
+    tight = dataclasses.replace(KEYWORD, budget_tokens=_independent_count(ctx.prompt) // 2)
+    second = Query("q3", "reset my password", {ctx.citations[1]["id"]: 3.0})
+    assert context_figures(searcher, [second], tight, 1.0)[0]["context_recall"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -207,6 +225,44 @@ def test_http_rag_is_for_reader_keys_within_their_scope(project):
         assert client.post("/rag", json={"question": "password"}).status_code == 401
         down = post({"question": "password", "generate": True})  # nothing listens on port 9
         assert down.status_code == 502 and "127.0.0.1:9" in down.json()["detail"]
+
+
+def test_http_rag_is_logged_with_a_query_id_its_citations_can_be_judged_by(project):
+    from pipeline.store.service import logged_query, open_service_db
+
+    config = dataclasses.replace(project, rag={"mode": "keyword"})
+    db = config.paths.service_db
+    reader, writer = (create_key(db, role, role)[0] for role in ("reader", "writer"))
+    with TestClient(create_app(config)) as client:
+        asked = client.post(
+            "/rag", json={"question": "reset my password, I am jo@example.com", "k": 3,
+                          "filters": ["label=support"]},
+            headers={"Authorization": f"Bearer {reader}"},
+        )  # fmt: skip
+        assert asked.status_code == 200, asked.text
+        body = asked.json()
+        query_id, cited = body["query_id"], [c["id"] for c in body["citations"]]
+        assert query_id and cited[0] == "a1"
+        grade = lambda record, g: client.post(  # noqa: E731
+            "/judgments", json={"query_id": query_id, "grades": [{"record_id": record,
+                                                                  "grade": g}]},
+            headers={"Authorization": f"Bearer {writer}"},
+        )  # fmt: skip
+        assert grade("a1", 3).status_code == 201  # a cited record: what the caller was shown
+        refused = grade("b1", 1)  # never retrieved for this question
+        assert refused.status_code == 400 and "not among" in refused.text
+        failed = client.post(
+            "/rag", json={"question": "x", "filters": ["nope=1"]},
+            headers={"Authorization": f"Bearer {reader}"},
+        )  # fmt: skip
+        assert failed.status_code in (400, 422)
+    with open_service_db(db, read_only=True) as con:  # the service flushed its log on exit
+        row = logged_query(con, query_id)
+        statuses = [r[0] for r in con.execute("SELECT status FROM query_log").fetchall()]
+    assert row["mode"] == "rag:keyword" and row["k"] == 3 and row["filters"] == ["label=support"]
+    assert row["text"] == "reset my password, I am <EMAIL>"  # redacted as searches are
+    assert row["result_rids"] == [c["rid"] for c in body["citations"]]
+    assert sorted(statuses) == [200, failed.status_code]
 
 
 def test_a_byte_level_bpe_tokenizer_from_a_path_keeps_the_budget_exact(searcher, tmp_path):

@@ -34,9 +34,10 @@ def test_a_judged_search_is_measured_by_the_retrieval_stage(tmp_path: Path) -> N
     config = build_store(tmp_path)
     build_index(config, real_encoder=True)
     params = write_params(config, tmp_path)
-    retrieval = yaml.safe_load((REPO / "params.yaml").read_text())["retrieval"]
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())
     sections = yaml.safe_load(params.read_text())
-    sections |= {"seed": 42, "search": {}, "embed": {}, "retrieval": retrieval}
+    sections |= {"seed": 42, "search": {}, "embed": {}, "retrieval": defaults["retrieval"]}
+    sections["rag"] = defaults["rag"]
     sections["tracking"]["experiment"] = "retrieval-test"
     params.write_text(yaml.safe_dump(sections))
     db = config.paths.service_db
@@ -75,13 +76,21 @@ def test_a_judged_search_is_measured_by_the_retrieval_stage(tmp_path: Path) -> N
     assert set(judged) >= {"vector", "keyword", "hybrid", "hybrid_session", "hybrid_mmr"}
     assert judged["hybrid"]["recall@10"] == 1.0 and judged["vector"]["recall@10"] == 1.0
     assert 0 < judged["hybrid"]["ndcg@10"] <= 1 and judged["hybrid"]["mrr@10"] > 0
+    # The context `pipeline rag` builds for the judged query cites the refund record.
+    assert judged["context_recall"] == 1.0 and judged["context_queries"] == 1
+    assert 0 < judged["context_tokens"] <= metric["rag"]["budget_tokens"]
     # Latencies and run ids stay out of the metric file (dvc metrics diff shows quality).
     assert "latency_ms" not in metric and "mlflow_run_id" not in metric
     facts = json.loads((config.paths.reports / "run" / "retrieval.json").read_text())
     assert facts["latency_ms"]["judged"]["hybrid"]["p50"] > 0
+    assert facts["latency_ms"]["judged"]["rag_context"]["p50"] > 0
 
     runs = _cli("runs", "--kind", "retrieval", "--params", str(params), "--json", cwd=tmp_path)
     assert runs.returncode == 0, runs.stderr
     (row,) = json.loads(runs.stdout)
     assert row["run_id"] == facts["mlflow_run_id"]
     assert row["judged.hybrid.recall_at_10"] == 1.0 and row["fusion"] is not None
+    assert row["judged.context_recall"] == 1.0
+    assert (
+        "ctx" in _cli("runs", "--kind", "retrieval", "--params", str(params), cwd=tmp_path).stdout
+    )

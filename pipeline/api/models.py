@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -14,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.api.filter_json import compile_filters
 from pipeline.service import limits
 from pipeline.store.rows import api_time
 
@@ -27,6 +29,8 @@ FilterText = Annotated[str, StringConstraints(min_length=1, max_length=limits.FI
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=limits.RECORD_ID_MAX)]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=limits.USER_ID_MAX)]
 ScopeValue = Annotated[str, StringConstraints(min_length=1, max_length=limits.SCOPE_VALUE_MAX)]
+# Filter strings, or objects in the JSON form compiled to their strings (api/filter_json.py).
+Filters = Annotated[list[FilterText], BeforeValidator(compile_filters)]
 
 
 class _Strict(BaseModel):
@@ -39,11 +43,13 @@ class SearchRequest(_Strict):
     text: QueryText = Field(description="the query text")
     k: int = Field(default=10, ge=1, le=100, description="how many results")
     mode: Mode = "hybrid"
-    filters: list[FilterText] = Field(
+    filters: Filters = Field(
         default_factory=list,
         max_length=limits.FILTERS_MAX,
         description="as in the CLI, ANDed: `label=support`, `quality>=4`, "
-        "`metadata.app_version=2.1`, `label=a OR label=b`, `NOT origin=synthetic`",
+        "`metadata.app_version=2.1`, `label=a OR label=b`, `NOT origin=synthetic`; or the "
+        'JSON form: {"field": "label", "op": "=", "value": "a"}, {"and": [...]}, '
+        '{"or": [...]}, {"not": {...}}',
         examples=[["label=support"]],
     )
     with_session: bool = Field(default=False, description="attach each result's session turns")
@@ -182,7 +188,7 @@ class RagRequest(_Strict):
     budget: int | None = Field(
         default=None, ge=1, le=1_000_000, description="token budget of the filled prompt"
     )
-    filters: list[FilterText] = Field(
+    filters: Filters = Field(
         default_factory=list, max_length=limits.FILTERS_MAX, description="as in /search"
     )
     generate: bool = Field(default=False, description="answer with the configured generator")

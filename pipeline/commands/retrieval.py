@@ -49,4 +49,11 @@ def summary(report: dict[str, Any]) -> str:
                 f"  {variant:<16} recall@{k} {m[f'recall@{k}']:.3f}  MRR@{k} {m[f'mrr@{k}']:.3f}"
                 f"  nDCG@{k} {m[f'ndcg@{k}']:.3f}  p50 {p50:.1f} ms"
             )
+        if "context_recall" in section:
+            p50 = report["latency_ms"][name]["rag_context"].get("p50", 0.0)
+            lines.append(
+                f"  {'rag context':<16} recall {section['context_recall']:.3f} on "
+                f"{section['context_queries']} queries, {section['context_tokens']:.0f} tokens"
+                f"  p50 {p50:.1f} ms"
+            )
     return "\n".join(lines)

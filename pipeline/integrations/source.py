@@ -5,13 +5,14 @@ Both sources answer `hits(text, k, mode, filters)` with the search API's hit dic
 `prompt` and `response` are the full texts when `full_text` is on (a hit carries snippets).
 Filters are the search filters (strings, dicts in the JSON form, Conditions); they are
 parsed here first, so a bad filter fails before any request, and sent to the service as
-the one string syntax. Scope: in process, the caller's `Scope` (the owner of the files
-sees all); over HTTP, the key's, which the service applies.
+filter strings (a dict in the JSON form as itself: the service takes both). Scope: in
+process, the caller's `Scope` (the owner of the files sees all); over HTTP, the key's,
+which the service applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +89,13 @@ class HttpSource:
         """The k best hits as the service returns them, full texts read with GET /records."""
         from urllib.parse import quote
 
-        strings = [str(f) for f in as_conditions(filters)]  # parsed here: fails before a request
-        body = {"text": text, "k": k, "mode": mode, "filters": strings}
+        parsed = as_conditions(filters)  # parsed here: a bad filter fails before a request
+        # A dict goes as the service's JSON form; strings and Conditions as filter strings.
+        sent = [
+            dict(f) if isinstance(f, Mapping) else str(p)
+            for f, p in zip(filters, parsed, strict=True)
+        ]
+        body = {"text": text, "k": k, "mode": mode, "filters": sent}
         out = _json(self._client.post("/search", json=body))["results"]
         if self.full_text:
             for hit in out:

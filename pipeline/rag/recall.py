@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.rag.context import RagContext, build_context
 from pipeline.rag.settings import RagSettings
+from pipeline.retrieval.metrics import context_recall as ids_recall
 from pipeline.store.scope import Scope
 
 
@@ -17,10 +18,9 @@ def context_recall(context: RagContext, relevant: Collection[str]) -> float | No
     A record merged into a near-identical passage counts as present: its text is there.
     Neighbouring turns count too: the generator reads them like any passage.
     """
-    wanted = set(relevant)
-    if not wanted:
+    if not relevant:
         return None
-    return len(wanted & set(context.cited_ids())) / len(wanted)
+    return ids_recall(context.cited_ids(), relevant)
 
 
 def query_context_recall(

@@ -74,7 +74,7 @@ def evaluate(
             f"mrr@{k}": _mean(mrr),
             f"ndcg@{k}": _mean(ndcg),
         }
-        latency[variant.name] = _percentiles(took)
+        latency[variant.name] = percentiles(took)
     return metrics, latency
 
 
@@ -82,7 +82,8 @@ def _mean(values: list[float]) -> float:
     return round(float(np.mean(values)), DIGITS) if values else 0.0
 
 
-def _percentiles(took: list[float]) -> dict[str, float]:
+def percentiles(took: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 of `took` (ms), rounded; empty for no samples."""
     if not took:
         return {}
     return {f"p{p}": round(float(np.percentile(took, p)), 3) for p in (50, 95, 99)}

@@ -48,8 +48,8 @@ def ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int) -> flo
 def context_recall(context_ids: Collection[str], wanted: Collection[str]) -> float:
     """How many of a query's relevant records made it into a packed RAG context (0-1).
 
-    The hook for the RAG packer (pipeline/rag/): evaluate it like `recall_at_k`, with the
-    ids the packer kept (its citations) in place of the ranked list.
+    `recall_at_k` with the ids the RAG packer kept (its citations) in place of the ranked
+    list; pipeline/rag/recall.py applies it to a built context for the retrieval stage.
     """
     if not wanted:
         return 0.0

@@ -21,7 +21,7 @@ from pipeline.tracking import (
 
 STAGE = "retrieval"
 _QUALITY = ("judged", "bootstrap")
-_SECTIONS = ("search", "embed", "index", "retrieval")  # what the figures depend on
+_SECTIONS = ("search", "embed", "index", "retrieval", "rag")  # what the figures depend on
 
 
 def log_run(cfg: Any, root: Path, report: Mapping[str, Any], search: Mapping[str, Any]) -> str:

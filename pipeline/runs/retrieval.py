@@ -30,6 +30,7 @@ COLUMNS = (
     ("boot nDCG", 9, "bootstrap.hybrid.ndcg_at_10", ".3f"),
     ("judged R@10", 11, "judged.hybrid.recall_at_10", ".3f"),
     ("judged nDCG", 11, "judged.hybrid.ndcg_at_10", ".3f"),
+    ("judged ctx", 10, "judged.context_recall", ".3f"),
     ("p50 ms", 6, "time.latency_ms.bootstrap.hybrid.p50", ".1f"),
 )
 
@@ -72,4 +73,5 @@ def format_table(rows: Sequence[dict[str, Any]], where: str) -> str:
             cells.append(text.ljust(width) if fmt == "s" else text.rjust(width))
         lines.append("  ".join(cells).rstrip())
     lines.append("R@10 / nDCG: hybrid search's recall@10 / nDCG@10 (every variant: --json)")
+    lines.append("ctx: context recall, judged records cited in `pipeline rag`'s context")
     return "\n".join(lines)

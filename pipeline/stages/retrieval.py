@@ -5,7 +5,9 @@ grades `pipeline stats feedback` writes) and the kept records the bootstrap quer
 from. Writes reports/retrieval.json (recall@k, MRR@k, nDCG@k per variant and query set:
 a DVC metric, so a change of encoder, fusion or index shows in `dvc metrics diff`),
 reports/run/retrieval.json (latency percentiles, seconds) and an MLflow run tagged
-`stage=retrieval` with both. It publishes nothing else.
+`stage=retrieval` with both. Each query set also gets `context_recall`: how often its
+relevant records are cited in the context `pipeline rag` builds for the query (conf/rag/,
+pipeline/retrieval/context.py). It publishes nothing else.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     import pandas as pd
 
     from pipeline.retrieval.bootstrap import bootstrap_queries, judged_queries
+    from pipeline.retrieval.context import context_figures, describe, rag_settings
     from pipeline.retrieval.evaluate import evaluate, variants_from_cfg
     from pipeline.retrieval.metrics import relevant
     from pipeline.search.project import open_from_config
@@ -35,6 +38,7 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
     settings = require(cfg, "retrieval")
     k, grade = int(settings["k"]), float(settings["relevant_grade"])
     variants = variants_from_cfg(settings["variants"])
+    rag = rag_settings(require(cfg, "rag"))  # a bad conf/rag/ fails before any search
     judged = judged_queries(_judgments(root / require(cfg, "paths.judgments")))
     answerable = [q for q in judged if relevant(q.grades, grade)]
     records = pd.read_parquet(root / require(cfg, "paths.records"), columns=["id", "prompt"])
@@ -55,10 +59,16 @@ def run(cfg: Any, root: str | Path = ".") -> dict[str, Any]:
                 metrics, latency = evaluate(searcher, queries, variants, k, grade)
                 report[name].update(metrics)
                 report["latency_ms"][name] = latency
+                sample = queries[: int(settings["context_queries"])]
+                if sample:
+                    context, took = context_figures(searcher, sample, rag, grade)
+                    report[name].update(context, context_queries=len(sample))
+                    report["latency_ms"][name]["rag_context"] = took
     finally:
         searcher.close()
     settings_used = searcher.settings  # the code's defaults where params.yaml is silent
     report["search"] = {key: getattr(settings_used, key) for key in _FUSION_KEYS}
+    report["rag"] = describe(rag)
     report["seconds"] = round(time.perf_counter() - started, 3)
     report["mlflow_run_id"] = _log(cfg, root, report, asdict(settings_used))
     write_report(root / require(cfg, "paths.reports"), REPORT, report)

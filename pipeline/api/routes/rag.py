@@ -1,4 +1,5 @@
-"""POST /rag: grounded context for a generator, inside the key's scope, optionally answered."""
+"""POST /rag: grounded context for a generator, inside the key's scope, optionally answered;
+logged like a search, so its `query_id` can be judged."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 
 from pipeline.api.deps import Reader, Service
 from pipeline.api.models import RagRequest
+from pipeline.api.querylogged import logged_query
 from pipeline.api.routes import RESPONSES
 from pipeline.errors import NotFoundError
 
@@ -17,11 +19,26 @@ router = APIRouter(tags=["rag"])
 @router.post("/rag", responses=RESPONSES)
 def rag(body: RagRequest, principal: Reader, service: Service) -> dict[str, Any]:
     """Retrieved records packed into a prompt with numbered citations (and an answer)."""
-    from pipeline.rag import RagSettings, build_context
+    from pipeline.rag import RagSettings
+
+    settings = RagSettings.from_cfg(service.config.rag)
+    k = body.k or settings.candidates
+    # Logged as mode `rag:<retrieval mode>`; its results are the cited records, which
+    # POST /judgments can then grade by the response's query_id.
+    with logged_query(
+        service, principal, body.question, body.filters, f"rag:{settings.mode}", k
+    ) as log:
+        out = _rag(body, principal, service, settings)
+        log.rids = [c["rid"] for c in out["citations"]]
+    out["query_id"] = log.query_id
+    return out
+
+
+def _rag(body: RagRequest, principal: Reader, service: Service, settings: Any) -> dict[str, Any]:
+    from pipeline.rag import build_context
     from pipeline.rag.generate import GeneratorError, generate
     from pipeline.search.filters import parse_filter
 
-    settings = RagSettings.from_cfg(service.config.rag)
     conditions = tuple(parse_filter(f) for f in body.filters)
     searcher = service.searcher()
     if searcher is None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, HTTPException
 
-from pipeline.api import errors
 from pipeline.api.deps import Reader, Service
 from pipeline.api.models import SearchRequest, SearchResponse
+from pipeline.api.querylogged import logged_query
 from pipeline.api.routes import RESPONSES
-from pipeline.errors import NotFoundError, PipelineError
+from pipeline.errors import NotFoundError
 
 router = APIRouter(tags=["search"])
 
@@ -18,27 +16,12 @@ router = APIRouter(tags=["search"])
 @router.post("/search", response_model=SearchResponse, responses=RESPONSES)
 def search(body: SearchRequest, principal: Reader, service: Service) -> SearchResponse:
     """Vector, keyword or hybrid search, with filters, inside the key's scope."""
-    started = time.perf_counter()
-    status, rids, query_id = 200, [], None
-    try:
+    with logged_query(service, principal, body.text, body.filters, body.mode, body.k) as log:
         items = _search(body, principal, service)
-        rids = [item["rid"] for item in items]
-    except PipelineError as exc:
-        status = errors.status_of(exc)
-        raise
-    except HTTPException as exc:
-        status = exc.status_code
-        raise
-    except Exception:
-        status = 500
-        raise
-    finally:
-        took = (time.perf_counter() - started) * 1000
-        query_id = service.querylog.record(
-            principal.key_id, principal.name, body.text, body.filters, body.mode, body.k,
-            rids, took, status,
-        )  # fmt: skip
-    return SearchResponse(results=items, took_ms=took, mode=body.mode, k=body.k, query_id=query_id)
+        log.rids = [item["rid"] for item in items]
+    return SearchResponse(
+        results=items, took_ms=log.took_ms, mode=body.mode, k=body.k, query_id=log.query_id
+    )
 
 
 def _search(body: SearchRequest, principal: Reader, service: Service) -> list[dict]:
