@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.monitor",
     "pipeline.commands.retrieval",
     "pipeline.commands.rag",
+    "pipeline.commands.db",
 )
 
 
