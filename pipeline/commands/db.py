@@ -1,5 +1,5 @@
 """`pipeline db encrypt PATH`: encrypt an existing DuckDB file with PIPELINE_DB_KEY
-(docs/security.md)."""
+(docs/encryption.md)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 When `PIPELINE_DB_KEY` is set, every DuckDB file the pipeline opens is ATTACHed with
 DuckDB's own encryption (`ENCRYPTION_KEY`, AES-GCM), and every file it creates is
 encrypted; when it is unset, files are opened exactly as before (`duckdb.connect(path)`).
-What is and is not encrypted, and how to rotate or add a key: docs/security.md.
+What is and is not encrypted, and how to rotate or add a key: docs/encryption.md.
 
 The variable's name is fixed rather than configured: the files are opened by stages under
 DVC, the CLI, the service and its workers, some before any config is read, and a fixed
@@ -30,7 +30,7 @@ from pipeline.errors import UserInputError
 
 KEY_ENV = "PIPELINE_DB_KEY"
 INSECURE_WRITES_ENV = "PIPELINE_DB_INSECURE_WRITES"
-DOCS = "docs/security.md"
+DOCS = "docs/encryption.md"
 
 
 def db_key() -> str | None:
