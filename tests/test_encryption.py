@@ -22,7 +22,7 @@ from helpers.serve import build_index, build_store, start_serve, stop_process, w
 from test_dedup_stage import TINY, make_cfg, write_jsonl
 
 from pipeline.cli import main as cli_main
-from pipeline.errors import UserInputError
+from pipeline.errors import BusyError, UserInputError
 from pipeline.store import crypt
 from pipeline.store.db import connect, open_snapshot, snapshot_cursor
 from pipeline.store.erasure import copy_without_user, user_rows
@@ -120,6 +120,40 @@ def test_writing_without_a_secure_writer_is_refused(tmp_path: Path, keyed: str, 
         connect(path, read_only=False)
     assert info.value.exit_code == 2 and KEY not in str(info.value)
     assert not path.exists()  # refused before DuckDB created anything
+
+
+def test_an_encrypted_file_held_by_a_writer_is_busy_and_a_replaced_one_is_reread(
+    tmp_path: Path, keyed: str
+) -> None:
+    store = tmp_path / "store.duckdb"
+    _write(store)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pipeline.store.db import connect; "
+         f"c = connect({str(store)!r}, read_only=False); print('ok', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(BusyError, match="in use by another process"):
+            connect(store, read_only=False)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    old = open_snapshot(store)
+    new = tmp_path / "new.duckdb"
+    con = connect(new, read_only=False)
+    con.execute("CREATE TABLE records AS SELECT 'new' AS s")
+    con.close()
+    os.replace(new, store)  # publish by rename, as the dedup stage does
+    fresh = open_snapshot(store)
+    try:
+        assert snapshot_cursor(old).execute("SELECT count(*) FROM records").fetchone() == (500,)
+        assert snapshot_cursor(fresh).execute("SELECT s FROM records").fetchall() == [("new",)]
+    finally:
+        old.close()
+        fresh.close()
 
 
 def test_service_db_compaction_and_store_erasure_stay_encrypted(tmp_path: Path, keyed: str) -> None:
