@@ -227,6 +227,37 @@ def test_dedup_stage_and_cli_readers_on_an_encrypted_store(
         assert "Traceback" not in proc.stderr and KEY not in proc.stderr
 
 
+def test_erase_cli_on_encrypted_files_keeps_them_encrypted(tmp_path: Path, keyed: str, capsys):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.api.app import create_app
+    from pipeline.service.keys import create_key
+
+    config = build_store(tmp_path)
+    build_index(config)
+    params = write_params(config, tmp_path)
+    reader = create_key(config.paths.service_db, "reader")[0]
+    headers = {"Authorization": f"Bearer {reader}"}
+
+    def found(client: TestClient) -> list[str]:
+        body = {"text": "refund parcel", "mode": "keyword", "k": 10}
+        response = client.post("/search", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["results"]]
+
+    with TestClient(create_app(config)) as client:
+        assert "b1" in found(client)
+    assert cli_main(["erase", "--user-id", "bob", "--json", "--params", str(params)]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 2
+    for path in (config.paths.store, config.paths.service_db):
+        with pytest.raises(duckdb.Error, match="without a key"):
+            duckdb.connect(str(path), read_only=True)
+    with TestClient(create_app(config)) as client:
+        assert "b1" not in found(client)
+
+
 @pytest.mark.slow
 def test_service_searches_and_writes_feedback_on_encrypted_files(
     tmp_path: Path, keyed: str
