@@ -49,7 +49,7 @@ def attach(con: duckdb.DuckDBPyConnection, path: str | Path, alias: str, read_on
         params.append(key)
     suffix = f" ({', '.join(options)})" if options else ""
     try:
-        con.execute(f'ATTACH ? AS "{alias}"{suffix}', params)
+        con.execute(f"ATTACH ? AS {_quoted(alias)}{suffix}", params)
     except duckdb.Error as exc:
         explained = explain(exc, path)
         if explained is exc:
@@ -71,7 +71,7 @@ def open_encrypted(path: str | Path, read_only: bool) -> duckdb.DuckDBPyConnecti
         alias = f"{alias}_db"
     try:
         attach(con, path, alias, read_only)
-        con.execute(f'USE "{alias}"')
+        con.execute(f"USE {_quoted(alias)}")
     except BaseException:
         con.close()
         raise
@@ -95,6 +95,10 @@ def explain(exc: duckdb.Error, path: str | Path) -> Exception:
     if "read-only crypto module" in text:
         return UserInputError(_NO_WRITER.format(path=path, env=KEY_ENV, docs=DOCS))
     return exc
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def encrypt_scratch(con: duckdb.DuckDBPyConnection, where: str | Path) -> None:
