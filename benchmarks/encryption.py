@@ -9,7 +9,7 @@ Searcher (a Flat index of seeded vectors over records.parquet, so the encoder is
 timed), a filtered vector search with the filter cache cleared before every query (DuckDB
 evaluates the filter and fetches the hits each time), and the cold open of the store.
 Encrypted writes here use DuckDB's mbedTLS writer (PIPELINE_DB_INSECURE_WRITES=1: httpfs is
-not installed); OpenSSL's, with AES-NI, is expected to be no slower.
+not installed here); OpenSSL's writer, the one to use, is not measured.
 """
 
 from __future__ import annotations
