@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.monitor",
     "pipeline.commands.retrieval",
     "pipeline.commands.rag",
+    "pipeline.commands.db",
 )
 
 

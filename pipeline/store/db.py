@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import BusyError, NotFoundError
+from pipeline.store import crypt
 from pipeline.store.annotations import create_view
 
 # The store's tables first, then the annotated view of the in-memory database.
@@ -14,12 +15,15 @@ SEARCH_PATH = "SET search_path = 'store.main,memory.main'"
 
 
 def connect(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file; a missing file or a file locked by a writer raises a clear error."""
+    """Open a DuckDB file, encrypted when a key is set (pipeline/store/crypt.py); a missing
+    file, a file locked by a writer or a missing or wrong key raises a clear error."""
     path = Path(path)
     if read_only and not path.exists():
         raise NotFoundError(f"{path}: no store yet; run `dvc repro` (or `pipeline dedup`) first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if crypt.db_key() is not None:
+            return crypt.open_encrypted(path, read_only)
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
@@ -28,6 +32,11 @@ def connect(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnecti
                 "wait for it to finish and try again"
             ) from exc
         raise
+    except duckdb.Error as exc:  # an encrypted file opened without its key
+        explained = crypt.explain(exc, path)
+        if explained is exc:
+            raise
+        raise explained from exc
 
 
 def _holder(exc: Exception) -> str:
@@ -51,7 +60,11 @@ def open_snapshot(path: str | Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise NotFoundError(f"{path}: no store yet; run `dvc repro` (or `pipeline dedup`) first")
     con = duckdb.connect()
-    con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+    try:
+        crypt.attach(con, path, "store", read_only=True)
+    except BaseException:
+        con.close()
+        raise
     # The side files' columns (pipeline/store/annotations.py), in the private in-memory
     # database so that every cursor of this connection sees the view.
     create_view(con, path, "memory.main", "store.main.records")

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.store import crypt
 from pipeline.store.db import connect
 from pipeline.store.schema import DDL
 
@@ -51,7 +52,11 @@ def _attach(store: str | Path) -> duckdb.DuckDBPyConnection:
     # ATTACH to a private database: `connect(store)` could return this process's cached
     # instance of a store file that has since been replaced (a server keeps one open).
     con = duckdb.connect()
-    con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
+    try:
+        crypt.attach(con, store, "store", read_only=True)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -145,7 +150,7 @@ def _counts(con: duckdb.DuckDBPyConnection, user_id: str) -> StoreErasure:
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, src: str | Path, user_id: str, digest: str) -> None:
-    con.execute("ATTACH ? AS src (READ_ONLY)", [str(src)])
+    crypt.attach(con, src, "src", read_only=True)
     others = [t for t in ("duplicates", "filtered") if t in _tables(con, "src")]
     con.execute(
         "CREATE TEMP TABLE erased AS SELECT id FROM src.records WHERE user_id = $u"

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.io.atomic import fsync_dir
+from pipeline.store import crypt
 
 
 def queries_mentioning(
@@ -73,7 +74,7 @@ def compact_into_fresh_file(con: duckdb.DuckDBPyConnection, path: str | Path) ->
     source = con.execute("SELECT current_database()").fetchone()[0]
     con.execute("CHECKPOINT")  # nothing of the old file waits in a WAL
     try:
-        con.execute("ATTACH ? AS fresh", [str(tmp)])
+        crypt.attach(con, tmp, "fresh", read_only=False)  # encrypted as the old file was
         try:
             # Copies tables and sequences (at their current position), not free blocks.
             con.execute(f'COPY FROM DATABASE "{source}" TO fresh')

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from pipeline.dedup.corrections import CORRECTION_SCHEMA
 from pipeline.dedup.tables import PII_SCHEMA, PREFERENCE_SCHEMA, REJECTED_SCHEMA
 from pipeline.record import RECORD_SCHEMA
+from pipeline.store import crypt
 from pipeline.store.schema import DDL
 
 STAGED_SCHEMA = RECORD_SCHEMA.append(pa.field("idx", pa.int64()))
@@ -60,6 +61,7 @@ class Staging:
         self.memory_limit = memory_limit
         self.con = duckdb.connect()
         _configure(self.con, memory_limit, self.directory / "spill")
+        crypt.encrypt_scratch(self.con, self.directory)  # its spill holds every record
         for name, schema in _SCHEMAS.items():
             self.con.register("empty", schema.empty_table())
             self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
@@ -104,7 +106,7 @@ class Staging:
                                            "value": [v for _, v in rows]}))  # fmt: skip
         con.execute("CREATE OR REPLACE TABLE meta_rows AS SELECT * FROM incoming")
         con.unregister("incoming")
-        con.execute("ATTACH ? AS store", [str(path)])
+        crypt.attach(con, path, "store", read_only=False)  # encrypted when a key is set
         try:
             con.execute("USE store")
             for statement in DDL:
