@@ -219,7 +219,7 @@ def test_cli_filters_or_not_and_metadata(
         argv += [arg for f in filters for arg in ("--filter", f)]
         code = main([*argv, "--json", "--root", str(tmp_path)])
         out = capsys.readouterr()
-        return code, json.loads(out.out) if code == 0 else [], out.err
+        return code, json.loads(out.out)["results"] if code == 0 else [], out.err
 
     code, hits, _ = search("label=support OR origin=real")
     assert code == 0 and hits
