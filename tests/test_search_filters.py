@@ -57,6 +57,11 @@ def test_bad_filters_name_the_problem(text: str, needle: str) -> None:
 
 def test_condition_objects_validate_and_coerce() -> None:
     assert Condition("quality", "in", ("1", 2)).value == (1.0, 2.0)
+    # A scalar for `in` is one value, not a TypeError from iterating it.
+    assert Condition("quality", "in", 3).value == (3.0,)
+    assert Condition("label", "in", "support").value == ("support",)
+    with pytest.raises(UserInputError, match="at least one value"):
+        Condition("label", "in", [])
     with pytest.raises(UserInputError, match="unknown"):
         Condition("password", "=", "x")
 

@@ -68,7 +68,12 @@ class Condition:
                 f"filter {self.field}{self.op}: ranges apply only to {', '.join(RANGE_FIELDS)}"
             )
         if self.op == "in":
-            values = tuple(self.value) if not isinstance(self.value, str) else (self.value,)
+            scalar = isinstance(self.value, (str, bytes)) or not isinstance(
+                self.value, (list, tuple, set, frozenset)
+            )
+            values = (self.value,) if scalar else tuple(self.value)
+            if not values:
+                raise UserInputError(f"filter {self.field} in (): give at least one value")
             object.__setattr__(self, "value", tuple(_coerce(self.field, v) for v in values))
         else:
             object.__setattr__(self, "value", _coerce(self.field, self.value))
