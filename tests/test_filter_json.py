@@ -170,3 +170,13 @@ def test_no_json_object_gets_past_as_anything_but_a_clear_error():
         except UserInputError:
             pass
     assert compiled > 50  # the generator also makes valid filters: both paths ran
+
+
+def test_the_openapi_schema_offers_both_forms(served):
+    client, _, _ = served
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for body in ("SearchRequest", "RagRequest"):
+        filters = schemas[body]["properties"]["filters"]
+        kinds = [item["type"] for item in filters["items"]["anyOf"]]
+        assert kinds == ["string", "object"], body
+        assert filters["maxItems"] >= 1

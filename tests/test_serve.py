@@ -97,6 +97,15 @@ def test_health_needs_no_key(served):
     assert body == {"status": "ok", "index": True, "store": True, "detail": None}
 
 
+def test_predict_with_no_model_is_a_503_that_says_so_and_search_still_works(shared):
+    client, keys, _ = shared
+    h = _auth(keys["reader"])
+    response = client.post("/predict", json={"text": "refund parcel"}, headers=h)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("no model to serve: ")
+    assert client.post("/search", json={"text": "refund", "mode": "keyword"}, headers=h).is_success
+
+
 def test_search_filters_and_validation(served):
     client, keys, _ = served
     h = _auth(keys["reader"])

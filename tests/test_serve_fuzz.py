@@ -31,6 +31,10 @@ def test_no_input_gives_a_server_error(tmp_path):
         def fuzz(case):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
             response = case.call()
+            if response.status_code == 503 and "no model to serve" in response.text:
+                # This store has no champion: /predict says so (test_predict.py serves one).
+                assert case.path.startswith("/predict"), case.path
+                return
             case.validate_response(response, checks=[not_a_server_error])
 
         fuzz()

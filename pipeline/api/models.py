@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_serializer,
     model_validator,
 )
@@ -30,7 +31,29 @@ RecordId = Annotated[str, StringConstraints(min_length=1, max_length=limits.RECO
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=limits.USER_ID_MAX)]
 ScopeValue = Annotated[str, StringConstraints(min_length=1, max_length=limits.SCOPE_VALUE_MAX)]
 # Filter strings, or objects in the JSON form compiled to their strings (api/filter_json.py).
-Filters = Annotated[list[FilterText], BeforeValidator(compile_filters)]
+# The schema says both forms, so /docs and generated clients do not reject the JSON form.
+_FILTER_OBJECT = {
+    "type": "object",
+    "description": 'a condition {"field": ..., "op": ..., "value": ...} or a group '
+    '{"and": [...]}, {"or": [...]}, {"not": {...}} of such objects',
+    "minProperties": 1,
+}
+Filters = Annotated[
+    list[FilterText],
+    BeforeValidator(compile_filters),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": limits.FILTERS_MAX,
+            "items": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1, "maxLength": limits.FILTER_MAX},
+                    _FILTER_OBJECT,
+                ]
+            },
+        }
+    ),
+]
 
 
 class _Strict(BaseModel):
