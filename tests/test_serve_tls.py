@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pair: certs.TlsFiles) -> It
     params = tls_params(write_params(config, root), pair.cert, pair.key)
     key = create_key(config.paths.service_db, "reader", "tls-app")[0]
     cmd = [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"]
-    proc, url, log = start_uvicorn(cmd, root, root / "server.log", "the TLS server", timeout=120)
+    proc, url, _ = start_uvicorn(cmd, root, root / "server.log", "the TLS server", timeout=120)
     try:
         yield url, key
     finally:
@@ -56,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pair: certs.TlsFiles) -> It
 def test_a_client_with_the_ca_gets_through_and_one_without_it_is_refused(
     server, pair: certs.TlsFiles
 ) -> None:
-    url, key = server
+    url, _ = server
     assert url.startswith("https://127.0.0.1:")
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{url}/health", verify=client_context(), timeout=30)

@@ -38,7 +38,8 @@ class ServeSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
         names = {f.name for f in fields(cls)} - {"tls"}
-        return cls(**{k: cfg[k] for k in names if k in cfg}, tls=TlsSettings.from_cfg(cfg.get("tls")))
+        tls = TlsSettings.from_cfg(cfg.get("tls"))
+        return cls(**{k: cfg[k] for k in names if k in cfg}, tls=tls)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,13 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.io.atomic import write_durably
+
+if TYPE_CHECKING:  # cryptography loads only when a certificate is made or read
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what browsers accept for a server certificate
@@ -62,7 +67,7 @@ def _current(found: TlsFiles, hosts: tuple[str, ...]) -> bool:
     )
 
 
-def _san(host: str):  # noqa: ANN202 - a cryptography GeneralName
+def _san(host: str) -> x509.GeneralName:
     from cryptography import x509
 
     try:
@@ -112,7 +117,10 @@ def make(out: TlsFiles, hosts: tuple[str, ...]) -> None:
     write_durably(out.ca, ca.public_bytes(pem))
 
 
-def _builder(subject, issuer, public_key, now: dt.datetime, days: int):  # noqa: ANN001, ANN202
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+    now: dt.datetime, days: int,
+) -> x509.CertificateBuilder:  # fmt: skip
     from cryptography import x509
 
     return (
@@ -126,7 +134,7 @@ def _builder(subject, issuer, public_key, now: dt.datetime, days: int):  # noqa:
     )
 
 
-def _usage(cert_sign: bool):  # noqa: ANN202
+def _usage(cert_sign: bool) -> x509.KeyUsage:
     from cryptography import x509
 
     return x509.KeyUsage(
