@@ -19,7 +19,9 @@ from pipeline.service.tls import TlsSettings, client_context
 from pipeline.stack import postgres
 from pipeline.stack.settings import StackSettings
 
-START_TIMEOUT = 120.0  # MLflow migrates an empty database on first start
+# MLflow migrates an empty database on first start, and its import alone takes minutes on a
+# loaded machine (2 cores, load 14: over 120 s).
+START_TIMEOUT = 300.0
 
 
 def _bin(name: str) -> str:
