@@ -4,6 +4,8 @@ only the system's roots is refused; a bad file is exit 2 before anything listens
 
 from __future__ import annotations
 
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,8 +64,15 @@ def test_a_client_with_the_ca_gets_through_and_one_without_it_is_refused(
         httpx.get(f"{url}/health", verify=client_context(), timeout=30)
     reply = httpx.get(f"{url}/health", verify=client_context(pair.ca), timeout=30)
     assert reply.status_code == 200 and reply.json()["status"] == "ok"
-    # The certificate names 127.0.0.1 and localhost: verification checks the name too.
+    # The server presents the configured certificate, not some other one the CA signed.
     port = url.rsplit(":", 1)[1]
+    with (
+        socket.create_connection(("127.0.0.1", int(port)), timeout=30) as raw,
+        client_context(pair.ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        presented = tls.getpeercert(binary_form=True)
+    assert presented == ssl.PEM_cert_to_DER_cert(pair.cert.read_text())
+    # The certificate names 127.0.0.1 and localhost: verification checks the name too.
     assert httpx.get(f"https://localhost:{port}/health", verify=client_context(pair.ca)).is_success
     # Plain HTTP is not served on the TLS port.
     with pytest.raises(httpx.HTTPError):
@@ -79,15 +88,19 @@ def test_the_retrievers_http_source_verifies_against_the_ca(server, pair) -> Non
         HttpSource(url, key).hits("reset my password", 3, "keyword", [])
 
 
-@pytest.mark.slow  # a CLI process
-def test_a_missing_certificate_file_is_exit_2_naming_it(tmp_path: Path, pair) -> None:
+@pytest.mark.slow  # CLI processes
+@pytest.mark.parametrize("missing", ["cert", "key"])
+def test_a_missing_file_is_exit_2_naming_it(tmp_path: Path, pair, missing: str) -> None:
     config = build_store(tmp_path)
-    params = tls_params(write_params(config, tmp_path), "nope.pem", pair.key)  # under the root
+    files = {"cert": str(pair.cert), "key": str(pair.key), missing: f"nope/{missing}.pem"}
+    params = tls_params(write_params(config, tmp_path), files["cert"], files["key"])
     cmd = [sys.executable, "-m", "pipeline", "serve", "--params", str(params), "--port", "0"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "serve.tls.cert nope.pem: cannot read it" in done.stderr  # relative to --root
-    assert "Uvicorn running" not in done.stderr
+    # The setting and the path, relative to the project root (the working directory here).
+    expected = f"serve.tls.{missing} nope/{missing}.pem: cannot read it (No such file"
+    assert expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -103,6 +116,25 @@ def test_a_bad_pair_is_a_clear_error(pair, cert: str, key: str, message: str) ->
     paths = {"cert": str(pair.cert), "key": str(pair.key), "ca": str(pair.ca), "": ""}
     with pytest.raises(UserInputError, match=message):
         TlsSettings(paths[cert], paths[key]).check()
+
+
+def test_an_encrypted_key_is_refused_without_asking_for_a_passphrase(tmp_path: Path, pair) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    with pytest.raises(UserInputError, match=rf"serve.tls.key {locked}: .* encrypted"):
+        TlsSettings(str(pair.cert), str(locked)).check()
+    # The stack names its own settings.
+    with pytest.raises(UserInputError, match=rf"STACK_TLS_KEY {locked}: .* encrypted"):
+        TlsSettings(str(pair.cert), str(locked)).check(("STACK_TLS_CERT", "STACK_TLS_KEY"))
 
 
 def test_relative_paths_are_under_the_project_root(tmp_path: Path) -> None:

@@ -36,32 +36,43 @@ class TlsSettings:
         """Relative paths resolved against the project root, as the other paths are."""
         return TlsSettings(*(str(root / p) if p else "" for p in (self.cert, self.key)))
 
-    def check(self) -> None:
-        """Fail (exit 2) unless both files are readable PEM and the key matches the cert.
+    def check(self, names: tuple[str, str] = ("serve.tls.cert", "serve.tls.key")) -> None:
+        """Fail (exit 2) unless both files are readable PEM and the key matches the cert;
+        `names` are the settings the paths came from, for the message.
 
         Checked before uvicorn starts: its own failure is a traceback from deep in a worker."""
         if not self.enabled:
             return
         if not (self.cert and self.key):
-            missing = "serve.tls.key" if self.cert else "serve.tls.cert"
-            raise UserInputError(f"serve.tls: {missing} is empty; set both cert and key or neither")
-        for name, path in (("serve.tls.cert", self.cert), ("serve.tls.key", self.key)):
+            missing = names[1] if self.cert else names[0]
+            raise UserInputError(f"{missing} is empty; set both {' and '.join(names)} or neither")
+        for name, path in zip(names, (self.cert, self.key), strict=True):
             try:
                 Path(path).open("rb").close()
             except OSError as exc:
                 raise UserInputError(f"{name} {path}: cannot read it ({exc.strerror})") from exc
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(self.cert, self.key)
+        try:  # an encrypted key would make OpenSSL ask for its passphrase on the terminal
+            context.load_cert_chain(
+                self.cert, self.key, password=lambda: _encrypted(names[1], self.key)
+            )
         except ssl.SSLError as exc:
             raise UserInputError(
-                f"serve.tls: {self.cert} and {self.key} are not a PEM certificate chain and "
-                f"its private key ({exc.reason or exc})"
+                f"{names[0]} {self.cert} and {names[1]} {self.key} are not a PEM certificate "
+                f"chain and its private key ({exc.reason or exc})"
             ) from exc
 
     def uvicorn_options(self) -> dict[str, str]:
         """uvicorn.run's keyword arguments for these files (none for plain HTTP)."""
         return {"ssl_certfile": self.cert, "ssl_keyfile": self.key} if self.enabled else {}
+
+
+def _encrypted(name: str, path: str) -> str:
+    """load_cert_chain's passphrase callback: OpenSSL would otherwise prompt on the terminal."""
+    raise UserInputError(
+        f"{name} {path}: the private key is encrypted; the server reads an unencrypted PEM key "
+        "(keep the file mode 600)"
+    )
 
 
 def client_context(ca: str | Path | None = None) -> ssl.SSLContext:

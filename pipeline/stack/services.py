@@ -132,7 +132,12 @@ def start_mlflow(s: StackSettings) -> None:
 
 def check_tls(s: StackSettings) -> None:
     """The certificate and key load as a pair (exit 2 naming them), before a server starts."""
-    TlsSettings(str(s.tls.cert), str(s.tls.key)).check()
+    names = (
+        ("STACK_TLS_CERT", "STACK_TLS_KEY")
+        if not s.tls_own
+        else ("the stack's certificate", "the stack's key")
+    )
+    TlsSettings(str(s.tls.cert), str(s.tls.key)).check(names)
     client_context(s.tls.ca)
 
 
