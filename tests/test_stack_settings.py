@@ -18,7 +18,8 @@ from pipeline.tracking import TrackingSettings
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("STACK_ADMIN_PASSWORD", "STACK_DB_PASSWORD", "STACK_SECRET_KEY", "STACK_USERS_FILE")
     tls = ("STACK_TLS_CA", "STACK_TLS_CERT", "STACK_TLS_KEY")
-    for name in (*names, *tls, "STACK_PG_PORT", "STACK_DIR", "MLFLOW_TRACKING_URI"):
+    mlflow = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+    for name in (*names, *tls, *mlflow, "STACK_PG_PORT", "STACK_DIR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -68,6 +69,17 @@ def test_tracking_server_takes_the_uri_from_the_environment(tmp_path: Path, monk
     assert tracking.artifact_location(tmp_path) is None  # the server stores artifacts
     # No local artifact store is named after the `env:` placeholder.
     assert ServicePaths.from_cfg({}, dict(cfg.tracking)).mlruns == Path("mlruns")
+
+
+def test_a_missing_ca_file_for_an_https_server_is_named(tmp_path: Path, monkeypatch) -> None:
+    tracking = TrackingSettings.from_cfg(compose(["tracking=server"]).tracking)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "gone" / "ca.pem"))
+    with pytest.raises(UserInputError, match=rf"SERVER_CERT_PATH {tmp_path}/gone/ca.pem: no such"):
+        tracking.resolved_uri(tmp_path)
+    (tmp_path / "ca.pem").write_text("a CA", encoding="utf-8")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "ca.pem"))
+    assert tracking.resolved_uri(tmp_path) == "https://127.0.0.1:5000"
 
 
 def test_tracking_server_is_an_override_of_params(repo_root: Path) -> None:
