@@ -4,6 +4,7 @@ only the system's roots is refused; a bad file is exit 2 before anything listens
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -21,6 +22,8 @@ from pipeline.integrations.source import HttpSource
 from pipeline.service.keys import create_key
 from pipeline.service.tls import TlsSettings, client_context
 from pipeline.stack import certs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def tls_params(params: Path, cert: Path | str, key: Path | str) -> Path:
@@ -86,6 +89,24 @@ def test_the_retrievers_http_source_verifies_against_the_ca(server, pair) -> Non
     assert hits and hits[0]["id"] == "a1"
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         HttpSource(url, key).hits("reset my password", 3, "keyword", [])
+
+
+@pytest.mark.slow  # a CLI process
+def test_an_untrusted_tracking_server_is_exit_2_saying_which_ca_to_give(
+    server, tmp_path: Path
+) -> None:
+    """MLflow's client against an https server whose CA it was not given: the handshake
+    fails before any HTTP (so this server stands for the team's MLflow), and the command
+    says what to export instead of MLflow's traceback."""
+    url, _ = server
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    env.pop("MLFLOW_TRACKING_SERVER_CERT_PATH", None)
+    cmd = [sys.executable, "-m", "pipeline", "runs", "--root", str(REPO_ROOT),
+           "-S", "tracking=server"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"error: {url}: its TLS certificate did not verify" in done.stderr
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.slow  # CLI processes
