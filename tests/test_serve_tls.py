@@ -158,6 +158,13 @@ def test_an_encrypted_key_is_refused_without_asking_for_a_passphrase(tmp_path: P
         TlsSettings(str(pair.cert), str(locked)).check(("STACK_TLS_CERT", "STACK_TLS_KEY"))
 
 
+def test_a_tls_section_that_is_not_cert_and_key_is_refused() -> None:
+    with pytest.raises(UserInputError, match=r"unknown key\(s\) \['certificate'\]"):
+        TlsSettings.from_cfg({"certificate": "a.pem"})
+    with pytest.raises(UserInputError, match=r"serve\.tls: 'on'; expected a mapping"):
+        TlsSettings.from_cfg("on")  # type: ignore[arg-type]
+
+
 def test_relative_paths_are_under_the_project_root(tmp_path: Path) -> None:
     tls = TlsSettings("tls/server.pem", "/etc/abs.key").under(tmp_path)
     assert tls == TlsSettings(str(tmp_path / "tls/server.pem"), "/etc/abs.key")

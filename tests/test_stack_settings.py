@@ -100,6 +100,10 @@ def test_tls_files_are_the_stacks_own_unless_all_three_are_given(
     monkeypatch.setenv("STACK_TLS_KEY", "/etc/team/server.key")
     given = settings.load(tmp_path)
     assert not given.tls_own and given.tls.key == Path("/etc/team/server.key")
+    # A relative path is made absolute: `stack env` prints it for clients elsewhere.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STACK_TLS_CA", "team/ca.pem")
+    assert settings.load(tmp_path).tls.ca == tmp_path.resolve() / "team" / "ca.pem"
 
 
 def test_env_exports_the_ca_for_mlflows_client(tmp_path: Path, capsys) -> None:

@@ -23,6 +23,8 @@ class TlsSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> TlsSettings:
         cfg = cfg or {}
+        if not isinstance(cfg, Mapping):
+            raise UserInputError(f"serve.tls: {cfg!r}; expected a mapping with cert and key")
         unknown = sorted(set(cfg) - {"cert", "key"})
         if unknown:
             raise UserInputError(f"serve.tls: unknown key(s) {unknown}; expected cert and key")

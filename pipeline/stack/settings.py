@@ -119,7 +119,12 @@ def load(root: Path | None = None, create: bool = False) -> StackSettings:
     given = {k: value(f"STACK_TLS_{k.upper()}") for k in ("ca", "cert", "key")}
     if any(given.values()) and not all(given.values()):
         raise UserInputError("STACK_TLS_CA, STACK_TLS_CERT and STACK_TLS_KEY: set all or none")
-    tls = TlsFiles(**{k: Path(v) for k, v in given.items()}) if all(given.values()) else None
+    # Absolute: `stack env` and `stack remote` hand these paths to clients in other directories.
+    tls = (
+        TlsFiles(**{k: Path(v).expanduser().resolve() for k, v in given.items()})
+        if all(given.values())
+        else None
+    )
     return StackSettings(
         root=root,
         host=value("STACK_HOST", "127.0.0.1"),
