@@ -98,6 +98,34 @@ def _exports(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def test_a_tracked_run_and_pipeline_runs_over_tls(stack, tmp_path: Path, monkeypatch) -> None:
+    """The pipeline's tracking=server config on the stack's HTTPS MLflow, with the CA that
+    `stack env` exports: a stage's run (the retrieval stage's logger) is written, and
+    `pipeline runs` lists it; without the CA, `pipeline runs` is exit 2 naming the server."""
+    from pipeline.config import compose
+    from pipeline.retrieval.tracking import log_run
+
+    env_cmd = [sys.executable, "-m", "pipeline.stack", "env", "--user", ALICE[0]]
+    exports = _exports(_sh(env_cmd, REPO_ROOT, stack))
+    assert exports["MLFLOW_TRACKING_URI"].startswith("https://")
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    figures = {"queries": 2, "hybrid": {"recall@10": 0.5, "ndcg@10": 0.25}}
+    report = {"judged": figures, "bootstrap": figures, "latency_ms": {}, "seconds": 0.5}
+    run_id = log_run(compose(["tracking=server"]), tmp_path, report, {"fusion": "rrf"})
+
+    runs = [sys.executable, "-m", "pipeline", "runs", "--kind", "retrieval", "--json",
+            "--root", str(REPO_ROOT), "-S", "tracking=server"]  # fmt: skip
+    listed = _sh(runs, tmp_path, {**stack, **exports})
+    assert run_id in listed, listed  # --json: the full run id
+    without = {**stack, **exports, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    del without["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    done = subprocess.run(runs, cwd=tmp_path, env=without, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"{exports['MLFLOW_TRACKING_URI']}: its TLS certificate did not verify" in done.stderr
+
+
 def _clone_of_this_tree(dest: Path, env: dict[str, str]) -> None:
     """A git repository holding this working tree's tracked and new (not ignored) files."""
     listed = subprocess.run(
