@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -78,6 +79,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        hint = untrusted_certificate(exc)
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+
+
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """A one-line error for a TLS server whose certificate did not verify, wherever in the
+    chain it was raised (MLflow's client wraps it in its own exception); None otherwise."""
+    seen: BaseException | None = exc
+    for _ in range(20):  # a chain, bounded
+        if seen is None:
+            break
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            found = re.search(r"https://[^/\s'\"]+", str(seen))
+            where = found.group(0) if found else "a server"
+            return (
+                f"{where}: its TLS certificate did not verify against the trusted CAs "
+                "(CERTIFICATE_VERIFY_FAILED); for the team's MLflow, export "
+                "MLFLOW_TRACKING_SERVER_CERT_PATH=<its CA> "
+                '(`eval "$(python -m pipeline.stack env)"`, docs/team.md#tls)'
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import yaml
 from pipeline.errors import UserInputError
 
 _SQLITE = "sqlite:///"
+CA_ENV = "MLFLOW_TRACKING_SERVER_CERT_PATH"  # the CA MLflow's client verifies the server with
 _ENV = "env:"  # tracking=server: `env:MLFLOW_TRACKING_URI`, the URI is the environment's
 DESCRIPTION = "mlflow.note.content"  # the tag MLflow shows as a run's or experiment's description
 TIME = "time."  # every timing metric, so the quality charts are not mixed with durations
@@ -53,11 +54,11 @@ class TrackingSettings:
                     f"tracking.uri is {self.uri!r} but ${name} is not set: export the server's "
                     'URI and login (`eval "$(python -m pipeline.stack env)"`, docs/team.md)'
                 )
-            return value
+            return _checked(value)
         if self.uri.startswith(_SQLITE) and not self.uri[len(_SQLITE) :].startswith("/"):
             project = Path(os.environ.get("DVC_ROOT") or root)
             return _SQLITE + str((project / self.uri[len(_SQLITE) :]).resolve())
-        return self.uri
+        return _checked(self.uri)
 
     @property
     def curation_experiment(self) -> str:
@@ -70,6 +71,18 @@ class TrackingSettings:
         if uri.startswith(_SQLITE):
             return (Path(uri[len(_SQLITE) :]).parent / "mlruns").as_uri()
         return None
+
+
+def _checked(uri: str) -> str:
+    """`uri`, once the CA MLflow's client verifies an https server against, when one is
+    named, is a file: MLflow's client would otherwise retry, then fail deep in requests."""
+    ca = os.environ.get(CA_ENV, "").strip()
+    if uri.startswith("https://") and ca and not Path(ca).is_file():
+        raise UserInputError(
+            f"${CA_ENV} {ca}: no such file; the tracking server's CA certificate "
+            "(`python -m pipeline.stack env` prints it, docs/team.md#tls)"
+        )
+    return uri
 
 
 def git_commit(root: Path) -> str:

@@ -174,6 +174,7 @@ def build_serve(cfg: Any, tmp_path: Path) -> None:
     from pipeline.service.settings import ServeSettings
 
     carries(ServeSettings.from_cfg(cfg.serve), cfg.serve)
+    carries(ServeSettings.from_cfg(cfg.serve).tls, cfg.serve.tls)
 
 
 def build_sweep(cfg: Any, tmp_path: Path) -> None:

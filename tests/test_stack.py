@@ -1,12 +1,14 @@
 """A team's stack, for real: `python -m pipeline.stack up` starts PostgreSQL, MLflow (basic
 auth, proxied artifacts) and the WebDAV DVC remote; the whole pipeline, `pipeline runs`, the
 champion alias and the search service work with `tracking=server`; `dvc push` from one clone
-and `dvc pull` into a clean second clone reproduce every stage output."""
+and `dvc pull` into a clean second clone reproduce every stage output. Every server speaks
+TLS with the stack's own CA: clients given it get through, a client without it is refused."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import httpx
 import pytest
 from helpers.wait import wait_until
 
+from pipeline.service.tls import client_context
 from pipeline.stack import postgres
 
 pytestmark = pytest.mark.slow
@@ -74,12 +77,53 @@ def test_up_is_idempotent_and_status_reports_every_server(stack) -> None:
     status = _sh([*stack_cmd, "status"], REPO_ROOT, stack)
     assert status.count("running") == 3, status
     assert "stack up" in again
-    # Basic auth: no login, no runs; a wrong password neither.
-    url = f"http://127.0.0.1:{stack['STACK_MLFLOW_PORT']}/api/2.0/mlflow/experiments/search"
+    ca = client_context(Path(stack["STACK_DIR"]) / "tls" / "ca.pem")
+    url = f"https://127.0.0.1:{stack['STACK_MLFLOW_PORT']}/api/2.0/mlflow/experiments/search"
+    dav = f"https://127.0.0.1:{stack['STACK_DAV_PORT']}/"
+    # TLS: a client that trusts only the system's roots is refused by both servers.
+    for server in (url, dav):
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(server, verify=client_context(), timeout=60)
+    # Basic auth, verified against the stack's CA: no login, no runs; a wrong password neither.
     for login, code in ((None, 401), ((ALICE[0], "wrong"), 401), (ALICE, 200)):
-        assert httpx.get(url, params={"max_results": 1}, auth=login, timeout=60).status_code == code
-    dav = f"http://127.0.0.1:{stack['STACK_DAV_PORT']}/"
-    assert httpx.request("PROPFIND", dav, headers={"Depth": "0"}, timeout=60).status_code == 401
+        reply = httpx.get(url, params={"max_results": 1}, auth=login, timeout=60, verify=ca)
+        assert reply.status_code == code
+    propfind = httpx.request("PROPFIND", dav, headers={"Depth": "0"}, timeout=60, verify=ca)
+    assert propfind.status_code == 401
+
+
+def _exports(text: str) -> dict[str, str]:
+    """The `export KEY=VALUE` lines `python -m pipeline.stack env` prints."""
+    pairs = (shlex.split(line)[1].split("=", 1) for line in text.splitlines() if line)
+    return dict(pairs)
+
+
+def test_a_tracked_run_and_pipeline_runs_over_tls(stack, tmp_path: Path, monkeypatch) -> None:
+    """The pipeline's tracking=server config on the stack's HTTPS MLflow, with the CA that
+    `stack env` exports: a stage's run (the retrieval stage's logger) is written, and
+    `pipeline runs` lists it; without the CA, `pipeline runs` is exit 2 naming the server."""
+    from pipeline.config import compose
+    from pipeline.retrieval.tracking import log_run
+
+    env_cmd = [sys.executable, "-m", "pipeline.stack", "env", "--user", ALICE[0]]
+    exports = _exports(_sh(env_cmd, REPO_ROOT, stack))
+    assert exports["MLFLOW_TRACKING_URI"].startswith("https://")
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    figures = {"queries": 2, "hybrid": {"recall@10": 0.5, "ndcg@10": 0.25}}
+    report = {"judged": figures, "bootstrap": figures, "latency_ms": {}, "seconds": 0.5}
+    run_id = log_run(compose(["tracking=server"]), tmp_path, report, {"fusion": "rrf"})
+
+    runs = [sys.executable, "-m", "pipeline", "runs", "--kind", "retrieval", "--json",
+            "--root", str(REPO_ROOT), "-S", "tracking=server"]  # fmt: skip
+    listed = _sh(runs, tmp_path, {**stack, **exports})
+    assert run_id in listed, listed  # --json: the full run id
+    without = {**stack, **exports, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    del without["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    done = subprocess.run(runs, cwd=tmp_path, env=without, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"{exports['MLFLOW_TRACKING_URI']}: its TLS certificate did not verify" in done.stderr
 
 
 def _clone_of_this_tree(dest: Path, env: dict[str, str]) -> None:
@@ -112,11 +156,14 @@ def _outputs(work: Path) -> dict[str, str]:
 def test_the_pipeline_on_the_team_server_and_the_shared_remote(
     stack, tmp_path, monkeypatch
 ) -> None:
+    exports = _exports(_sh([sys.executable, "-m", "pipeline.stack", "env", "--user", ALICE[0]],
+                           REPO_ROOT, stack))  # fmt: skip
+    assert exports["MLFLOW_TRACKING_URI"] == f"https://127.0.0.1:{stack['STACK_MLFLOW_PORT']}"
+    assert exports["MLFLOW_TRACKING_USERNAME"] == ALICE[0]
+    assert Path(exports["MLFLOW_TRACKING_SERVER_CERT_PATH"]).name == "ca.pem"
     env = {
         **stack,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack['STACK_MLFLOW_PORT']}",
-        "MLFLOW_TRACKING_USERNAME": ALICE[0],
-        "MLFLOW_TRACKING_PASSWORD": ALICE[1],
+        **exports,
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
     }  # fmt: skip
@@ -136,18 +183,19 @@ def test_the_pipeline_on_the_team_server_and_the_shared_remote(
     assert runs, "pipeline runs listed no model run"
     from mlflow import MlflowClient
 
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.setenv(name, env[name])  # the login MLflow's client reads
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)  # the login and the CA MLflow's client reads
     client = MlflowClient(env["MLFLOW_TRACKING_URI"], env["MLFLOW_TRACKING_URI"])
     champion = client.get_model_version_by_alias("prompt-classifier", "champion")
     assert champion.run_id in json.dumps(runs)
 
-    _serve_health(first, env)
+    _serve_health(first, env, Path(stack["STACK_DIR"]) / "tls")
 
     # The shared remote: push from this clone, pull into a clean clone of its git history.
     _sh(["git", "add", "-A"], first, env)
     _sh(["git", "commit", "-qm", "pipeline outputs"], first, env)
     _sh([*py, "pipeline.stack", "remote", "--user", ALICE[0]], first, env)
+    assert "ssl_verify" in (first / ".dvc" / "config.local").read_text()
     _sh(["dvc", "push"], first, env)
     second = tmp_path / "second"
     _sh(["git", "clone", "-q", str(first), str(second)], tmp_path, env)
@@ -158,18 +206,21 @@ def test_the_pipeline_on_the_team_server_and_the_shared_remote(
     assert "Data and pipelines are up to date." in _sh(["dvc", "status"], second, env)
 
 
-def _serve_health(work: Path, env: dict[str, str]) -> None:
-    """The search service starts on the server-tracked project and reports ready."""
+def _serve_health(work: Path, env: dict[str, str], tls: Path) -> None:
+    """The search service starts on the server-tracked project, over TLS with the stack's
+    pair (`serve.tls`), and reports ready to a client that verifies against the CA."""
     port = _free_port()
     log = (work / "serve.log").open("w")
-    proc = subprocess.Popen(["pipeline", "serve", "--port", str(port)], cwd=work, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    pair = [f"serve.tls.cert={tls / 'server.pem'}", f"serve.tls.key={tls / 'server.key'}"]
+    cmd = ["pipeline", "serve", "--port", str(port), "-S", pair[0], "-S", pair[1]]
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    ca = client_context(tls / "ca.pem")
     try:
 
         def ready() -> dict | None:
             assert proc.poll() is None, (work / "serve.log").read_text()[-2000:]
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+                return httpx.get(f"https://127.0.0.1:{port}/health", timeout=30, verify=ca).json()
             except httpx.HTTPError:
                 return None
 

@@ -17,7 +17,9 @@ from pipeline.tracking import TrackingSettings
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("STACK_ADMIN_PASSWORD", "STACK_DB_PASSWORD", "STACK_SECRET_KEY", "STACK_USERS_FILE")
-    for name in (*names, "STACK_PG_PORT", "STACK_DIR", "MLFLOW_TRACKING_URI"):
+    tls = ("STACK_TLS_CA", "STACK_TLS_CERT", "STACK_TLS_KEY")
+    mlflow = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+    for name in (*names, *tls, *mlflow, "STACK_PG_PORT", "STACK_DIR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -69,6 +71,47 @@ def test_tracking_server_takes_the_uri_from_the_environment(tmp_path: Path, monk
     assert ServicePaths.from_cfg({}, dict(cfg.tracking)).mlruns == Path("mlruns")
 
 
+def test_a_missing_ca_file_for_an_https_server_is_named(tmp_path: Path, monkeypatch) -> None:
+    tracking = TrackingSettings.from_cfg(compose(["tracking=server"]).tracking)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "gone" / "ca.pem"))
+    with pytest.raises(UserInputError, match=rf"SERVER_CERT_PATH {tmp_path}/gone/ca.pem: no such"):
+        tracking.resolved_uri(tmp_path)
+    (tmp_path / "ca.pem").write_text("a CA", encoding="utf-8")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "ca.pem"))
+    assert tracking.resolved_uri(tmp_path) == "https://127.0.0.1:5000"
+
+
 def test_tracking_server_is_an_override_of_params(repo_root: Path) -> None:
     cfg = load_params(repo_root / "params.yaml", ["tracking=server"])
     assert cfg.tracking.uri == "env:MLFLOW_TRACKING_URI"
+
+
+def test_tls_files_are_the_stacks_own_unless_all_three_are_given(
+    tmp_path: Path, monkeypatch
+) -> None:
+    own = settings.load(tmp_path)
+    assert own.tls_own and own.tls.ca == tmp_path.resolve() / "tls" / "ca.pem"
+    assert own.tracking_uri.startswith("https://") and own.remote_url.startswith("webdavs://")
+    monkeypatch.setenv("STACK_TLS_CA", "/etc/team/ca.pem")
+    with pytest.raises(UserInputError, match="STACK_TLS_CA, STACK_TLS_CERT and STACK_TLS_KEY"):
+        settings.load(tmp_path)
+    monkeypatch.setenv("STACK_TLS_CERT", "/etc/team/server.pem")
+    monkeypatch.setenv("STACK_TLS_KEY", "/etc/team/server.key")
+    given = settings.load(tmp_path)
+    assert not given.tls_own and given.tls.key == Path("/etc/team/server.key")
+    # A relative path is made absolute: `stack env` prints it for clients elsewhere.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STACK_TLS_CA", "team/ca.pem")
+    assert settings.load(tmp_path).tls.ca == tmp_path.resolve() / "team" / "ca.pem"
+
+
+def test_env_exports_the_ca_for_mlflows_client(tmp_path: Path, capsys) -> None:
+    from pipeline.stack.__main__ import env
+
+    env(settings.load(tmp_path, create=True), None)
+    printed = capsys.readouterr().out
+    assert (
+        f"export MLFLOW_TRACKING_SERVER_CERT_PATH={tmp_path.resolve() / 'tls' / 'ca.pem'}"
+        in printed
+    )

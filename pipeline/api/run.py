@@ -58,7 +58,10 @@ def serve(
         raise UserInputError(f"serve.port {port}: expected 0-65535")
     if workers < 1:
         raise UserInputError(f"serve.workers {workers}: expected at least 1")
+    tls = config.serve.tls.under(Path(root))
+    tls.check()  # a missing or mismatched file: exit 2 naming it, before uvicorn starts
     log_options = {"log_level": "info", "log_config": log_config()}  # URLs redacted in access log
+    log_options.update(tls.uvicorn_options())
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, **log_options)
         return

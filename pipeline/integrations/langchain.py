@@ -42,9 +42,12 @@ class PipelineRetriever(BaseRetriever):
         return cls(source=LocalSource.open(root, scope), **kwargs)
 
     @classmethod
-    def from_service(cls, url: str, key: str, **kwargs: Any) -> PipelineRetriever:
-        """Search the HTTP service with an API key (the key's scope applies)."""
-        return cls(source=HttpSource(url, key), **kwargs)
+    def from_service(
+        cls, url: str, key: str, ca: str | Path | None = None, **kwargs: Any
+    ) -> PipelineRetriever:
+        """Search the HTTP service with an API key (the key's scope applies); `ca` verifies
+        an https service's certificate (default: the system's roots)."""
+        return cls(source=HttpSource(url, key, ca=ca), **kwargs)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

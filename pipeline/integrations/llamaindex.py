@@ -43,9 +43,12 @@ class PipelineLlamaIndexRetriever(BaseRetriever):
         return cls(LocalSource.open(root, scope), **kwargs)
 
     @classmethod
-    def from_service(cls, url: str, key: str, **kwargs: Any) -> PipelineLlamaIndexRetriever:
-        """Search the HTTP service with an API key (the key's scope applies)."""
-        return cls(HttpSource(url, key), **kwargs)
+    def from_service(
+        cls, url: str, key: str, ca: str | Path | None = None, **kwargs: Any
+    ) -> PipelineLlamaIndexRetriever:
+        """Search the HTTP service with an API key (the key's scope applies); `ca` verifies
+        an https service's certificate (default: the system's roots)."""
+        return cls(HttpSource(url, key, ca=ca), **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         out = []

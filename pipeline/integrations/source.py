@@ -75,14 +75,26 @@ class LocalSource:
 class HttpSource:
     """Search the HTTP service (`POST /search`) with an API key; the key's scope applies."""
 
-    def __init__(self, url: str, key: str, timeout: float = 30.0, full_text: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        timeout: float = 30.0,
+        full_text: bool = True,
+        ca: str | Path | None = None,
+    ) -> None:
+        """`ca`: the PEM CA an https service's certificate must chain to (default: the
+        system's roots); the certificate is always verified (docs/serving.md#tls)."""
         import httpx
+
+        from pipeline.service.tls import client_context
 
         self.full_text = full_text
         self._client = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
+            verify=client_context(ca),
         )
 
     def hits(self, text: str, k: int, mode: str, filters: Sequence[Any]) -> list[dict[str, Any]]:

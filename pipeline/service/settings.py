@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserInputError
+from pipeline.service.tls import TlsSettings
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ServeSettings:
     max_body_bytes: int = 1_048_576  # a request body above this gets 413, before it is read
     # POST /erase waits this long for the writer lock (a dedup or index build), then 503.
     erase_lock_timeout_seconds: float = 20.0
+    tls: TlsSettings = field(default_factory=TlsSettings)  # HTTPS when cert and key are set
 
     def __post_init__(self) -> None:
         # Compared with every request's Content-Length: a bad value would fail each request.
@@ -35,8 +37,9 @@ class ServeSettings:
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ServeSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: cfg[k] for k in names if k in cfg})
+        names = {f.name for f in fields(cls)} - {"tls"}
+        tls = TlsSettings.from_cfg(cfg.get("tls"))
+        return cls(**{k: cfg[k] for k in names if k in cfg}, tls=tls)
 
 
 @dataclass(frozen=True)

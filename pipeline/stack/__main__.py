@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from pipeline.errors import PipelineError, UserInputError
-from pipeline.stack import postgres, services, settings
+from pipeline.stack import certs, postgres, services, settings
 from pipeline.stack.settings import StackSettings
 
 
@@ -21,6 +21,10 @@ def up(s: StackSettings) -> None:
     postgres.init(s, bin_dir)
     if not postgres.running(s, bin_dir):
         postgres.start(s, bin_dir)
+    if s.tls_own and certs.ensure(s.path("tls"), s.tls_hosts)[1]:
+        for name in ("mlflow", "webdav"):  # still serving a certificate clients no longer trust
+            services.stop(s, name)
+    services.check_tls(s)
     services.start_mlflow(s)
     new = services.add_users(s)
     services.start_webdav(s)
@@ -28,6 +32,7 @@ def up(s: StackSettings) -> None:
     status(s)
     if new:
         print(f"MLflow users added: {', '.join(new)}")
+    print(f"TLS: clients verify against {s.tls.ca}")
     print(f'client settings: eval "$({sys.executable} -m pipeline.stack env)"')
 
 
@@ -55,7 +60,8 @@ def status(s: StackSettings) -> bool:
 
 
 def env(s: StackSettings, user: str | None) -> None:
-    """Shell exports for a client: the tracking URI and a login (the admin's by default)."""
+    """Shell exports for a client: the tracking URI, a login (the admin's by default) and
+    the CA that MLflow's client verifies the server's certificate against."""
     logins = dict(s.users)
     if user and user != s.admin_username and user not in logins:
         raise UserInputError(f"no user {user!r} in the users file")
@@ -63,23 +69,26 @@ def env(s: StackSettings, user: str | None) -> None:
     password = logins.get(name, s.admin_password) if name != s.admin_username else s.admin_password
     for key, value in (("MLFLOW_TRACKING_URI", s.tracking_uri),
                        ("MLFLOW_TRACKING_USERNAME", name),
-                       ("MLFLOW_TRACKING_PASSWORD", password)):  # fmt: skip
+                       ("MLFLOW_TRACKING_PASSWORD", password),
+                       ("MLFLOW_TRACKING_SERVER_CERT_PATH", str(s.tls.ca))):  # fmt: skip
         print(f"export {key}={shlex.quote(value)}")
 
 
 def remote(s: StackSettings, name: str, user: str | None) -> None:
-    """Make the stack's WebDAV server this repository's default DVC remote (login --local)."""
+    """Make the stack's WebDAV server this repository's default DVC remote (login --local;
+    `ssl_verify` names the stack's CA, a path on this machine, so it is local too)."""
     logins = {s.admin_username: s.admin_password, **dict(s.users)}
     login = user or s.admin_username
     if login not in logins:
         raise UserInputError(f"no user {login!r} in the users file")
     for args in (["remote", "add", "--local", "-d", "-f", name, s.remote_url],
                  ["remote", "modify", "--local", name, "user", login],
-                 ["remote", "modify", "--local", name, "password", logins[login]]):  # fmt: skip
+                 ["remote", "modify", "--local", name, "password", logins[login]],
+                 ["remote", "modify", "--local", name, "ssl_verify", str(s.tls.ca)]):  # fmt: skip
         done = subprocess.run(["dvc", *args], capture_output=True, text=True)
         if done.returncode != 0:
             raise PipelineError(f"dvc {args[0]} {args[1]} failed: {done.stderr.strip()}")
-    print(f"dvc remote {name!r} -> {s.remote_url} (login in .dvc/config.local)")
+    print(f"dvc remote {name!r} -> {s.remote_url} (login and CA in .dvc/config.local)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,10 +15,13 @@ import time
 from pathlib import Path
 
 from pipeline.errors import PipelineError, UserInputError
+from pipeline.service.tls import TlsSettings, client_context
 from pipeline.stack import postgres
 from pipeline.stack.settings import StackSettings
 
-START_TIMEOUT = 120.0  # MLflow migrates an empty database on first start
+# MLflow migrates an empty database on first start, and its import alone takes minutes on a
+# loaded machine (2 cores, load 14: over 120 s).
+START_TIMEOUT = 300.0
 
 
 def _bin(name: str) -> str:
@@ -41,11 +45,11 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, ca: Path) -> bool:
     import httpx
 
-    try:
-        return httpx.get(url, timeout=5.0).status_code < 500  # 401: up, asking for a login
+    try:  # 401: up, asking for a login
+        return httpx.get(url, timeout=5.0, verify=client_context(ca)).status_code < 500
     except httpx.HTTPError:
         return False
 
@@ -65,7 +69,7 @@ def _start(s: StackSettings, name: str, cmd: list[str], port: int, env: dict[str
                                 cwd=s.root, start_new_session=True)  # fmt: skip
     s.path(f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + START_TIMEOUT
-    while not (port_open(s.host, port) and _healthy(health)):
+    while not (port_open(s.host, port) and _healthy(health, s.tls.ca)):
         if proc.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-1500:]
             stop(s, name)
@@ -122,8 +126,24 @@ def start_mlflow(s: StackSettings) -> None:
     cmd = [_bin("mlflow"), "server", "--backend-store-uri", postgres.uri(s, "mlflow"),
            "--serve-artifacts", "--artifacts-destination", str(artifacts),
            "--host", s.host, "--port", str(s.mlflow_port), "--workers", workers,
-           "--app-name", "basic-auth"]  # fmt: skip
+           "--app-name", "basic-auth", "--uvicorn-opts", _uvicorn_tls(s)]  # fmt: skip
     _start(s, "mlflow", cmd, s.mlflow_port, env, f"{s.tracking_uri}/health")
+
+
+def check_tls(s: StackSettings) -> None:
+    """The certificate and key load as a pair (exit 2 naming them), before a server starts."""
+    names = (
+        ("STACK_TLS_CERT", "STACK_TLS_KEY")
+        if not s.tls_own
+        else ("the stack's certificate", "the stack's key")
+    )
+    TlsSettings(str(s.tls.cert), str(s.tls.key)).check(names)
+    client_context(s.tls.ca)
+
+
+def _uvicorn_tls(s: StackSettings) -> str:
+    """MLflow's server runs uvicorn: its --ssl-* options, through `mlflow server --uvicorn-opts`."""
+    return shlex.join(["--ssl-certfile", str(s.tls.cert), "--ssl-keyfile", str(s.tls.key)])
 
 
 def add_users(s: StackSettings) -> list[str]:
@@ -135,7 +155,7 @@ def add_users(s: StackSettings) -> list[str]:
     url = f"{s.tracking_uri}/api/2.0/mlflow/users/create"
     for name, password in s.users:
         reply = httpx.post(url, json={"username": name, "password": password}, auth=auth,
-                           timeout=60.0)  # fmt: skip
+                           timeout=60.0, verify=client_context(s.tls.ca))  # fmt: skip
         if reply.status_code == 200:
             created.append(name)
         elif "already exists" not in reply.text and reply.status_code != 409:
@@ -156,10 +176,12 @@ def start_webdav(s: StackSettings) -> None:
         "http_authenticator": {"accept_basic": True, "accept_digest": False},
         "simple_dc": {"user_mapping": {"*": logins}},
         "verbose": 1,
+        "ssl_certificate": str(s.tls.cert),  # cheroot's builtin TLS adapter
+        "ssl_private_key": str(s.tls.key),
         "logging": {"enable_loggers": []},
     }
     file = s.path("wsgidav.json")
     file.touch(mode=0o600)
     file.write_text(json.dumps(config, indent=1), encoding="utf-8")
     _start(s, "webdav", [_bin("wsgidav"), "--config", str(file)], s.dav_port, dict(os.environ),
-           f"http://{s.host}:{s.dav_port}/")  # fmt: skip
+           f"https://{s.host}:{s.dav_port}/")  # fmt: skip

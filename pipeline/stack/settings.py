@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserInputError
+from pipeline.stack.certs import TlsFiles, files
 
 CREDENTIALS = "credentials.env"
 # Generated once, kept in the credentials file; an environment variable of the same name wins.
@@ -32,14 +33,21 @@ class StackSettings:
     secret_key: str  # MLflow's Flask key for CSRF tokens (MLFLOW_FLASK_SERVER_SECRET_KEY)
     default_permission: str
     users: tuple[tuple[str, str], ...]  # team members, (name, password), from the users file
+    tls: TlsFiles  # MLflow's and WebDAV's certificate and key, and the CA clients trust
+    tls_own: bool  # the stack makes them (.stack/tls/), or STACK_TLS_* name the team's own
 
     @property
     def tracking_uri(self) -> str:
-        return f"http://{self.host}:{self.mlflow_port}"
+        return f"https://{self.host}:{self.mlflow_port}"
 
     @property
     def remote_url(self) -> str:
-        return f"webdav://{self.host}:{self.dav_port}/"
+        return f"webdavs://{self.host}:{self.dav_port}/"
+
+    @property
+    def tls_hosts(self) -> tuple[str, ...]:
+        """The names the stack's own certificate covers: loopback and the bind address."""
+        return tuple(dict.fromkeys((self.host, "127.0.0.1", "localhost")))
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -108,6 +116,15 @@ def load(root: Path | None = None, create: bool = False) -> StackSettings:
     if permission not in {"READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"}:
         raise UserInputError(f"STACK_DEFAULT_PERMISSION={permission!r}: READ, EDIT or MANAGE")
     users_file = Path(value("STACK_USERS_FILE", str(root / "users.txt")))
+    given = {k: value(f"STACK_TLS_{k.upper()}") for k in ("ca", "cert", "key")}
+    if any(given.values()) and not all(given.values()):
+        raise UserInputError("STACK_TLS_CA, STACK_TLS_CERT and STACK_TLS_KEY: set all or none")
+    # Absolute: `stack env` and `stack remote` hand these paths to clients in other directories.
+    tls = (
+        TlsFiles(**{k: Path(v).expanduser().resolve() for k, v in given.items()})
+        if all(given.values())
+        else None
+    )
     return StackSettings(
         root=root,
         host=value("STACK_HOST", "127.0.0.1"),
@@ -120,4 +137,6 @@ def load(root: Path | None = None, create: bool = False) -> StackSettings:
         secret_key=value("STACK_SECRET_KEY"),
         default_permission=permission,
         users=read_users(users_file),
+        tls=tls or files(root / "tls"),
+        tls_own=tls is None,
     )

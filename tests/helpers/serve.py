@@ -181,7 +181,7 @@ def start_uvicorn(
     """Any uvicorn server `cmd` (listening on port 0) as a child process, once it listens."""
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-    running = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+    running = re.compile(r"Uvicorn running on (https?://127\.0\.0\.1:\d+)")
     found = wait_until(
         lambda: running.search(log.read_text()) or proc.poll() is not None,
         f"{what} to start",
