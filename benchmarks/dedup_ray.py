@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -77,7 +76,9 @@ def _stage(root: str, raw: str, overrides: list[str]) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     stop.set()
     sampler.join()
-    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent.
+    status = Path("/proc/self/status").read_text()
+    driver = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) / 1024
     import duckdb
 
     con = duckdb.connect(str(Path(root) / "data" / "dedup" / "store.duckdb"), read_only=True)

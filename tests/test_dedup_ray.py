@@ -85,6 +85,26 @@ def test_engine_config_errors() -> None:
     assert RaySettings.from_cfg({"object_store_memory": "1.5GB"}).object_store_memory == 15 * 10**8
 
 
+def test_steps_not_on_ray_and_encrypted_stores_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.dedup.ray_engine import RaySettings, check_steps, cluster
+    from pipeline.dedup.steps import Step, build_steps
+
+    class Counting(Step):  # keeps state while streaming: cannot run on the workers
+        def observe(self, batch: object, start: int) -> None:
+            pass
+
+    steps = dict(build_steps(compose([]).dedup))
+    check_steps(steps)  # quality, exact, near on Ray; semantic on the driver
+    with pytest.raises(UserInputError, match=r"'count'.*not on ray yet"):
+        check_steps({**steps, "count": Counting()})
+    monkeypatch.setenv("PIPELINE_DB_KEY", "k" * 32)
+    with pytest.raises(UserInputError, match="encrypted"), cluster(RaySettings()):
+        pass
+    assert not _ray_children()
+
+
 def test_ray_is_imported_only_by_the_ray_engine() -> None:
     code = (
         "import sys, pipeline.cli, pipeline.stages.dedup, pipeline.dedup.ray_engine, "
