@@ -71,6 +71,8 @@ class DedupSettings:
     memory_limit: str
     pii: Any  # PiiSettings, or None when redaction is off
     secrets: Any = None  # SecretSettings, or None when secrets redaction is off
+    engine: str = "local"  # dedup.engine: local | ray (pipeline/dedup/ray_engine.py)
+    ray: Any = None  # RaySettings when engine is ray
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> DedupSettings:
@@ -96,6 +98,8 @@ class DedupSettings:
             memory_limit=_memory(str(cfg.dedup.stream.duckdb_memory_limit)),
             pii=_pii_settings(cfg.dedup.pii),
             secrets=_secret_settings(cfg.dedup.get("secrets") or {}),
+            engine=engine_of(cfg.dedup),
+            ray=_ray_settings(cfg.dedup),
         )
 
 
@@ -164,6 +168,10 @@ def run(cfg: DictConfig, root: Path = Path(".")) -> dict[str, Any]:
     from pipeline.service.writer import writer
 
     root, s, steps = Path(root), DedupSettings.from_cfg(cfg), build_steps(cfg.dedup)
+    if s.engine == "ray":
+        from pipeline.dedup.ray_engine import check_steps
+
+        check_steps(steps)
     for step in steps.values():
         step.bind(root, cfg)
     params = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "dedup")}
@@ -221,10 +229,13 @@ def _curate(
     work = tmp / ".work"
     staging = Staging(work, s.memory_limit)
     try:
-        intake = Intake(_intake_settings(s), steps, staging, inputs.feedback, inputs.erasures,
-                        timer.seconds)  # fmt: skip
-        _stream(s, steps, intake, inputs, work)
-        results = run_steps(steps, intake.rank(), staging.texts, sys.stderr.isatty())
+        if s.engine == "ray":
+            intake, results = _curate_on_ray(s, steps, inputs, staging, work, timer)
+        else:
+            intake = Intake(_intake_settings(s), steps, staging, inputs.feedback,
+                            inputs.erasures, timer.seconds)  # fmt: skip
+            _stream(s, steps, intake, inputs, work)
+            results = run_steps(steps, intake.rank(), staging.texts, sys.stderr.isatty())
         for result in results:
             timer.seconds[result.name] += result.seconds
         counts = curation(intake.counts, results, len(inputs.feedback), filtered_counts(results))
@@ -236,6 +247,32 @@ def _curate(
     finally:
         staging.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _curate_on_ray(
+    s: DedupSettings,
+    steps: Mapping[str, Step],
+    inputs: Inputs,
+    staging: Any,
+    work: Path,
+    timer: Timer,
+) -> tuple[Intake, list[StepResult]]:
+    """`dedup.engine=ray`: read and validate here, everything else on Ray Data
+    (pipeline/dedup/ray_engine.py); the same staged records and decisions as the local one."""
+    from pipeline.dedup import ray_engine
+
+    with ray_engine.cluster(s.ray) as ray:
+        intake = ray_engine.RayIntake(_intake_settings(s), steps, staging, inputs.feedback,
+                                      inputs.erasures, timer.seconds, ray=ray)  # fmt: skip
+        _stream(s, {}, intake, inputs, work)
+        prepared, failed = ray_engine.prepare_and_stage(ray, intake, steps)
+        progress = sys.stderr.isatty()
+        results = ray_engine.run_steps_on_ray(
+            ray, steps, prepared, failed, intake.rank(), staging.texts, s.ray, progress
+        )
+        del prepared  # freed while the cluster is up
+        intake.refs.clear()
+    return intake, results
 
 
 def _stream(
@@ -298,6 +335,23 @@ def _pii_settings(pii_cfg: Any) -> Any:
     from pipeline.dedup.pii import PiiSettings
 
     return PiiSettings.from_cfg(pii_cfg)
+
+
+def _ray_settings(dedup: Any) -> Any:
+    if engine_of(dedup) != "ray":
+        return None
+    from pipeline.dedup.ray_engine import RaySettings
+
+    section = dedup.get("ray")
+    return RaySettings.from_cfg(OmegaConf.to_container(section) if section is not None else {})
+
+
+def engine_of(dedup: Any) -> str:
+    """`dedup.engine`: local (default) or ray."""
+    engine = str(dedup.get("engine") or "local")
+    if engine not in ("local", "ray"):
+        raise UserInputError(f"config dedup.engine={engine!r}: expected local or ray")
+    return engine
 
 
 def _secret_settings(cfg: Any) -> Any:

@@ -1,0 +1,155 @@
+"""The whole dedup stage on Ray Data (`dedup.engine=ray`) with 1 and 2 workers, and the local
+engine beside it, on planted records (t0 windows with variants at target Jaccards).
+
+    .venv/bin/python benchmarks/dedup_ray.py --records 20000
+
+Each run is a fresh spawned process (its own Ray cluster of `num_cpus` workers, shut down
+at its end). Memory per worker: the highest resident set of any Ray worker process
+(`ray::...`) sampled every 0.2 s; the driver's peak RSS is given apart. Checks that the
+three runs publish the same records, duplicates and rejections. Appends to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # runnable without installing the package
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dedup_truth import planted_set  # noqa: E402
+
+T0 = REPO.parent / "shared" / "data" / "t0-prompts" / "t0-prompts.jsonl.gz"
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+
+def write_planted(raw: Path, n: int) -> None:
+    with gzip.open(T0, "rt", encoding="utf-8") as fh:
+        sources = [json.loads(line)["prompt"] for line in fh]
+    texts = planted_set(sources, n, seed=1)[0]
+    raw.mkdir(parents=True)
+    with (raw / "planted.jsonl").open("w", encoding="utf-8") as fh:
+        for i, text in enumerate(texts):
+            fh.write(json.dumps({"id": f"p{i}", "prompt": text, "response": "ok"}) + "\n")
+
+
+def _worker_peak(stop: threading.Event, peak: list[float]) -> None:
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.2):
+        for child in me.children(recursive=True):
+            try:
+                if child.name().startswith("ray::") or "default_worker" in " ".join(
+                    child.cmdline()
+                ):
+                    peak[0] = max(peak[0], child.memory_info().rss / 2**20)
+            except psutil.Error:  # a worker that just exited
+                continue
+
+
+def _stage(root: str, raw: str, overrides: list[str]) -> dict[str, Any]:
+    from pipeline.config import compose
+    from pipeline.stages.dedup import run
+
+    cfg = compose(["data=sample", f"data.path={raw}", f"tracking.uri=sqlite:///{root}/mlflow.db",
+                   "dedup.semantic.enabled=false", *overrides])  # fmt: skip
+    stop, peak = threading.Event(), [0.0]
+    sampler = threading.Thread(target=_worker_peak, args=(stop, peak), daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    report = run(cfg, Path(root))
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent.
+    status = Path("/proc/self/status").read_text()
+    driver = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) / 1024
+    import duckdb
+
+    con = duckdb.connect(str(Path(root) / "data" / "dedup" / "store.duckdb"), read_only=True)
+    digest = [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+              for t in ("records", "duplicates", "filtered", "rejected")]  # fmt: skip
+    con.close()
+    return {"seconds": seconds, "driver_mb": driver, "worker_mb": peak[0],
+            "steps": report["seconds"], "kept": report["kept"],
+            "near": report["near_duplicates"], "exact": report["exact_duplicates"],
+            "digest": hashlib.sha256(repr(digest).encode()).hexdigest()}  # fmt: skip
+
+
+def in_child(root: Path, raw: Path, overrides: list[str]) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_stage, str(root), str(raw), overrides).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="planted records")
+    parser.add_argument("--no-append", action="store_true", help="print only")
+    args = parser.parse_args()
+    if not T0.exists():
+        sys.exit(f"{T0} is absent: the planted set is spliced from t0-prompts")
+    load_before = os.getloadavg()
+    runs = {"local": ["dedup.engine=local"],
+            "ray, 1 worker": ["dedup.engine=ray", "dedup.ray.num_cpus=1"],
+            "ray, 2 workers": ["dedup.engine=ray", "dedup.ray.num_cpus=2"]}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="dedup_ray_") as tmp:
+        raw = Path(tmp) / "raw"
+        write_planted(raw, args.records)
+        out = {}
+        for label, overrides in runs.items():
+            root = Path(tmp) / label.replace(" ", "_").replace(",", "")
+            root.mkdir()
+            out[label] = in_child(root, raw, overrides)
+            shutil.rmtree(root / "data", ignore_errors=True)
+    load_after = os.getloadavg()
+    same = len({o["digest"] for o in out.values()}) == 1
+    one, two = out["ray, 1 worker"]["seconds"], out["ray, 2 workers"]["seconds"]
+    rows = ["| run | records | seconds | records/s | driver peak RSS MB | "
+            "peak RSS per Ray worker MB | kept | exact | near |", "|---" * 9 + "|"]  # fmt: skip
+    for label, o in out.items():
+        worker = f"{o['worker_mb']:,.0f}" if label != "local" else "-"
+        rows.append(f"| {label} | {args.records:,} | {o['seconds']:.1f} | "
+                    f"{args.records / o['seconds']:,.0f} | {o['driver_mb']:,.0f} | {worker} | "
+                    f"{o['kept']:,} | {o['exact']:,} | {o['near']:,} |")  # fmt: skip
+    speedup = one / two
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = [
+        f"\n## Dedup stage on Ray Data, 1 vs 2 workers ({now})\n",
+        f"Machine: {os.cpu_count()} cores shared with other jobs (load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after). Python "
+        f"{sys.version.split()[0]}. Command: `python benchmarks/dedup_ray.py --records "
+        f"{args.records}`. The whole stage (read, validate, redact, quality, exact, near, "
+        "publish; semantic off) on planted records, each run in a fresh process with its "
+        "own local Ray cluster.\n",
+        *rows,
+        "",
+        f"- Speed-up from 1 to 2 workers: {speedup:.2f}x (goal >= 1.7x: "
+        f"{'met' if speedup >= 1.7 else 'not met'}).",
+        f"- The three runs published the same records, duplicates, filtered and rejected "
+        f"rows: {'yes' if same else 'NO'}.",
+        "",
+    ]
+    text = "\n".join(section)
+    print(text)
+    if not args.no_append:
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()

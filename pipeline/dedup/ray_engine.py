@@ -1,0 +1,392 @@
+"""The dedup stage on Ray Data (`dedup.engine=ray`): the same decisions as the local engine.
+
+The driver reads and validates the rows (`Collector`: ids must be unique across the whole
+input, and a rejection names the line of the first use, an ordered decision) and puts each
+validated batch in Ray's object store. Everything after is Ray Data's own operations:
+
+1. `map_batches(prepare)`: secrets and PII redaction, normalisation, the exact step's hash,
+   the near step's MinHash band keys, the quality filters (`ray_ops.prepare`);
+2. exact: a groupby on a partition of the hash, the local `exact_pairs` in each group;
+3. near: one row per (band, key), a groupby on a partition of the bucket, the windowed
+   bucket pairs in each; a groupby on the pair drops repeats; two joins attach both texts
+   and `map_batches` verifies the true Jaccard; the verified edges (near duplicates only,
+   a small fraction of the records) come back to the driver for the connected components
+   and the keep policy; a last join and `map_batches` measure each dropped record's
+   Jaccard to its survivor.
+
+The driver stages the redacted records, in input order, in the same scratch DuckDB as the
+local engine, and the stage publishes the store and records.parquet from it unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.dedup import ray_ops
+from pipeline.dedup.intake import Intake
+from pipeline.dedup.steps import Step, StepResult, Survivors
+from pipeline.dedup.steps.base import Decisions, Filtered
+from pipeline.dedup.steps.exact import ExactDedup
+from pipeline.dedup.steps.near import NearDedup
+from pipeline.dedup.steps.quality import QualityFilter
+from pipeline.errors import UserInputError
+
+_SIZE = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
+         "gib": 2**30}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """`dedup.ray` of the config."""
+
+    address: str | None = None  # None: start a local cluster for the run
+    num_cpus: int = 2  # CPUs of the local cluster (ignored with an address)
+    object_store_memory: int = 1_000_000_000  # bytes of the local cluster's object store
+    partitions: int = 8  # groups of each shuffle (exact hashes, LSH buckets, pairs)
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> RaySettings:
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserInputError(f"config dedup.ray: unknown key(s) {', '.join(unknown)}")
+        address = cfg.get("address")
+        num_cpus = cfg.get("num_cpus", cls.num_cpus)
+        partitions = cfg.get("partitions", cls.partitions)
+        for key, value in (("num_cpus", num_cpus), ("partitions", partitions)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserInputError(f"config dedup.ray.{key}={value!r}: must be >= 1")
+        store = _bytes(cfg.get("object_store_memory", "1GB"))
+        return cls(str(address) if address else None, num_cpus, store, partitions)
+
+
+def _bytes(value: Any) -> int:
+    text = str(value).strip().lower().replace(" ", "")
+    digits = text.rstrip("abgikm")
+    unit = text[len(digits) :]
+    try:
+        number = float(digits)
+    except ValueError:
+        number = -1.0
+    if unit not in _SIZE or number <= 0:
+        raise UserInputError(
+            f"config dedup.ray.object_store_memory={value!r}: expected a size such as 1GB"
+        )
+    return int(number * _SIZE[unit])
+
+
+def check_steps(steps: Mapping[str, Step]) -> None:
+    """Fail before reading anything when a step cannot run on the Ray engine: one that keeps
+    per-record state while streaming and is not one of exact, near and quality."""
+    for name, step in steps.items():
+        if isinstance(step, ExactDedup | NearDedup | QualityFilter):
+            continue
+        if type(step).observe is not Step.observe:
+            raise UserInputError(
+                f"dedup.engine=ray: step {name!r} ({type(step).__name__}) observes records "
+                "while streaming and is not on ray yet; run it with dedup.engine=local"
+            )
+
+
+@contextmanager
+def cluster(settings: RaySettings) -> Iterator[Any]:
+    """Ray for the run: a local cluster (settings.num_cpus, a small object store) or the one
+    at settings.address; shut down at the end unless the caller had started Ray already."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry leaves the machine
+    # A dataset freed after the run must not start a new cluster (Ray's auto-init).
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is a dependency
+        raise UserInputError("dedup.engine=ray needs ray[data]: pip install 'ray[data]'") from exc
+    from pipeline.store.crypt import db_key
+
+    if db_key() is not None:
+        raise UserInputError(
+            "dedup.engine=ray: the store is encrypted at rest, but Ray's object store spills "
+            "records unencrypted; run with dedup.engine=local"
+        )
+    started = not ray.is_initialized()
+    if started:
+        if settings.address:
+            ray.init(address=settings.address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=settings.num_cpus, object_store_memory=settings.object_store_memory,
+                     include_dashboard=False, log_to_driver=False)  # fmt: skip
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class RayIntake(Intake):
+    """The local intake up to validation; each validated batch goes to Ray's object store
+    instead of being redacted and staged here (`prepare` does that on the workers)."""
+
+    def __init__(self, *args: Any, ray: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ray = ray
+        self.refs: list[Any] = []
+
+    def _flush(self) -> None:
+        from pipeline.dedup import tables
+        from pipeline.dedup.policy import policy_columns
+        from pipeline.store.staging import STAGED_SCHEMA
+
+        batch, self._records, self._record_chars = self._records, [], 0
+        if not batch:
+            return
+        start = self.counts.staged
+        self._policy.append(policy_columns(batch, self.settings.keep_policy, self.feedback))
+        columns = tables.record_columns(batch)
+        columns["idx"] = list(range(start, start + len(batch)))
+        table = pa.table(columns, schema=STAGED_SCHEMA)
+        table = table.append_column("batch", pa.array([len(self.refs)] * len(batch), pa.int64()))
+        self.refs.append(self.ray.put(table))
+        self.counts.staged += len(batch)
+
+    def first_id(self, rid: int) -> str | None:
+        # Batches already handed to Ray are not searched: a true 63-bit rid collision's
+        # message then names no first id (the rejection itself is the same).
+        return next((r.id for r in self._records if r.rid == rid), None) or \
+            self._erased_ids.get(rid)  # fmt: skip
+
+
+def _spec(intake: Intake, steps: Mapping[str, Step]) -> ray_ops.Prepare:
+    per_step: list[tuple[str, str, Any]] = []
+    for name, step in steps.items():
+        if isinstance(step, ExactDedup):
+            per_step.append((name, "exact", step.fields))
+        elif isinstance(step, NearDedup):
+            per_step.append((name, "near", step.settings))
+        elif isinstance(step, QualityFilter):
+            per_step.append((name, "quality", step.filters))
+    return ray_ops.Prepare(intake.settings.secrets, intake.settings.pii, tuple(per_step))
+
+
+def prepare_and_stage(ray: Any, intake: RayIntake, steps: Mapping[str, Step]) -> Any:
+    """Run `prepare` over every batch on Ray; stage the redacted records and their
+    redactions in input order; return the prepared dataset (materialized) and the quality
+    failures per quality step."""
+    from pipeline.dedup import tables
+    from pipeline.store.staging import STAGED_SCHEMA
+
+    begin = time.perf_counter()
+    spec = _spec(intake, steps)
+    if not intake.refs:
+        return None, {}
+    ds = ray.data.from_arrow_refs(intake.refs)
+    prepared = ds.map_batches(ray_ops.prepare, fn_kwargs={"spec": spec},
+                              batch_format="pyarrow", batch_size=None).materialize()  # fmt: skip
+    quality = [name for name, kind, _ in spec.steps if kind == "quality"]
+    failed: dict[str, list[pa.Table]] = {name: [] for name in quality}
+    pending: dict[int, tuple[list[Any], list[Any]]] = {}
+    expected = 0
+    for block in prepared.iter_batches(batch_format="pyarrow", batch_size=None):
+        idx = block.column("idx").to_numpy()
+        if len(idx) and (idx[0] != expected or (np.diff(idx) != 1).any()):
+            raise RuntimeError("ray engine: prepared blocks came back out of input order")
+        expected += len(idx)
+        intake.staging.append("staged", block.select(STAGED_SCHEMA.names))
+        ids = block.column("id").to_pylist()
+        for number, kind in ((0, "secret_redactions"), (1, "pii_redactions")):
+            rows = [(i, r["field"], r["type"], r["count"])
+                    for i, reds in zip(ids, block.column(kind).to_pylist(), strict=True)
+                    for r in reds]  # fmt: skip
+            for batch_no, group in _by_batch(block, rows, ids):
+                pending.setdefault(batch_no, ([], []))[number].extend(group)
+        done = [b for b in pending if b < int(block.column("batch")[-1].as_py())]
+        for b in sorted(done):
+            secret_rows, pii_rows = pending.pop(b)
+            _count_and_stage(intake, tables, secret_rows, pii_rows)
+        for name in quality:
+            mask = block.column(f"{name}.filter").is_valid()
+            failed[name].append(block.filter(mask).select(
+                ["idx", *(f"{name}.{k}" for k in ("filter", "value", "threshold", "bound",
+                                                  "detail"))]))  # fmt: skip
+    for b in sorted(pending):
+        _count_and_stage(intake, tables, *pending[b])
+    intake.seconds["ray_prepare"] += time.perf_counter() - begin
+    return prepared, {name: pa.concat_tables(parts) for name, parts in failed.items() if parts}
+
+
+def _by_batch(
+    block: pa.Table, rows: list[tuple[str, str, str, int]], ids: list[str]
+) -> Iterator[tuple[int, list[tuple[str, str, str, int]]]]:
+    """The redaction rows of a block split by the intake batch their record came from."""
+    batch_of = dict(zip(ids, block.column("batch").to_pylist(), strict=True))
+    groups: dict[int, list[tuple[str, str, str, int]]] = {}
+    for row in rows:
+        groups.setdefault(batch_of[row[0]], []).append(row)
+    yield from groups.items()
+
+
+def _count_and_stage(
+    intake: Intake, tables: Any, secret_rows: list[Any], pii_rows: list[Any]
+) -> None:
+    for _, _, kind, count in secret_rows:
+        intake.counts.secrets[kind] += count
+    for _, _, kind, count in pii_rows:
+        intake.counts.pii[kind] += count
+    intake.staging.append("pii_redactions", tables.pii_table(secret_rows + pii_rows))
+
+
+def run_steps_on_ray(
+    ray: Any,
+    steps: Mapping[str, Step],
+    prepared: Any,
+    failed: Mapping[str, pa.Table],
+    rank: np.ndarray,
+    fetch: Any,
+    settings: RaySettings,
+    progress: bool = False,
+) -> list[StepResult]:
+    """The local `run_steps`, each step's decision made on Ray (exact, near, quality) or,
+    for a step that keeps nothing while streaming (semantic), by the step on the driver."""
+    n = len(rank)
+    alive = np.arange(n, dtype=np.int64)
+    results = []
+    for name, step in steps.items():
+        begin = time.perf_counter()
+        survivors = Survivors(alive, rank, fetch, progress)
+        mask = np.zeros(n, bool)
+        mask[alive] = True
+        if prepared is None or len(alive) == 0:
+            decisions = (
+                step.decide(survivors)
+                if not isinstance(step, ExactDedup | NearDedup | QualityFilter)
+                else _none(step, name)
+            )
+        elif isinstance(step, QualityFilter):
+            decisions = _quality(failed.get(name), name, mask)
+        elif isinstance(step, ExactDedup):
+            decisions = _exact(ray, prepared, name, rank, mask, settings)
+        elif isinstance(step, NearDedup):
+            decisions = _near(ray, prepared, name, step, rank, alive, mask, settings)
+        else:
+            decisions = step.decide(survivors)
+        decisions.check(survivors, name)
+        seconds = round(time.perf_counter() - begin, 3)
+        by_reason = dict(sorted(Counter(decisions.reasons()).items()))
+        counts = step.counts() if hasattr(step, "counts") else {}
+        results.append(StepResult(name, len(alive), decisions, seconds, by_reason, counts))
+        alive = np.setdiff1d(alive, decisions.idx, assume_unique=True)
+    return results
+
+
+def _none(step: Step, name: str) -> Decisions:
+    if isinstance(step, QualityFilter):
+        return _quality(None, name, np.zeros(0, bool))
+    return Decisions.none("exact" if isinstance(step, ExactDedup) else "near")
+
+
+def _quality(failed: pa.Table | None, name: str, mask: np.ndarray) -> Decisions:
+    """The quality step's drops: the failures `prepare` measured, of records still kept."""
+    if failed is None or failed.num_rows == 0:
+        empty = np.zeros(0)
+        return Filtered.of(empty.astype(np.int64), empty, empty, [], [], [])
+    idx = failed.column("idx").to_numpy()
+    keep = mask[idx]
+    rows = failed.filter(pa.array(keep)).sort_by("idx")
+    column = rows.column
+    return Filtered.of(
+        column("idx").to_numpy(), column(f"{name}.value").to_numpy(),
+        column(f"{name}.threshold").to_numpy(), column(f"{name}.filter").to_pylist(),
+        column(f"{name}.bound").to_pylist(), column(f"{name}.detail").to_pylist(),
+    )  # fmt: skip
+
+
+def _exact(
+    ray: Any, prepared: Any, name: str, rank: np.ndarray, mask: np.ndarray, s: RaySettings
+) -> Decisions:
+    """Copies by a groupby on the hash's partition, the local `exact_pairs` per group."""
+    rows = (
+        prepared.select_columns(["idx", f"{name}.h0", f"{name}.h1"])
+        .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
+                     batch_format="pyarrow")
+        .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": s.partitions},
+                     batch_format="pyarrow")
+        .groupby("part", num_partitions=s.partitions)
+        .map_groups(ray_ops.exact_group, fn_kwargs={"name": name}, batch_format="pyarrow")
+    )  # fmt: skip
+    pairs = _collect(rows, ["idx", "of_idx"]).sort_by("idx")
+    removed = pairs.column("idx").to_numpy()
+    return Decisions(removed, pairs.column("of_idx").to_numpy(), np.ones(len(removed)), "exact")
+
+
+def _near(
+    ray: Any,
+    prepared: Any,
+    name: str,
+    step: NearDedup,
+    rank: np.ndarray,
+    alive: np.ndarray,
+    mask: np.ndarray,
+    s: RaySettings,
+) -> Decisions:
+    """Candidates from LSH buckets (groupby), verified by true Jaccard on Ray; clusters and
+    the keep policy on the driver from the verified edges."""
+    settings = step.settings
+    if len(alive) < 2:
+        return Decisions.none("near")
+    parts = s.partitions
+    candidates = (
+        prepared.select_columns(["idx", f"{name}.bands"])
+        .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
+                     batch_format="pyarrow")
+        .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": parts},
+                     batch_format="pyarrow")
+        .groupby("part", num_partitions=s.partitions)
+        .map_groups(ray_ops.bucket_pairs, batch_format="pyarrow")
+        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
+        .groupby("part", num_partitions=s.partitions)
+        .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
+    )  # fmt: skip
+    texts = prepared.select_columns(["idx", *settings.fields])
+    verified = _verify(candidates, texts, settings, settings.threshold, parts)
+    edges = _collect(verified.filter(expr="similarity > 0.0"), ["left", "right", "similarity"])
+    if edges.num_rows == 0:
+        return Decisions.none("near")
+    left = np.searchsorted(alive, edges.column("left").to_numpy())
+    right = np.searchsorted(alive, edges.column("right").to_numpy())
+    labels = ray_ops.components(len(alive), left, right)
+    removed, survivor = ray_ops.decide_clusters(labels, rank[alive])
+    pairs = pa.table({"left": alive[removed], "right": alive[survivor]})
+    measured = _verify(ray.data.from_arrow(pairs), texts, settings, 0.0, parts)
+    sims = _collect(measured, ["left", "right", "similarity"]).sort_by("left")
+    return Decisions(sims.column("left").to_numpy(), sims.column("right").to_numpy(),
+                     sims.column("similarity").to_numpy(), "near")  # fmt: skip
+
+
+def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, parts: int) -> Any:
+    """Both records' texts joined to each pair (two hash joins), then the Jaccard kernel."""
+    fields = list(settings.fields)
+    left = texts.rename_columns({"idx": "left", **{f: f"l.{f}" for f in fields}})
+    right = texts.rename_columns({"idx": "right", **{f: f"r.{f}" for f in fields}})
+    joined = pairs.join(left, join_type="inner", num_partitions=parts, on=("left",))
+    joined = joined.join(right, join_type="inner", num_partitions=parts, on=("right",))
+    return joined.map_batches(ray_ops.jaccard, fn_kwargs={"settings": settings,
+                                                         "threshold": threshold},
+                              batch_format="pyarrow")  # fmt: skip
+
+
+def _collect(ds: Any, names: list[str]) -> pa.Table:
+    """A (small) dataset's rows on the driver."""
+    blocks = list(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    blocks = [b.select(names) for b in blocks if b.num_rows]
+    if not blocks:
+        return pa.table({n: pa.array([], pa.int64()) for n in names})
+    return pa.concat_tables(blocks)

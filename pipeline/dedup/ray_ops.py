@@ -1,0 +1,222 @@
+"""The per-batch and per-partition operations of the Ray engine (`dedup.engine=ray`).
+
+Each function takes and returns a pyarrow Table, so Ray Data runs it in `map_batches` or
+`map_groups` on any worker; none imports Ray. Each reuses the local engine's own functions
+(redaction, normalisation, the exact hash, MinHash band keys, the quality filters, the
+windowed bucket pairs, the Jaccard kernels), so both engines decide alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.dedup.near_settings import NearDupSettings
+from pipeline.dedup.normalize import normalize
+
+# One redaction: (field, type, count) of one record, in the order the local intake lists them.
+REDACTION = pa.list_(pa.struct([("field", pa.string()), ("type", pa.string()),
+                                ("count", pa.int32())]))  # fmt: skip
+PRIME = np.uint64(0x9E3779B97F4A7C15)  # spreads (band, key) and pairs over partitions
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """What `prepare` computes per record: the redaction settings and, per curation step run
+    on Ray, its kind and settings (exact: fields; near: NearDupSettings; quality: filters)."""
+
+    secrets: Any  # SecretSettings | None
+    pii: Any  # PiiSettings | None
+    steps: tuple[tuple[str, str, Any], ...]  # (name, "exact" | "near" | "quality", settings)
+
+
+def _records(table: pa.Table) -> list[SimpleNamespace]:
+    return [SimpleNamespace(**row) for row in table.to_pylist()]
+
+
+def _redactions(rows: Sequence[tuple[str, str, str, int]], ids: Sequence[str]) -> pa.Array:
+    """Per record (in `ids` order) its (field, type, count) redactions, in listed order."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for record_id, name, kind, count in rows:
+        by_id.setdefault(record_id, []).append({"field": name, "type": kind, "count": count})
+    return pa.array([by_id.get(i, []) for i in ids], REDACTION)
+
+
+def prepare(table: pa.Table, spec: Prepare) -> pa.Table:
+    """Redact secrets, then PII (as the local intake does), then per step: the exact hash of
+    the normalised fields, the near step's LSH band keys, the first quality failure."""
+    from pipeline.dedup.exact import key_hashes
+    from pipeline.dedup.intake import _redact_pii, _redact_records, _redact_secrets
+
+    records = _records(table)
+    ids = [r.id for r in records]
+    secret_rows = _redact_records(spec.secrets, records, _redact_secrets)
+    pii_rows = _redact_records(spec.pii, records, _redact_pii)
+    out = table
+    for name in ("prompt", "response"):
+        column = pa.array([getattr(r, name) for r in records], table.schema.field(name).type)
+        out = out.set_column(out.schema.get_field_index(name), name, column)
+    out = out.append_column("secret_redactions", _redactions(secret_rows, ids))
+    out = out.append_column("pii_redactions", _redactions(pii_rows, ids))
+    for name, kind, settings in spec.steps:
+        if kind == "exact":
+            keys = ["\x1f".join(normalize(getattr(r, f)) for f in settings) for r in records]
+            hashes = key_hashes(keys)
+            out = out.append_column(f"{name}.h0", pa.array(hashes[:, 0], pa.uint64()))
+            out = out.append_column(f"{name}.h1", pa.array(hashes[:, 1], pa.uint64()))
+        elif kind == "near":
+            from pipeline.dedup.minhash import band_keys_of
+
+            bands = band_keys_of(near_texts(records, settings), settings)
+            flat = pa.array(bands.reshape(-1), pa.uint64())
+            out = out.append_column(
+                f"{name}.bands", pa.FixedSizeListArray.from_arrays(flat, settings.bands)
+            )
+        else:
+            out = _append_quality(out, name, records, settings)
+    return out
+
+
+def near_texts(records: Sequence[Any], settings: NearDupSettings) -> list[str]:
+    """The text the near step shingles: the normalised fields joined by a newline."""
+    return ["\n".join(normalize(getattr(r, f)) for f in settings.fields) for r in records]
+
+
+def _append_quality(
+    out: pa.Table, name: str, records: Sequence[Any], filters: Sequence[Any]
+) -> pa.Table:
+    from pipeline.dedup.steps.quality import first_failure
+
+    fails = [first_failure(filters, r) if filters else None for r in records]
+    columns = {
+        "filter": pa.array([f and f.filter for f in fails], pa.string()),
+        "value": pa.array([f and f.value for f in fails], pa.float64()),
+        "threshold": pa.array([f and f.threshold for f in fails], pa.float64()),
+        "bound": pa.array([f and f.bound for f in fails], pa.string()),
+        "detail": pa.array([f and " ".join(filter(None, (f.field, f.detail))) for f in fails],
+                           pa.string()),
+    }  # fmt: skip
+    for key, column in columns.items():
+        out = out.append_column(f"{name}.{key}", column)
+    return out
+
+
+def with_rank(table: pa.Table, rank: np.ndarray, alive: np.ndarray) -> pa.Table:
+    """The rows still kept (`alive[idx]`), with their keep-policy rank."""
+    idx = table.column("idx").to_numpy()
+    keep = alive[idx]
+    out = table.filter(pa.array(keep))
+    out = out.append_column("rank", pa.array(rank[idx[keep]], pa.int64()))
+    return out
+
+
+def exact_parts(table: pa.Table, name: str, parts: int) -> pa.Table:
+    """The exact step's rows with their partition: a function of the hash, so a group of
+    copies lands whole in one partition."""
+    h0 = table.column(f"{name}.h0").to_numpy()
+    return table.append_column("part", pa.array((h0 % np.uint64(parts)).astype(np.int64)))
+
+
+def exact_group(table: pa.Table, name: str) -> pa.Table:
+    """(idx, of_idx) of every copy in one partition: the local `exact_pairs` on its rows."""
+    from pipeline.dedup.exact import exact_pairs
+
+    hashes = np.stack([table.column(f"{name}.h0").to_numpy(),
+                       table.column(f"{name}.h1").to_numpy()], axis=1)  # fmt: skip
+    removed, survivor = exact_pairs(hashes, table.column("rank").to_numpy())
+    idx = table.column("idx").to_numpy()
+    return pa.table({"idx": idx[removed], "of_idx": idx[survivor]})
+
+
+def explode_bands(table: pa.Table, name: str, parts: int) -> pa.Table:
+    """One (band, key, idx) row per record and band, with the partition of its bucket."""
+    idx = table.column("idx").to_numpy()
+    column = table.column(f"{name}.bands").combine_chunks()
+    bands = column.type.list_size
+    key = column.flatten().to_numpy(zero_copy_only=False).astype(np.uint64)
+    band = np.tile(np.arange(bands, dtype=np.uint64), len(idx))
+    mixed = (key ^ (band * PRIME)) * PRIME
+    return pa.table({
+        "band": pa.array(band.astype(np.int64)),
+        "key": pa.array(key, pa.uint64()),
+        "idx": pa.array(np.repeat(idx, bands), pa.int64()),
+        "part": pa.array((mixed % np.uint64(parts)).astype(np.int64)),
+    })  # fmt: skip
+
+
+def bucket_pairs(table: pa.Table, window: int = 32) -> pa.Table:
+    """Candidate pairs (left < right, as idx) of the buckets in one partition: in each
+    (band, key) bucket, ordered by idx, each record and the next `window` members, as the
+    local `candidate_pairs` pairs them."""
+    band = table.column("band").to_numpy()
+    key = table.column("key").to_numpy()
+    idx = table.column("idx").to_numpy()
+    order = np.lexsort((idx, key, band))
+    band, key, idx = band[order], key[order], idx[order]
+    lefts, rights = [], []
+    for step in range(1, window + 1):
+        same = (key[step:] == key[:-step]) & (band[step:] == band[:-step])
+        if not same.any():
+            break
+        lefts.append(idx[:-step][same])
+        rights.append(idx[step:][same])
+    left = np.concatenate(lefts) if lefts else np.zeros(0, np.int64)
+    right = np.concatenate(rights) if rights else np.zeros(0, np.int64)
+    return pa.table({"left": pa.array(left, pa.int64()), "right": pa.array(right, pa.int64())})
+
+
+def pair_parts(table: pa.Table, parts: int) -> pa.Table:
+    """Pairs with the partition of the pair, so every copy of a pair meets its twins."""
+    left = table.column("left").to_numpy().astype(np.uint64)
+    right = table.column("right").to_numpy().astype(np.uint64)
+    mixed = (left * PRIME) ^ (right + PRIME) * PRIME
+    return table.append_column("part", pa.array((mixed % np.uint64(parts)).astype(np.int64)))
+
+
+def unique_pairs(table: pa.Table) -> pa.Table:
+    """The distinct pairs of one partition."""
+    left, right = table.column("left").to_numpy(), table.column("right").to_numpy()
+    codes = np.unique(np.stack([left, right], axis=1), axis=0) if len(left) else np.zeros((0, 2))
+    return pa.table({"left": pa.array(codes[:, 0], pa.int64()),
+                     "right": pa.array(codes[:, 1], pa.int64())})  # fmt: skip
+
+
+def jaccard(table: pa.Table, settings: NearDupSettings, threshold: float) -> pa.Table:
+    """Each pair's true Jaccard from the texts joined to it (`l.<field>`, `r.<field>`): the
+    local `verify_pairs` kernel, 0.0 below `threshold` (0: always the exact value)."""
+    from pipeline.dedup.lsh import verify_pairs
+    from pipeline.dedup.minhash import _threads
+    from pipeline.dedup.shingles import shingle_sets
+
+    n = table.num_rows
+    texts = []
+    for side in ("l", "r"):
+        rows = table.select([f"{side}.{f}" for f in settings.fields]).to_pylist()
+        texts.extend("\n".join(normalize(v) for v in row.values()) for row in rows)
+    with _threads(settings.workers):
+        values, offsets = shingle_sets(texts, settings.shingle, settings.ngram, settings.seed)
+        rows_l = np.arange(n, dtype=np.int64)
+        sims = verify_pairs(values, offsets, rows_l, rows_l + n, float(threshold))
+    return pa.table({"left": table.column("left"), "right": table.column("right"),
+                     "similarity": pa.array(sims, pa.float64())})  # fmt: skip
+
+
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """A component label (< n) for each of `n` positions, from the edges (left, right)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def decide_clusters(labels: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(removed, survivor) positions under the keep policy: the local `cluster_survivors`."""
+    from pipeline.dedup.clusters import cluster_survivors
+
+    return cluster_survivors(labels, rank)
