@@ -188,7 +188,7 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
 
     cached = Predictor.load(cfg, "1", root=tmp_path, cached=True)
     unseen = "parcel " * 300  # embedded by nobody yet, and cut at 256 tokens
-    texts = model_inputs(_read_records(tmp_path / cfg.paths.records), spec)[:20] + [unseen]
+    texts = [*model_inputs(_read_records(tmp_path / cfg.paths.records), spec)[:20], unseen]
     probs_cached, cut_cached = cached.predict_proba(texts)
     probs_onnx, cut_onnx = predictor.predict_proba(texts)
     assert cached._featurise.cache_hits == 20  # not the unseen text

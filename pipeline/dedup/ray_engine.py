@@ -106,8 +106,10 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
-    except ImportError as exc:  # pragma: no cover - ray is a dependency
-        raise UserInputError("dedup.engine=ray needs ray[data]: pip install 'ray[data]'") from exc
+    except ImportError as exc:  # pragma: no cover - the dev install has the extra
+        raise UserInputError(
+            "dedup.engine=ray needs the ray extra: pip install 'prompt-pipeline[ray]'"
+        ) from exc
     from pipeline.store.crypt import db_key
 
     if db_key() is not None:
