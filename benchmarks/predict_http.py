@@ -90,7 +90,10 @@ def main() -> int:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     offline()
+    import os
+
     cfg = build(args.workdir)
+    load_start = os.getloadavg()[0]
     data = texts(args.workdir, args.texts)
     s = PredictSettings.from_cfg(cfg, args.workdir)
     MlflowClient(s.tracking_uri, registry_uri=s.tracking_uri).set_registered_model_alias(
@@ -121,11 +124,13 @@ def main() -> int:
         )
     lines = [
         f"Model: the sample's default (hybrid) version 1; {len(data)} t0 prompts, one per request; "
-        f"each phase bounded by {args.requests} requests or {args.max_seconds:g} s.",
+        f"each phase bounded by {args.requests} requests or {args.max_seconds:g} s; the "
+        f"phases run one after another (not interleaved); load average {load_start:.1f} at "
+        f"the start, {os.getloadavg()[0]:.1f} at the end.",
         "",
         "| path | requests | texts/s | p50 ms | p99 ms |",
         "|---|---|---|---|---|",
-        *(f"| {name} | {r['n']} | {r['per_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} |"
+        *(f"| {name} | {r['n']} | {r['per_s']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} |"
           for name, r in rows.items()),
     ]  # fmt: skip
     print("\n".join(lines))
