@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -113,7 +114,8 @@ def main() -> None:
     lines = _table(flags, timing, names, args)
     lines.append("")
     lines.append(
-        f"Embedding {sum(map(len, windows)) + len(train)} texts (cached after): {embed_s:.0f} s."
+        f"Embedding {sum(map(len, windows)) + len(train)} texts (cached after): {embed_s:.0f} s; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (2 shared cores: seconds are wall)."
     )
     print("\n".join(lines))
     if not args.no_append:

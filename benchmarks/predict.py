@@ -87,25 +87,34 @@ def texts(workdir: Path, n: int) -> list[str]:
 def timed(fns: dict[str, Callable[[Sequence[str]], Any]], data: list[str], singles: int
           ) -> dict[str, dict[str, float]]:  # fmt: skip
     """p50/p99 ms of one text per call (texts not seen before) and texts/s at batch 64, the
-    predictors interleaved call by call, so a change in the machine's load hits them alike."""
+    predictors interleaved call by call, so a change in the machine's load hits them alike.
+    CPU ms (this process, every thread) beside the wall figures: on the shared machine the
+    wall time is mostly waiting for a core, the CPU time is what the work costs."""
     for fn in fns.values():
         fn(["a warm-up text, not one of the measured ones"])
     lat: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     seconds = dict.fromkeys(fns, 0.0)
+    cpu_seconds = dict.fromkeys(fns, 0.0)
     for text in data[len(data) - singles :]:
         for name, fn in fns.items():
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             fn([text])
             lat[name].append((time.perf_counter() - started) * 1000)
+            cpu[name].append((time.process_time() - used) * 1000)
     batches = data[: len(data) - singles]
     for i in range(0, len(batches), 64):
         for name, fn in fns.items():
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             fn(batches[i : i + 64])
             seconds[name] += time.perf_counter() - started
+            cpu_seconds[name] += time.process_time() - used
     return {name: {"p50_ms": float(np.percentile(lat[name], 50)),
                    "p99_ms": float(np.percentile(lat[name], 99)),
-                   "per_s": len(batches) / seconds[name]} for name in fns}  # fmt: skip
+                   "cpu_p50_ms": float(np.percentile(cpu[name], 50)),
+                   "cpu_p99_ms": float(np.percentile(cpu[name], 99)),
+                   "per_s": len(batches) / seconds[name],
+                   "per_cpu_s": len(batches) / cpu_seconds[name]} for name in fns}  # fmt: skip
 
 
 def _uncached(classifier: Any) -> Any:
@@ -162,18 +171,32 @@ def cli(workdir: Path, data: list[str], calls: int) -> dict[str, float]:
     exe = [sys.executable, "-m", "pipeline", "predict", "--root", str(workdir), "--model", "1"]
     env = {**os.environ}
     env.pop("MLFLOW_TRACKING_URI", None)
-    cold = []
+    cold, cold_cpu = [], []
     for text in data[:calls]:
-        started = time.perf_counter()
+        started, used = time.perf_counter(), _children_cpu()
         subprocess.run([*exe, text], check=True, capture_output=True, env=env)
         cold.append(time.perf_counter() - started)
+        cold_cpu.append(_children_cpu() - used)
     source, target = workdir / "bench.jsonl", workdir / "bench-out.parquet"
     source.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in data), "utf-8")
     started = time.perf_counter()
     subprocess.run([*exe, "--input", str(source), "--output", str(target)], check=True,
                    capture_output=True, env=env)  # fmt: skip
     return {"cold_p50_s": float(np.median(cold)), "cold_max_s": float(max(cold)),
+            "cold_cpu_p50_s": float(np.median(cold_cpu)),
             "file_per_s": len(data) / (time.perf_counter() - started)}  # fmt: skip
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -200,25 +223,44 @@ def main() -> int:
     command = cli(args.workdir, data, args.cold)
     print("cli", command)
     base = rows["mlflow.pyfunc"]
+    ours_row = rows["pipeline predict (in process)"]
+    ratio = ours_row["per_s"] / base["per_s"]
+    ratio_cpu = ours_row["per_cpu_s"] / base["per_cpu_s"]
     lines = [
         f"Model: the default `hybrid` trained on the bundled sample (3 epochs), registered "
         f"version 1; t0-prompts texts ({args.singles} one by one, {len(data) - args.singles} "
         f"in batches of 64), every predictor encoding each text (no embedding cache), the "
         f"three interleaved call by call; load average {load:.1f} at the start.",
         "",
-        "| predictor | load s | 1 text p50 ms | 1 text p99 ms | batch 64 texts/s | x pyfunc |",
-        "|---|---|---|---|---|---|",
+        "| predictor | load s | 1 text p50 ms | 1 text p99 ms | 1 text CPU ms p50 / p99 | "
+        "batch 64 texts/s | texts per CPU s | x pyfunc (wall / CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['load_s']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['per_s']:.0f} | {r['per_s'] / base['per_s']:.1f} |")  # fmt: skip
+                     f"{r['cpu_p50_ms']:.1f} / {r['cpu_p99_ms']:.1f} | {r['per_s']:.1f} | "
+                     f"{r['per_cpu_s']:.1f} | {r['per_s'] / base['per_s']:.2f} / "
+                     f"{r['per_cpu_s'] / base['per_cpu_s']:.2f} |")  # fmt: skip
     lines += [
         "",
         f"CLI: cold `pipeline predict TEXT` p50 {command['cold_p50_s']:.2f} s "
-        f"(max {command['cold_max_s']:.2f} s over {args.cold}); `--input` {len(data)} rows to "
+        f"(max {command['cold_max_s']:.2f} s over {args.cold}; CPU p50 "
+        f"{command['cold_cpu_p50_s']:.2f} s); `--input` {len(data)} rows to "
         f"Parquet {command['file_per_s']:.0f} rows/s, start-up included.",
-        "Goals: >= 3x pyfunc's throughput; one text p99 < 20 ms; cold CLI < 2 s. pyfunc's "
-        "load includes exporting the encoder to ONNX in a temporary directory (no cache).",
+        f"Load average {os.getloadavg()[0]:.1f} at the end: wall figures are mostly waiting "
+        "for a core, CPU figures are what the work costs.",
+        "Goals: >= 3x pyfunc's throughput; one text p99 < 20 ms; cold CLI < 2 s. This run: "
+        f"throughput {_met(ratio >= 3)} ({ratio:.2f}x wall, {ratio_cpu:.2f}x per CPU s); "
+        f"one text p99 {_met(ours_row['p99_ms'] < 20)} ({ours_row['p99_ms']:.0f} ms wall, "
+        f"{ours_row['cpu_p99_ms']:.0f} CPU ms); cold CLI {_met(command['cold_p50_s'] < 2)} "
+        f"(p50 {command['cold_p50_s']:.2f} s wall, {command['cold_cpu_p50_s']:.2f} CPU s). "
+        "pyfunc's load includes exporting the encoder to ONNX in a temporary directory "
+        "(no cache).",
+        "What pyfunc runs: the logged flavour is mlflow.pytorch, the classifier head on "
+        "features; a pyfunc user computes those with the training featuriser, which runs the "
+        "same MiniLM ONNX export as ours (embed.backend=onnx). The encoder is ~99% of either "
+        "path's time (profile in docs/predict.md), so the ratio measures only how each runs "
+        "it (ours: no spinning, length-sorted sub-batches of predict.encode_batch).",
     ]
     print("\n".join(lines))
     if not args.no_append:

@@ -46,6 +46,27 @@ def _cli(root: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, errors="replace")
 
 
+HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "sklearn", "transformers",
+         "sentence_transformers", "omegaconf", "hydra", "duckdb", "pandas")  # fmt: skip
+
+
+def _cli_imports(root: Path, *args: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """`pipeline predict --json ARGS` run by the CLI's own `main` in a fresh process: its
+    rows, and which of HEAVY that process had imported when it finished."""
+    argv = ["predict", "--root", str(root), "--json", *args]
+    script = (
+        "import json, sys\n"
+        "from pipeline.cli import main\n"
+        f"code = main({argv!r})\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(json.dumps(heavy), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def textcnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     root = tmp_path_factory.mktemp("predict")
@@ -181,6 +202,12 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
         probs, _classifier_probs(tmp_path, [*TEXTS[:2], long_text]), atol=1e-4
     )
     assert [p.truncated for p in got] == [False, False, True]
+    # `pipeline predict` on this version (cached by the load above) loads only the ONNX
+    # encoder and head: the import path holds no torch, Lightning, MLflow or scikit-learn.
+    rows, heavy = _cli_imports(tmp_path, "--model", "1", TEXTS[0], long_text)
+    assert heavy == []
+    assert [r["label"] for r in rows] == [got[0].label, got[2].label]
+    assert [r["truncated"] for r in rows] == [False, True]
 
     # The predictions stage reads the vectors training stored for the same texts (every kept
     # record), and encodes only the rest: the same probabilities and truncation flags.
@@ -200,7 +227,9 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
 def test_the_cli_labels_texts_and_reports_truncation(textcnn: tuple[Path, Any]) -> None:
     root, _ = textcnn
     done = _cli(root, "--model", "1", "--json", "please refund my parcel", TEXTS[2])
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr  # the first call may fetch v1 through MLflow
+    rows, heavy = _cli_imports(root, "--model", "1", "please refund my parcel")
+    assert heavy == [] and rows[0]["version"] == "1"  # the token model's path: no torch either
     rows = json.loads(done.stdout)
     assert [r["truncated"] for r in rows] == [False, True]
     assert {r["version"] for r in rows} == {"1"} and rows[0]["label"] in rows[0]["probabilities"]

@@ -1,8 +1,8 @@
 """Texts -> the exported graph's inputs, as the spec says, with numpy and ONNX Runtime only.
 
-The same functions as training, without torch: the encoder's ONNX export through the search
-path's QueryEncoder, MiniLM token ids through pipeline/train/tokenize.py (numpy padding), and
-the hybrid's hashed n-grams through pipeline/predict/hashing.py.
+The same functions as training, without torch: the encoder's ONNX export (run as
+pipeline/predict/runtime.py says), MiniLM token ids through pipeline/train/tokenize.py
+(numpy padding), and the hybrid's hashed n-grams through pipeline/predict/hashing.py.
 """
 
 from __future__ import annotations
@@ -20,34 +20,27 @@ class Featuriser:
     """Turns a batch of model-input texts into ({input name: array}, truncated flags)."""
 
     def __init__(
-        self, spec: PredictorSpec, embed_cache: Path, threads: int = 0, cached: bool = False
+        self,
+        spec: PredictorSpec,
+        embed_cache: Path,
+        threads: int = 0,
+        *,
+        cached: bool = False,
+        spin: bool = False,
+        encode_batch: int = 16,
     ) -> None:
         self.spec = spec
         self._encoder: Any = None
         self._cache: Any = None
         self.cache_hits = 0
         if spec.encoder is not None:
-            from pipeline.embed.api import EmbedSettings
-            from pipeline.embed.query import QueryEncoder
-
-            e = spec.encoder
-            settings = EmbedSettings(
-                model=e.model, dim=e.dim, backend=e.backend, max_length=e.max_length
-            )
-            self._encoder = QueryEncoder(settings, embed_cache, threads=threads or _cores())
-            if self._encoder.dim != e.dim:
-                from pipeline.errors import UserInputError
-
-                raise UserInputError(
-                    f"the model was trained on {e.dim}-dimensional {e.model} vectors; the "
-                    f"ONNX export under {embed_cache} gives {self._encoder.dim}"
-                )
-            if cached and e.id:
+            self._encoder = _encoder(spec, embed_cache, threads or _cores(), spin, encode_batch)
+            if cached and spec.encoder.id:
                 # The vectors training computed for these very texts (the predictions stage:
                 # every kept record was embedded by train); misses go through the ONNX export.
                 from pipeline.embed.cache import EmbeddingCache
 
-                self._cache = EmbeddingCache(embed_cache, e.id, e.dim)
+                self._cache = EmbeddingCache(embed_cache, spec.encoder.id, spec.encoder.dim)
 
     def __call__(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
         """The graph's feed for `texts` and, per text, whether its tokens were cut."""
@@ -77,9 +70,35 @@ class Featuriser:
         _, truncated = tokenize_flagged(self._encoder.tokenizer, texts)
         missing = np.flatnonzero(~found)
         if len(missing):
-            vectors[missing] = self._encoder.encode_many([texts[i] for i in missing])
+            vectors[missing] = self._encoder.encode_flagged([texts[i] for i in missing])[0]
         self.cache_hits += int(found.sum())
         return vectors, truncated
+
+
+def _encoder(spec: PredictorSpec, cache: Path, threads: int, spin: bool, batch: int) -> Any:
+    """The export search and training use (int8 if the model was trained on int8 vectors)."""
+    from pipeline.embed.api import EmbedSettings
+    from pipeline.embed.onnx_paths import TOKENIZER_FILE, is_exported, onnx_dir
+    from pipeline.embed.query import query_model_file
+    from pipeline.errors import NotFoundError, UserInputError
+    from pipeline.predict.runtime import Encoder
+
+    e = spec.encoder
+    assert e is not None
+    directory = onnx_dir(e.model, cache)
+    if not is_exported(directory):
+        raise NotFoundError(
+            f"{directory}: no ONNX export of {e.model}; run `dvc repro` (train and index export it)"
+        )
+    settings = EmbedSettings(model=e.model, dim=e.dim, backend=e.backend, max_length=e.max_length)
+    encoder = Encoder(query_model_file(settings, cache), directory / TOKENIZER_FILE,
+                      e.max_length, threads, spin, batch)  # fmt: skip
+    if encoder.dim != e.dim:
+        raise UserInputError(
+            f"the model was trained on {e.dim}-dimensional {e.model} vectors; the "
+            f"ONNX export under {cache} gives {encoder.dim}"
+        )
+    return encoder
 
 
 def _cores() -> int:

@@ -47,19 +47,25 @@ class Predictor:
         batch_size: int = 64,
         threads: int = 0,
         cached: bool = False,
+        spin: bool = False,
+        encode_batch: int = 16,
     ) -> None:
         from pipeline.embed.models import cpu_count
-        from pipeline.evaluate.export import onnx_session
         from pipeline.predict.features import Featuriser
+        from pipeline.predict.runtime import session
 
         self.spec = PredictorSpec.read(directory / SPEC_FILE)
         self.name, self.version, self.run_id = name, version, run_id
         self.labels: list[str] = list(self.spec.labels)
         self.batch_size = max(1, batch_size)
-        self._session = onnx_session(directory / ONNX_FILE, threads or cpu_count())
+        # The head is a few small products: one thread beats waking a pool (runtime.py).
+        # A token model's whole network is this graph: it gets the configured threads.
+        head_threads = (threads or cpu_count()) if self.spec.input_kind == "tokens" else 1
+        self._session = session(directory / ONNX_FILE, head_threads, spin)
         # cached: read the sentence vectors training stored for the same texts (the
         # predictions stage); a served or CLI prediction always runs the ONNX encoder.
-        self._featurise = Featuriser(self.spec, embed_cache, threads, cached=cached)
+        self._featurise = Featuriser(self.spec, embed_cache, threads, cached=cached, spin=spin,
+                                     encode_batch=encode_batch)  # fmt: skip
 
     @classmethod
     def load(
@@ -73,7 +79,7 @@ class Predictor:
         directory = fetch(s.tracking_uri, found, s.cache_dir)
         return cls(directory, s.embed_cache, name=found.name, version=found.version,
                    run_id=found.run_id, batch_size=s.batch_size, threads=s.threads,
-                   cached=cached)  # fmt: skip
+                   cached=cached, spin=s.spin, encode_batch=s.encode_batch)  # fmt: skip
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """Probabilities (n, len(labels)) in the order of `labels`, and the truncated flags."""

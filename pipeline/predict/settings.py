@@ -21,6 +21,8 @@ class PredictSettings:
     embed_cache: Path = Path("data/cache/embeddings")  # where the encoder's ONNX export is
     batch_size: int = 64  # texts per forward pass
     threads: int = 0  # ONNX Runtime intra-op threads; 0: every core this process may use
+    spin: bool = False  # ORT pool threads busy-wait between operators (runtime.py: why off)
+    encode_batch: int = 16  # texts per encoder pass, longest first: less padding than 64
     max_text_chars: int = 100_000  # longer input is refused (exit 2 / 4xx), not truncated
     progress_every: int = 1000  # `pipeline predict --input`: a progress line per this many
 
@@ -30,11 +32,12 @@ class PredictSettings:
         from pipeline.tracking import TrackingSettings
 
         section = dict(cfg.get("predict") or {})
-        known = {"batch_size", "threads", "max_text_chars", "progress_every", "cache_dir"}
+        known = {"batch_size", "threads", "max_text_chars", "progress_every", "cache_dir",
+                 "spin", "encode_batch"}  # fmt: skip
         unknown = sorted(set(section) - known)
         if unknown:
             raise UserInputError(f"config key predict.{unknown[0]} does not exist")
-        for key in ("batch_size", "max_text_chars", "progress_every"):
+        for key in ("batch_size", "max_text_chars", "progress_every", "encode_batch"):
             if key in section and int(section[key]) < 1:
                 raise UserInputError(f"predict.{key}: must be a positive integer")
         evaluate = cfg.get("evaluate") or {}
@@ -43,5 +46,6 @@ class PredictSettings:
             registered_model=str(evaluate.get("registered_model", DEFAULT_MODEL)),
             cache_dir=root / str(section.get("cache_dir", cls.cache_dir)),
             embed_cache=root / str(require(cfg, "paths.embed_cache")),
-            **{k: int(section[k]) for k in known - {"cache_dir"} if k in section},
+            spin=bool(section.get("spin", cls.spin)),
+            **{k: int(section[k]) for k in known - {"cache_dir", "spin"} if k in section},
         )
