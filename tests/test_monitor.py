@@ -93,6 +93,40 @@ def test_the_log_keeps_no_text_unless_configured_and_then_redacts_it(tmp_path):
     assert rows[0][2] == rows[1][2] == input_hash(secret)
 
 
+def test_a_vector_the_predictor_gives_is_logged_as_the_encoder_s_would_be(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = {f"text {i}": rng.normal(size=16).astype(np.float32) for i in range(4)}
+    asked: list[str] = []
+
+    def embedder(texts):
+        asked.extend(texts)
+        return np.stack([vectors[t] for t in texts])
+
+    logged = {}
+    for mode in ("encoder", "given", "mixed"):
+        db = tmp_path / f"{mode}.duckdb"
+        log = PredictionLog(db, embedder=embedder, projection_dims=8)
+        asked.clear()
+        for i, (text, vector) in enumerate(vectors.items()):
+            give = mode == "given" or (mode == "mixed" and i % 2 == 0)
+            log.record(f"p{i}", "k", "clf", "1", text, "a", 0.9, 1.0, False,
+                       embedding=vector if give else None)  # fmt: skip
+        assert log.flush() == 4
+        # The flush encodes only what the predictor did not give.
+        expected = {"encoder": list(vectors), "given": [], "mixed": ["text 1", "text 3"]}
+        assert asked == expected[mode]
+        with service_db.open_service_db(db) as con:
+            logged[mode] = con.execute(
+                "SELECT embedding FROM predictions ORDER BY prediction_id"
+            ).fetchall()
+    for mode in ("given", "mixed"):
+        np.testing.assert_allclose(
+            np.array([row[0] for row in logged[mode]]),
+            np.array([row[0] for row in logged["encoder"]]),
+            rtol=1e-6,
+        )
+
+
 def test_windows_report_label_drift_confidence_and_live_accuracy(tmp_path):
     db = tmp_path / "service.duckdb"
     settings = MonitorSettings(min_predictions=20)

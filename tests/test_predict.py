@@ -222,6 +222,19 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
     np.testing.assert_allclose(probs_cached, probs_onnx, atol=1e-4)
     assert cut_cached == cut_onnx and cut_cached[-1]
 
+    # POST /predict hands the monitoring log the vectors the model read: they are the search
+    # path's encoder's (the log's), so the service encodes each input once, not twice.
+    from pipeline.embed.api import EmbedSettings
+    from pipeline.embed.query import QueryEncoder
+
+    settings = EmbedSettings.from_cfg(cfg.embed)
+    assert predictor.encodes_like(settings.model, settings.backend, settings.max_length)
+    assert not predictor.encodes_like(settings.model, settings.backend, 128)
+    same, vectors = predictor.predict_and_embed([*TEXTS[:2], long_text])
+    assert [p.probabilities for p in same] == [p.probabilities for p in got]
+    encoder = QueryEncoder(settings, tmp_path / cfg.paths.embed_cache)
+    np.testing.assert_allclose(vectors, encoder.encode_many([*TEXTS[:2], long_text]), atol=1e-5)
+
 
 @pytest.mark.slow
 def test_the_cli_labels_texts_and_reports_truncation(textcnn: tuple[Path, Any]) -> None:

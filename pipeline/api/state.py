@@ -97,6 +97,12 @@ class ServiceState:
             projection_dims=monitor.projection_dims, seed=monitor.seed,
             log_text=monitor.log_text, lock_timeout=serve.lock_timeout_seconds,
         )  # fmt: skip
+        # The log's encoder (model, backend, max_length): a predictor that runs the same
+        # export hands its vectors to the log, which then does not encode the input again.
+        from pipeline.embed.api import EmbedSettings
+
+        embed = EmbedSettings.from_cfg(config.embed)
+        self.log_encoder = (embed.model, embed.backend, embed.max_length)
         self.monitor_reference = ReferenceCache()  # GET /monitor's, per records.parquet
         self._factory = searcher_factory
         self._searcher: Any = None

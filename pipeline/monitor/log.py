@@ -76,9 +76,12 @@ class PredictionLog:
         latency_ms: float,
         truncated: bool,
         at: datetime | None = None,
+        embedding: np.ndarray | None = None,
     ) -> None:
         """Buffer one prediction (its text is kept, clipped, until the flush embeds it);
-        `at` backdates it (benchmarks and tests replay windows of the past)."""
+        `embedding`: the input's vector from the predictor itself when it runs the log's
+        encoder (then the flush does not embed it again); `at` backdates it (benchmarks
+        and tests replay windows of the past)."""
         row = {
             "prediction_id": prediction_id,
             "ts": at or datetime.now(UTC),
@@ -91,6 +94,7 @@ class PredictionLog:
             "input_hash": input_hash(text),
             "truncated": bool(truncated),
             "_text": clip(text, EMBED_TEXT_MAX),
+            "_vector": embedding,
         }
         with self._lock:
             self._rows.append(row)
@@ -117,15 +121,34 @@ class PredictionLog:
             return len(rows)
 
     def _table(self, rows: list[dict]) -> pa.Table:
-        texts = [row["_text"] for row in rows]
-        vectors = self._embed(texts)
+        vectors = self._vectors(rows)
         stored = []
         for i, row in enumerate(rows):
-            out = {k: v for k, v in row.items() if k != "_text"}
-            out["embedding"] = None if vectors is None else vectors[i].tolist()
+            out = {k: v for k, v in row.items() if k not in ("_text", "_vector")}
+            out["embedding"] = None if vectors[i] is None else vectors[i].tolist()
             out["text"] = loggable(row["_text"], QUERY_TEXT_MAX) if self.log_text else None
             stored.append(out)
         return pa.Table.from_pylist(stored, schema=sql.PREDICTION_LOG_SCHEMA)
+
+    def _vectors(self, rows: list[dict]) -> list[np.ndarray | None]:
+        """Each row's projected embedding: the predictor's vector where it gave one, the
+        log's encoder for the rest (None where there is no encoder)."""
+        out: list[np.ndarray | None] = [None] * len(rows)
+        given = [i for i, row in enumerate(rows) if row["_vector"] is not None]
+        if given:
+            projected = self._project(np.stack([rows[i]["_vector"] for i in given]))
+            for i, vector in zip(given, projected, strict=True):
+                out[i] = vector
+        todo = [i for i, row in enumerate(rows) if row["_vector"] is None]
+        embedded = self._embed([rows[i]["_text"] for i in todo]) if todo else None
+        if embedded is not None:
+            for i, vector in zip(todo, embedded, strict=True):
+                out[i] = vector
+        return out
+
+    def _project(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        return vectors @ projection(vectors.shape[1], self.projection_dims, self.seed)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
         if self.embedder is None:
@@ -137,4 +160,4 @@ class PredictionLog:
             log.exception("prediction log: embedding failed; logging without embeddings")
             self.embedder = None
             return None
-        return vectors @ projection(vectors.shape[1], self.projection_dims, self.seed)
+        return self._project(vectors)

@@ -83,18 +83,47 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """Probabilities (n, len(labels)) in the order of `labels`, and the truncated flags."""
+        probs, truncated, _ = self._run(texts, keep_vectors=False)
+        return probs, truncated
+
+    def _run(
+        self, texts: Sequence[str], keep_vectors: bool
+    ) -> tuple[np.ndarray, list[bool], np.ndarray | None]:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         truncated: list[bool] = []
+        encoder = self.spec.encoder
+        keep = keep_vectors and encoder is not None
+        vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32) if keep else None
         for start in range(0, len(texts), self.batch_size):
             feed, cut = self._featurise(texts[start : start + self.batch_size])
             (logits,) = self._session.run(["logits"], feed)
             out[start : start + len(logits)] = softmax(logits)
             truncated.extend(cut)
-        return out, truncated
+            if vectors is not None:  # the sentence vector leads an embedding kind's features
+                vectors[start : start + len(logits)] = feed[self.spec.inputs[0]][:, : encoder.dim]
+        return out, truncated, vectors
+
+    def encodes_like(self, model: str, backend: str, max_length: int) -> bool:
+        """Whether this model's sentence vectors are the ONNX export `model` at `max_length`
+        tokens would give (int8 or not, as `backend` says): the search path's encoder."""
+        e = self.spec.encoder
+        int8 = backend == "onnx-int8"
+        return e is not None and (e.model, e.backend == "onnx-int8", e.max_length) == (
+            model, int8, max_length,
+        )  # fmt: skip
+
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[list[Prediction], np.ndarray | None]:
+        """Predictions and the sentence vectors the model read (None for a token model), so a
+        caller that logs embeddings does not run the encoder a second time."""
+        probs, truncated, vectors = self._run(list(texts), keep_vectors=True)
+        return self._predictions(probs, truncated), vectors
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One Prediction per text, in order (the texts are the model's inputs as they are)."""
         probs, truncated = self.predict_proba(list(texts))
+        return self._predictions(probs, truncated)
+
+    def _predictions(self, probs: np.ndarray, truncated: list[bool]) -> list[Prediction]:
         best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
         return [
             Prediction(

@@ -32,14 +32,19 @@ def predict(body: PredictRequest, principal: Reader, service: Service) -> Predic
     if predictor is None:
         raise HTTPException(503, f"no model to serve: {service.model.error}")
     texts = body.all_texts()
-    predictions = predictor.predict(texts)
+    # The monitoring log embeds each input; a model that read the same vectors gives them.
+    if predictor.encodes_like(*service.log_encoder):
+        predictions, vectors = predictor.predict_and_embed(texts)
+    else:
+        predictions, vectors = predictor.predict(texts), None
     took = (time.perf_counter() - started) * 1000
     out = []
-    for text, p in zip(texts, predictions, strict=True):
+    for i, (text, p) in enumerate(zip(texts, predictions, strict=True)):
         prediction_id = uuid.uuid4().hex
         service.predictions.record(
             prediction_id, principal.key_id, predictor.name, predictor.version, text,
             p.label, p.confidence, took, p.truncated,
+            embedding=None if vectors is None else vectors[i],
         )  # fmt: skip
         out.append({"prediction_id": prediction_id, **p.to_dict()})
     model = {"name": predictor.name, "version": str(predictor.version)}
