@@ -93,8 +93,8 @@ def _build_ondisk(
             faiss.write_index(shard, shards[-1])
             del shard  # one shard's codes in RAM at a time
         inner = faiss.read_index(str(trained_file))
+        index = faiss.IndexIDMap(inner)  # wrapped while empty, as FAISS requires
         merge_ondisk(inner, shards, str(directory / IVFDATA_FILE))
-        index = faiss.IndexIDMap(inner)
         faiss.copy_array_to_vector(np.asarray(rids, dtype=np.int64), index.id_map)
         index.ntotal = inner.ntotal
         apply_search_params(index, settings.ef_search, settings.nprobe)
