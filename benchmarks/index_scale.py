@@ -138,7 +138,8 @@ def measure(index_dir: Path, work: Path, queries_per: int) -> dict:
         text=True,
         check=True,
     )
-    return json.loads(proc.stdout)
+    # FAISS prints notes (on-disk lists) to stdout from C: the report is the last line.
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def truth(vectors: np.ndarray, queries: np.ndarray, rows: np.ndarray | None) -> list[set]:
