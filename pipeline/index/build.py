@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
+from pipeline.index.compressed import memory_footprint, write_faiss
+from pipeline.index.factory import IndexSettings, recall_at_k, resolve_factory
 from pipeline.index.keyword import TOKENIZER, build_terms, save_terms
 from pipeline.index.manifest import (
-    FAISS_FILE,
     FORMAT_VERSION,
     KEYWORD_DIR,
     RIDS_FILE,
@@ -35,15 +35,12 @@ def write_index_dir(
     source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build every index file into `directory` (not yet published); returns the manifest."""
-    import faiss
-
     rids, vectors, texts = _in_rid_order(rids, vectors, texts)
-    factory = resolve_factory(settings, len(rids))
+    factory = resolve_factory(settings, len(rids), vectors.shape[1])
     start = time.perf_counter()
-    index = build_faiss(vectors, rids, factory, settings)
+    index = write_faiss(directory, vectors, rids, factory, settings)
     build_seconds = time.perf_counter() - start
     recall = recall_at_k(index, vectors, rids, settings)
-    faiss.write_index(index, str(directory / FAISS_FILE))
     np.save(directory / VECTORS_FILE, vectors)
     np.save(directory / RIDS_FILE, rids)
     terms = build_terms(texts, rids)
@@ -68,6 +65,7 @@ def write_index_dir(
             "docs": terms.n_docs,
         },
         "erased": 0,
+        "memory": memory_footprint(directory, len(rids), settings),
     }
     write_manifest(directory, manifest)
     return manifest
@@ -83,12 +81,14 @@ def _in_rid_order(
         raise PipelineError(
             f"index build: {len(rids)} rids, {len(vectors)} vectors, {len(texts)} texts differ"
         )
-    order = np.argsort(rids, kind="stable")
-    rids, vectors = rids[order], vectors[order]
+    if len(rids) > 1 and not (np.diff(rids) >= 0).all():
+        # Already sorted (the usual case): no copy, so a memory-mapped matrix stays mapped.
+        order = np.argsort(rids, kind="stable")
+        rids, vectors, texts = rids[order], vectors[order], [texts[i] for i in order]
     if len(rids) > 1 and (np.diff(rids) == 0).any():
         dup = int(rids[np.flatnonzero(np.diff(rids) == 0)[0]])
         raise PipelineError(f"index build: rid {dup} appears twice in the kept records")
-    return rids, vectors, [texts[i] for i in order]
+    return rids, vectors, list(texts)
 
 
 def publish_index(

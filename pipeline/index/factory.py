@@ -18,6 +18,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import UserInputError
+from pipeline.index.compressed import (
+    INVLISTS_MODES,
+    REFINE_MODES,
+    compact,
+    pq_bytes,
+    refined_search,
+)
 
 # IVF-PQ + RFlat: re-rank this many times k PQ candidates exactly (PQ alone ranks coarsely).
 REFINE_K_FACTOR = 8
@@ -38,12 +45,22 @@ class IndexSettings:
     recall_queries: int = 200
     build_threads: int = 1  # 1 keeps HNSW graphs byte-identical across runs
     seed: int = 42
+    # Compressed IVF-PQ (pipeline/index/compressed.py, docs/scaling.md):
+    pq_m: int = 32  # `{pq_m}` in the factory: PQ bytes per vector (a divisor of dim)
+    refine: str = "none"  # mmap = re-rank refine_k_factor*k candidates from vectors.npy
+    refine_k_factor: int = REFINE_K_FACTOR
+    invlists: str = "memory"  # ondisk = FAISS OnDiskInvertedLists in index.ivfdata
+    add_batch: int = 1_000_000  # ondisk: vectors per shard (codes in RAM while building)
+    train_size: int = 262_144  # compact builds: vectors sampled to train the quantizers
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> IndexSettings:
         known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg}
         if known.get("metric", "inner_product") != "inner_product":
             raise UserInputError("index.metric: only inner_product (cosine) is supported")
+        for key, allowed in (("refine", REFINE_MODES), ("invlists", INVLISTS_MODES)):
+            if known.get(key, allowed[0]) not in allowed:
+                raise UserInputError(f"index.{key}: {known[key]!r}, expected one of {allowed}")
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +74,7 @@ def nlist_for(settings: IndexSettings, n: int) -> int:
     return max(1, min(int(4 * math.sqrt(n)), max(1, n // 39)))
 
 
-def resolve_factory(settings: IndexSettings, n: int) -> str:
+def resolve_factory(settings: IndexSettings, n: int, dim: int | None = None) -> str:
     """The concrete factory string for a collection of n vectors."""
     factory = settings.factory
     if factory == "auto":
@@ -67,6 +84,10 @@ def resolve_factory(settings: IndexSettings, n: int) -> str:
             factory = f"HNSW{settings.hnsw_m},Flat"
         else:
             factory = "IVF{nlist},Flat"
+    if "{pq_m}" in factory:
+        if dim is None:
+            raise UserInputError(f"index.factory {factory!r}: {{pq_m}} needs the vector dim")
+        factory = factory.replace("{pq_m}", str(pq_bytes(settings.pq_m, dim)))
     return factory.replace("{nlist}", str(nlist_for(settings, n)))
 
 
@@ -76,29 +97,48 @@ def build_faiss(
     """Train (if needed) and fill an IDMap2 index; rows must be in sorted rid order."""
     import faiss
 
-    dim = vectors.shape[1]
     previous_threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(max(1, settings.build_threads))
     try:
-        try:
-            inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            raise UserInputError(f"index.factory {factory!r}: {exc}".splitlines()[0]) from exc
-        hnsw = _hnsw_of(inner)
-        if hnsw is not None:
-            hnsw.efConstruction = settings.ef_construction
-        if not inner.is_trained and len(vectors):
-            ivf = faiss.extract_index_ivf(inner) if "IVF" in factory else None
-            if ivf is not None:
-                ivf.cp.seed = settings.seed
-            inner.train(vectors)
-        index = faiss.IndexIDMap2(inner)
+        inner = trained_index(training_sample(vectors, settings), factory, settings)
+        # IDMap2's reverse hash map costs more per vector than PQ codes: compact builds skip it.
+        index = (faiss.IndexIDMap if compact(settings) else faiss.IndexIDMap2)(inner)
         if len(vectors):
             index.add_with_ids(vectors, rids)
         apply_search_params(index, settings.ef_search, settings.nprobe)
         return index
     finally:
         faiss.omp_set_num_threads(previous_threads)
+
+
+def training_sample(vectors: np.ndarray, settings: IndexSettings) -> np.ndarray:
+    """Compact builds train on a seeded sample of train_size rows (PQ k-means is the cost);
+    other builds on every row, as before, so their indexes stay byte-identical."""
+    if not compact(settings) or len(vectors) <= settings.train_size:
+        return vectors
+    rng = np.random.default_rng(settings.seed)
+    return np.ascontiguousarray(
+        vectors[np.sort(rng.choice(len(vectors), settings.train_size, False))]
+    )
+
+
+def trained_index(vectors: np.ndarray, factory: str, settings: IndexSettings) -> Any:
+    """An empty FAISS index from `factory`, trained on `vectors` when it needs training."""
+    import faiss
+
+    try:
+        inner = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise UserInputError(f"index.factory {factory!r}: {exc}".splitlines()[0]) from exc
+    hnsw = _hnsw_of(inner)
+    if hnsw is not None:
+        hnsw.efConstruction = settings.ef_construction
+    if not inner.is_trained and len(vectors):
+        ivf = faiss.extract_index_ivf(inner) if "IVF" in factory else None
+        if ivf is not None:
+            ivf.cp.seed = settings.seed
+        inner.train(vectors)
+    return inner
 
 
 def apply_search_params(index: Any, ef_search: int, nprobe: int) -> None:
@@ -138,7 +178,13 @@ def recall_at_k(
     _, exact = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     exact_ids = rids[exact]
     start = time.perf_counter()
-    _, found = index.search(queries, k)
+    if settings.refine == "mmap":  # rank as the searcher does: PQ shortlist, exact re-rank
+        inner = faiss.downcast_index(index.index)
+        kf = settings.refine_k_factor
+        rows = [refined_search(inner, vectors, q, k, kf)[1][0] for q in queries]
+        found = np.where(np.asarray(rows) >= 0, rids[np.maximum(rows, 0)], -1)
+    else:
+        _, found = index.search(queries, k)
     seconds = time.perf_counter() - start
     hits = sum(len(set(found[i]) & set(exact_ids[i])) for i in range(len(sample)))
     return {

@@ -23,7 +23,10 @@ def content_hash(rids: np.ndarray, vectors: np.ndarray) -> str:
     """sha256 of what the index holds: the rid order and the vectors, byte for byte."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(rids, dtype="<i8").tobytes())
-    digest.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+    # In blocks of rows (the same bytes in the same order): a memory-mapped matrix is
+    # hashed without a copy of it in RAM.
+    for lo in range(0, len(vectors), 65_536):
+        digest.update(np.ascontiguousarray(vectors[lo : lo + 65_536], dtype="<f4").tobytes())
     return digest.hexdigest()
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.index.compressed import read_faiss
 from pipeline.index.keyword import load_terms, stale_tokenizer
 from pipeline.index.manifest import (
-    FAISS_FILE,
     KEYWORD_DIR,
     RIDS_FILE,
     VECTORS_FILE,
@@ -26,7 +26,7 @@ def verify_index(index_dir: str | Path, store_path: str | Path) -> dict[str, Any
 
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
-    index = faiss.read_index(str(index_dir / FAISS_FILE))
+    index = read_faiss(index_dir, manifest)
     vector_ids = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
     terms = load_terms(index_dir / KEYWORD_DIR)
     kept = _kept_rids(store_path)

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import BusyError, PipelineError
+from pipeline.index.compressed import read_faiss, refined_search
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, stale_tokenizer, top_rows
 from pipeline.index.manifest import (
-    FAISS_FILE,
     KEYWORD_DIR,
     MANIFEST,
     RIDS_FILE,
@@ -51,6 +51,7 @@ class IndexState:
     vectors: np.ndarray  # float32 (n, dim), memory-mapped
     rids: np.ndarray  # int64 (n,), sorted
     kind: str  # flat | hnsw | ivf | other: how a filtered search is tuned
+    refine_k: int = 0  # > 0: re-rank refine_k*n PQ candidates from the memory-mapped vectors
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     _bm25: BM25 | None = None
@@ -68,7 +69,7 @@ class IndexState:
             sig = signature(index_dir)
             manifest = read_manifest(index_dir)
             try:
-                index = faiss.read_index(str(index_dir / FAISS_FILE))
+                index = read_faiss(index_dir, manifest)
                 vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
                 rids = np.load(index_dir / RIDS_FILE)
             except (FileNotFoundError, RuntimeError):
@@ -89,6 +90,7 @@ class IndexState:
             vectors=vectors,
             rids=rids,
             kind=_kind(inner),
+            refine_k=build.get("refine_k_factor", 0) if build.get("refine") == "mmap" else 0,
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
         )
@@ -136,12 +138,12 @@ class IndexState:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), "empty"
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if rows is None:
-            scores, found = self.inner.search(query, n)
+            scores, found = self._search(query, n)
             keep = found[0] >= 0
             return found[0][keep], scores[0][keep], "index"
         if len(rows) > exact_below:
             params = self._filtered_params(rows, len(rows) / total, ef_max)
-            scores, found = self.inner.search(query, n, params=params)
+            scores, found = self._search(query, n, params)
             keep = found[0] >= 0
             if keep.sum() == n:
                 return found[0][keep], scores[0][keep], "index-prefilter"
@@ -152,6 +154,12 @@ class IndexState:
         scores = self._subset_scores(query[0], rows)
         chosen, chosen_scores = top_rows(scores, np.arange(len(rows)), n)
         return rows[chosen], chosen_scores, "exact-subset"
+
+    def _search(self, query: np.ndarray, n: int, params: Any = None) -> tuple[Any, Any]:
+        """FAISS search of the inner index, PQ candidates re-ranked exactly when configured."""
+        if self.refine_k:
+            return refined_search(self.inner, self.vectors, query, n, self.refine_k, params)
+        return self.inner.search(query, n, params=params)
 
     def _subset_scores(
         self, query: np.ndarray, rows: np.ndarray, chunk: int = 65_536

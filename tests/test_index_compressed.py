@@ -1,0 +1,151 @@
+"""index=ivfpq / ivfpq_disk: PQ codes resident, floats memory-mapped, on-disk lists; real FAISS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from helpers.search import clustered, records_table
+from helpers.store import write_records_store
+
+from pipeline.config import compose
+from pipeline.index.build import publish_index
+from pipeline.index.compressed import IVFDATA_FILE, pq_bytes
+from pipeline.index.factory import IndexSettings
+from pipeline.index.verify import verify_index
+from pipeline.search.api import Searcher, SearchSettings
+from pipeline.search.state import IndexState
+from pipeline.service.erasure import erase_user
+from pipeline.service.settings import ServicePaths
+from pipeline.store.scope import Scope
+
+DIM = 96
+N = 4_000
+
+
+def _settings(name: str, **over: object) -> IndexSettings:
+    cfg = IndexSettings.from_cfg(compose([f"index={name}"]).index)
+    # nlist fixed so the per-vector figure is not blurred by a size-dependent quantizer.
+    return IndexSettings(**{**cfg.to_dict(), "recall_queries": 50, "nlist": 32, **over})
+
+
+def _project(root: Path, name: str, n: int = N, **over: object) -> tuple[np.ndarray, np.ndarray]:
+    """A store and a published index laid out as the service expects (ServicePaths)."""
+    paths = ServicePaths().under(root)
+    paths.store.parent.mkdir(parents=True, exist_ok=True)
+    table = records_table(n, seed=5)
+    write_records_store(paths.store, table)
+    pq.write_table(table, paths.records)
+    vectors = clustered(n, DIM, seed=5)
+    rids = np.asarray(table.column("rid").to_pylist(), dtype=np.int64)
+    publish_index(paths.index_dir, rids, vectors, ["t"] * n, _settings(name, **over), {})
+    return rids, vectors
+
+
+def _exact(vectors: np.ndarray, rids: np.ndarray, allowed: np.ndarray, q: np.ndarray) -> set:
+    scores = vectors[allowed] @ q
+    return set(rids[allowed[np.argsort(-scores, kind="stable")[:10]]].tolist())
+
+
+FILTERS = {  # rows in rid order = table order (records_table's rids are sorted)
+    "all": lambda n: np.arange(n),
+    "origin=real": lambda n: np.flatnonzero(np.arange(n) % 2 == 0),
+    "label=support": lambda n: np.flatnonzero(np.arange(n) % 10 == 0),
+}
+
+
+def _recall(searcher: Searcher, vectors: np.ndarray, rids: np.ndarray, live: np.ndarray) -> dict:
+    """recall@10 per filter over held-out queries; every search must return 10."""
+    queries = clustered(N + 20, DIM, seed=5)[N:]  # same clusters, not indexed
+    hits = dict.fromkeys(FILTERS, 0)
+    for q in queries:
+        for name, rows_of in FILTERS.items():
+            allowed = np.intersect1d(rows_of(N), live)
+            filters = [] if name == "all" else [name]
+            found, _ = searcher.search_ids(q, 10, filters=filters, scope=Scope.all())
+            assert len(found) == 10, name  # a pre-filter still returns k
+            assert set(found.tolist()) <= set(rids[allowed].tolist()), name
+            hits[name] += len(_exact(vectors, rids, allowed, q) & set(found.tolist()))
+    return {name: h / (10 * len(queries)) for name, h in hits.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ivfpq", "ivfpq_disk"])
+def test_build_search_filter_erase_verify(tmp_path: Path, name: str) -> None:
+    # ivfpq_disk: 3 shards merged with merge_ondisk.
+    rids, vectors = _project(tmp_path, name, add_batch=1_500)
+    paths = ServicePaths().under(tmp_path)
+    state = IndexState.load(paths.index_dir)  # published by rename: the build path moved
+    # The float vectors are a read-only map of vectors.npy, and FAISS holds only PQ codes.
+    assert isinstance(state.vectors, np.memmap) and state.vectors.mode == "r"
+    assert isinstance(faiss.downcast_index(state.inner), faiss.IndexIVFPQ)
+    assert state.refine_k == 16
+    assert (paths.index_dir / "index.faiss").stat().st_size < N * DIM  # floats: 4*DIM each
+    invlists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(state.inner).invlists)
+    ondisk = isinstance(invlists, faiss.OnDiskInvertedLists)
+    assert ondisk == (name == "ivfpq_disk")
+    assert (paths.index_dir / IVFDATA_FILE).exists() == ondisk
+
+    searcher = Searcher(paths.index_dir, paths.store, SearchSettings(), None)
+    recall = _recall(searcher, vectors, rids, np.arange(N))
+    assert min(recall.values()) >= 0.9, recall
+
+    # `pipeline erase`'s own path: the store, records.parquet and this index, under the lock.
+    user_rows = np.flatnonzero(np.arange(N) % 7 == 3)  # records_table: user-{i % 7}
+    counts = erase_user(paths, "user-3", "test")
+    assert counts["index_removed"] == len(user_rows), counts
+    report = verify_index(paths.index_dir, paths.store)
+    assert report["ok"], report["problems"]
+    assert report["vectors"] == N - len(user_rows)
+    manifest = json.loads((paths.index_dir / "manifest.json").read_text())
+    assert manifest["build_params"]["invlists"] == ("ondisk" if ondisk else "memory")
+    # At 3.4k vectors the quantizers add ~32 B each; the marginal figure is tested below.
+    assert manifest["memory"]["resident_bytes_per_vector"] < 4 * DIM  # no float copy
+
+    live = np.setdiff1d(np.arange(N), user_rows)
+    after = Searcher(paths.index_dir, paths.store, SearchSettings(), None)
+    recall = _recall(after, vectors, rids, live)  # also: no erased rid is ever returned
+    assert min(recall.values()) >= 0.9, recall
+
+
+@pytest.mark.slow
+def test_manifest_records_resident_bytes_per_vector(tmp_path: Path) -> None:
+    """Marginal resident bytes per vector: codes + list id + IDMap id + rids.npy = pq_m + 24."""
+    figures = {}
+    for n in (2_000, 4_000):
+        _project(tmp_path / str(n), "ivfpq", n=n)
+        index_dir = ServicePaths().under(tmp_path / str(n)).index_dir
+        memory = json.loads((index_dir / "manifest.json").read_text())["memory"]
+        figures[n] = memory["resident_bytes_per_vector"] * n
+        assert memory["refine"] == "mmap" and memory["mapped_bytes_per_vector"] >= 4 * DIM
+    marginal = (figures[4_000] - figures[2_000]) / 2_000
+    assert marginal == pytest.approx(pq_bytes(32, DIM) + 24, abs=1.0)
+    assert marginal <= 64
+
+
+@pytest.mark.slow
+def test_ondisk_lists_rank_as_the_in_memory_lists(tmp_path: Path) -> None:
+    # 3 shards merged with merge_ondisk; both train on every vector, so codes are identical.
+    _project(tmp_path / "disk", "ivfpq_disk", add_batch=1_500, train_size=N)
+    _project(tmp_path / "mem", "ivfpq")
+    disk = IndexState.load(ServicePaths().under(tmp_path / "disk").index_dir)
+    mem = IndexState.load(ServicePaths().under(tmp_path / "mem").index_dir)
+    assert disk.inner.ntotal == mem.inner.ntotal == N
+    for q in clustered(N + 5, DIM, seed=5)[N:]:
+        a, _, _ = disk.vector_top(q, 10, None, 0, 0)
+        b, _, _ = mem.vector_top(q, 10, None, 0, 0)
+        assert a.tolist() == b.tolist()
+
+
+def test_bad_refine_or_invlists_is_a_config_error() -> None:
+    from pipeline.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"index\.refine"):
+        IndexSettings.from_cfg({"refine": "ram"})
+    with pytest.raises(UserInputError, match=r"index\.invlists"):
+        IndexSettings.from_cfg({"invlists": "tape"})
+    assert pq_bytes(32, 384) == 32 and pq_bytes(32, 48) == 24 and pq_bytes(32, 7) == 7
