@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -17,8 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import compose, to_yaml
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.batch import prepare
 from pipeline.dedup.quality.language import identify
-from pipeline.dedup.steps.quality import build_filters
+from pipeline.dedup.steps.quality import QualityFilter, build_filters, first_failure
 from pipeline.errors import UserInputError
 from pipeline.stages.dedup import run
 from pipeline.store.erasure import copy_without_user, count_user_rows
@@ -218,3 +220,40 @@ def test_erasure_removes_a_users_filtered_records(tmp_path: Path) -> None:
         ]  # fmt: skip
     finally:
         con.close()
+
+
+def _mixed_text(rng: random.Random) -> str:
+    """Words of several scripts and whitespace kinds, often repeated (n-gram ceilings > 0)."""
+    vocab = ["a", "bb", "the", "naïve", "Straße", "请", "帮我", "ช่วย", "東京", "🙂ok", "x\u0301"]
+    spaces = [" ", "  ", "\n", "\t", "\u3000", "\xa0", "\u2003", "\x1c"]
+    words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 90))]
+    return "".join(w + rng.choice(spaces) for w in words).strip()
+
+
+def test_batch_kernel_counts_words_and_ceilings_as_the_python_measures() -> None:
+    rng = random.Random(7)
+    texts = [_mixed_text(rng) for _ in range(500)] + ["", " ", "one", "buy now " * 20]
+    for text, got in zip(texts, prepare(texts), strict=True):
+        tokens, chars = m.words(text), len(text)
+        assert got is not None and len(got) == len(tokens), text
+        assert got.top_ceiling == pytest.approx(m.top_ngram_bound(tokens, 4, chars)), text
+        assert got.dup_ceiling == pytest.approx(m.dup_ngram_bound(tokens, 5, chars)), text
+        assert got.words == tokens
+    assert prepare([None, "a b", None])[::2] == [None, None]
+
+
+def test_the_step_in_batches_fails_the_records_the_plain_filters_fail() -> None:
+    rng = random.Random(3)
+    rows = [dict(r) for r in GOOD] + [row for row, _ in JUNK.values()]
+    verse = "alpha beta gamma delta epsilon zeta eta theta iota kappa "
+    rows.append({"prompt": "Sing.", "response": verse * 3})  # dup_ngram, not top_ngram
+    rows += [{"prompt": _mixed_text(rng), "response": rng.choice([None, _mixed_text(rng)])}
+             for _ in range(400)]  # fmt: skip
+    records = [SimpleNamespace(prompt=r["prompt"], response=r["response"]) for r in rows]
+    filters = compose([]).dedup.quality.filters
+    plain = {i: f for i, r in enumerate(records) if (f := first_failure(build_filters(filters), r))}
+    step = QualityFilter(filters)
+    for lo in range(0, len(records), 100):
+        step.observe(records[lo : lo + 100], lo)
+    assert step._failed == plain
+    assert {f.filter for f in plain.values()} >= {"top_ngram", "dup_ngram", "mean_word_length"}

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.batch import DUP_N, TOP_N, Prepared
 from pipeline.dedup.quality.measures import Words
 from pipeline.errors import UserInputError
 
 FIELDS = ("prompt", "response")
 # (text, words) -> the measured value, or None when the measure does not apply to the text.
+# The words are a `Words`, or the batch kernel's `Prepared` (its length is the word count).
 Measure = Callable[[str, Words], float | None]
 
 
@@ -35,7 +37,11 @@ class Failure:
 
 def _ngram(measure: Callable[[Words, int, int], float], ns: Sequence[int]) -> Any:
     """A measure per n (Gopher's per-n thresholds): (text, words) -> {n: value}."""
-    return lambda text, tokens: {n: measure(tokens, n, len(text)) for n in ns}
+    return lambda text, tokens: {n: measure(_words(tokens), n, len(text)) for n in ns}
+
+
+def _words(tokens: Words | Prepared) -> Words:
+    return tokens.words if isinstance(tokens, Prepared) else tokens
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Bounded:
     # text passes without the exact measure (dup_ngram's greedy scan is a Python loop).
     ceiling: Callable[[str, Words], float] | None = None
 
-    def check(self, field: str, text: str, tokens: Words) -> Failure | None:
+    def check(self, field: str, text: str, tokens: Words | Prepared) -> Failure | None:
         """The bound `text` breaks, or None."""
         if len(tokens) < self.min_words:
             return None
@@ -132,12 +138,16 @@ def build(name: str, section: Mapping[str, Any], where: str) -> Bounded:
     )
 
 
-def _dup_ceiling(text: str, tokens: Words) -> float:
-    return m.dup_ngram_bound(tokens, 5, len(text))
+def _dup_ceiling(text: str, tokens: Words | Prepared) -> float:
+    if isinstance(tokens, Prepared):  # computed for the whole batch by the kernel
+        return tokens.dup_ceiling
+    return m.dup_ngram_bound(tokens, DUP_N, len(text))
 
 
-def _top_ceiling(text: str, tokens: Words) -> float:
-    return m.top_ngram_bound(tokens, 4, len(text))
+def _top_ceiling(text: str, tokens: Words | Prepared) -> float:
+    if isinstance(tokens, Prepared):
+        return tokens.top_ceiling
+    return m.top_ngram_bound(tokens, TOP_N, len(text))
 
 
 def _min_words(section: Mapping[str, Any], where: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.dedup.quality.batch import Prepared, prepare
 from pipeline.dedup.quality.filters import Failure, build
 from pipeline.dedup.quality.language import build_language
 from pipeline.dedup.quality.measures import Words, words
@@ -36,9 +37,12 @@ def build_filters(filters: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def first_failure(filters: Sequence[Any], record: Any) -> Failure | None:
-    """The first bound `record` (anything with prompt and response) breaks, or None."""
-    tokens: dict[str, Words] = {}
+def first_failure(
+    filters: Sequence[Any], record: Any, tokens: dict[str, Words | Prepared] | None = None
+) -> Failure | None:
+    """The first bound `record` (anything with prompt and response) breaks, or None.
+    `tokens`: each field's words when already known (the batch kernel's `Prepared`)."""
+    tokens = {} if tokens is None else tokens
     for rule in filters:
         for field in rule.fields:
             text = getattr(record, field)
@@ -62,8 +66,12 @@ class QualityFilter(Step):
     def observe(self, batch: Sequence[Record], start: int) -> None:
         if not self.filters:
             return
+        fields = sorted({field for rule in self.filters for field in rule.fields})
+        # Every field's word counts and n-gram ceilings in one compiled pass over the batch.
+        prepared = {f: prepare([getattr(r, f) for r in batch]) for f in fields}
         for offset, record in enumerate(batch):
-            failure = first_failure(self.filters, record)
+            known = {f: p for f in fields if (p := prepared[f][offset]) is not None}
+            failure = first_failure(self.filters, record, known)
             if failure is not None:
                 self._failed[start + offset] = failure
 
