@@ -232,13 +232,19 @@ def _mixed_text(rng: random.Random) -> str:
 
 def test_batch_kernel_counts_words_and_ceilings_as_the_python_measures() -> None:
     rng = random.Random(7)
-    texts = [_mixed_text(rng) for _ in range(500)] + ["", " ", "one", "buy now " * 20]
+    ascii_ = [" ".join(rng.choice(["a", "b.c", "...", "#x", "1_2", "--", "\x1c", "(ok)"])
+                       for _ in range(rng.randint(0, 30))) for _ in range(300)]  # fmt: skip
+    texts = [_mixed_text(rng) for _ in range(500)] + ascii_ + ["", " ", "one", "buy now " * 20]
     for text, got in zip(texts, prepare(texts), strict=True):
         tokens, chars = m.words(text), len(text)
         assert got is not None and len(got) == len(tokens), text
         assert got.top_ceiling == pytest.approx(m.top_ngram_bound(tokens, 4, chars)), text
         assert got.dup_ceiling == pytest.approx(m.dup_ngram_bound(tokens, 5, chars)), text
         assert got.words == tokens
+        assert got.ascii == text.isascii()
+        if got.ascii:  # the same floats as the Python measures, None where they give None
+            assert got.mean_word_length == m.mean_word_length(text), text
+            assert got.non_alpha == m.non_alpha_fraction(text), text
     assert prepare([None, "a b", None])[::2] == [None, None]
 
 

@@ -7,7 +7,9 @@ together, so here one numba loop over the batch's UTF-8 bytes finds the same wor
 `pipeline.text.tokens.shingle_tokens` (the near-dup step's kernel rules, reused from
 pipeline/dedup/shingles.py), their lengths in characters, and the two ceilings of
 measures.py (`top_ngram_bound`, `dup_ngram_bound`). Only the rare text whose ceiling
-passes a maximum has its words made in Python for the exact measure.
+passes a maximum has its words made in Python for the exact measure. For an ASCII text
+(most of t0-prompts) the same pass also gives `mean_word_length` and `non_alpha_fraction`,
+from measures.py's own ASCII tables; other texts keep the Python measures.
 
 Hashes differ from measures.py's (FNV-1a, not Python's str hash), which is safe: a
 collision can only merge n-grams, which raises a ceiling, never lowers it.
@@ -21,7 +23,12 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from pipeline.dedup.quality.measures import Words, words
+from pipeline.dedup.quality.measures import (
+    _ASCII_PUNCTUATION,
+    _ASCII_WORD_OR_SPACE,
+    Words,
+    words,
+)
 from pipeline.dedup.shingles import _NS_HI, _NS_LO, _space_len, _unit_len, mix64
 
 _FNV_BASIS = np.uint64(0xCBF29CE484222325)
@@ -29,6 +36,20 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 _PRIME = np.uint64(1099511628211)  # the n-gram polynomial, as measures.py's
 TOP_N = 4  # top_ngram's largest n (2, 3, 4): its ceiling's widest window
 DUP_N = 5  # dup_ngram's smallest n (5..10): its ceiling's n
+
+
+def _table(members: bytes) -> np.ndarray:
+    out = np.zeros(256, np.bool_)
+    out[np.frombuffer(members, np.uint8)] = True
+    return out
+
+
+# What measures.py's ASCII fast paths split on or delete, as byte lookup tables (passed to
+# the kernel as arguments: numba's cache would keep a stale copy of a global array). Spaces
+# are str.split()'s, which measures.py gets from bytes.split() by mapping \x1c-\x1f.
+_SPACE = _table(bytes(c for c in range(128) if chr(c).isspace()))
+_PUNCT = _table(_ASCII_PUNCTUATION)
+_WORD_OR_SPACE = _table(_ASCII_WORD_OR_SPACE)
 
 
 @dataclass(eq=False)
@@ -39,6 +60,9 @@ class Prepared:
     count: int
     top_ceiling: float
     dup_ceiling: float
+    ascii: bool  # the next two were measured (an ASCII text), else they are None
+    mean_word_length: float | None
+    non_alpha: float | None
     _words: Words | None = None
 
     def __len__(self) -> int:
@@ -59,20 +83,29 @@ def prepare(texts: Sequence[str | None]) -> list[Prepared | None]:
     buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     offsets = np.zeros(len(encoded) + 1, np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    counts, tops, dups = _measure(buf, offsets, _NS_LO, _NS_HI)
-    values = zip(present, counts.tolist(), tops.tolist(), dups.tolist(), strict=True)
-    found = iter([Prepared(*value) for value in values])
+    counts, tops, dups, ascii_, mean_len, alpha = _measure(
+        buf, offsets, _NS_LO, _NS_HI, np.stack([_SPACE, _PUNCT, _WORD_OR_SPACE])
+    )
+    ascii_ = ascii_.tolist()
+    # NaN: not measured (not ASCII) or, for an ASCII text, no word: measures.py's None.
+    lengths = [None if v != v else v for v in mean_len.tolist()]
+    alphas = [v if a else None for a, v in zip(ascii_, alpha.tolist(), strict=True)]
+    columns = (counts.tolist(), tops.tolist(), dups.tolist(), ascii_, lengths, alphas)
+    found = iter([Prepared(t, *value) for t, *value in zip(present, *columns, strict=True)])
     return [None if t is None else next(found) for t in texts]
 
 
 @nb.njit(cache=True)
 def _measure(
-    buf: np.ndarray, offsets: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    buf: np.ndarray, offsets: np.ndarray, lo: np.ndarray, hi: np.ndarray, tables: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_docs = len(offsets) - 1
     counts = np.zeros(n_docs, np.int64)
     tops = np.zeros(n_docs)
     dups = np.zeros(n_docs)
+    ascii_ = np.zeros(n_docs, np.bool_)
+    mean_len = np.full(n_docs, np.nan)  # NaN for an ASCII text: no word (None in measures.py)
+    alpha = np.full(n_docs, np.nan)
     widest = 1
     for d in range(n_docs):
         widest = max(widest, offsets[d + 1] - offsets[d] + 1)
@@ -84,7 +117,35 @@ def _measure(
         if chars > 0:
             tops[d] = _top_bound(hashes[:k], lengths[:k], chars)
             dups[d] = _dup_bound(hashes[:k], lengths[:k], chars)
-    return counts, tops, dups
+        ascii_[d] = _ascii_measures(buf[offsets[d] : offsets[d + 1]], tables, mean_len, alpha, d)
+    return counts, tops, dups, ascii_, mean_len, alpha
+
+
+@nb.njit(cache=True)
+def _ascii_measures(
+    text: np.ndarray, tables: np.ndarray, lengths_out: np.ndarray, alpha_out: np.ndarray, d: int
+) -> bool:
+    """measures.mean_word_length and non_alpha_fraction of an ASCII text into row d; whether
+    the text is ASCII (else nothing is written). tables: space, punctuation, word or space."""
+    chars = spaced = visible = other = 0
+    in_word = False
+    for b in text:
+        if b >= 128:
+            return False
+        if tables[0, b]:
+            in_word = False
+            continue
+        visible += 1
+        other += not tables[2, b]
+        if not tables[1, b]:  # punctuation is deleted: it neither counts nor starts a word
+            chars += 1
+            if not in_word:
+                spaced += 1
+                in_word = True
+    if spaced:
+        lengths_out[d] = chars / spaced
+    alpha_out[d] = other / visible if visible else 0.0
+    return True
 
 
 @nb.njit(cache=True)

@@ -44,6 +44,11 @@ def _words(tokens: Words | Prepared) -> Words:
     return tokens.words if isinstance(tokens, Prepared) else tokens
 
 
+def _ascii(tokens: Words | Prepared) -> bool:
+    """Whether the batch kernel measured the text's ASCII-only measures already."""
+    return isinstance(tokens, Prepared) and tokens.ascii
+
+
 @dataclass(frozen=True)
 class Bounded:
     """A measure with optional bounds (`min`, `max`), or per-n maxima (`max` a list)."""
@@ -101,7 +106,11 @@ def _fields(section: Mapping[str, Any], where: str) -> tuple[str, ...]:
 # name -> (measure, which bounds it takes, the n of a per-n `max`)
 KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int, ...]]] = {
     "word_count": (lambda text, w: m.word_count(w), ("min", "max"), ()),
-    "mean_word_length": (lambda text, w: m.mean_word_length(text), ("min", "max"), ()),
+    "mean_word_length": (
+        lambda text, w: w.mean_word_length if _ascii(w) else m.mean_word_length(text),
+        ("min", "max"),
+        (),
+    ),
     "top_ngram": (_ngram(m.top_ngram_fraction, (2, 3, 4)), ("max",), (2, 3, 4)),
     "dup_ngram": (
         _ngram(m.dup_ngram_fraction, (5, 6, 7, 8, 9, 10)),
@@ -110,7 +119,11 @@ KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int,
     ),
     "repeated_lines": (lambda text, w: m.repeated_line_fraction(text), ("max",), ()),
     "symbol_ratio": (lambda text, w: m.symbol_ratio(text, w), ("max",), ()),
-    "non_alpha": (lambda text, w: m.non_alpha_fraction(text), ("max",), ()),
+    "non_alpha": (
+        lambda text, w: w.non_alpha if _ascii(w) else m.non_alpha_fraction(text),
+        ("max",),
+        (),
+    ),
 }
 COMMON = {"enabled", "fields", "min_words"}
 
