@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipeline.dedup.quality import measures as m
-from pipeline.dedup.quality.batch import DUP_N, TOP_N, Prepared
+from pipeline.dedup.quality.batch import DUP_N, TOP_N, Measured, Prepared
 from pipeline.dedup.quality.measures import Words
 from pipeline.errors import UserInputError
 
@@ -107,7 +109,7 @@ def _fields(section: Mapping[str, Any], where: str) -> tuple[str, ...]:
 KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int, ...]]] = {
     "word_count": (lambda text, w: m.word_count(w), ("min", "max"), ()),
     "mean_word_length": (
-        lambda text, w: w.mean_word_length if _ascii(w) else m.mean_word_length(text),
+        lambda text, w: w.mean_word_length if isinstance(w, Prepared) else m.mean_word_length(text),
         ("min", "max"),
         (),
     ),
@@ -161,6 +163,39 @@ def _top_ceiling(text: str, tokens: Words | Prepared) -> float:
     if isinstance(tokens, Prepared):
         return tokens.top_ceiling
     return m.top_ngram_bound(tokens, TOP_N, len(text))
+
+
+def may_fail(rule: Any, texts: Measured) -> np.ndarray:
+    """False where the batch kernel's measures prove a text passes `rule`, True where it may
+    fail (or the rule is not one the kernel measures): `Bounded.check` decides those. Each
+    test below is `check`'s own, on the same values, or on a ceiling of them."""
+    maybe = texts.present.copy()
+    if not isinstance(rule, Bounded):  # the language identifier: measured in Python
+        return maybe
+    maybe &= texts.count >= rule.min_words
+    if rule.ceiling is not None:  # the n-gram filters: exact only above the lowest maximum
+        if any(h is None for h in rule.high):  # type: ignore[union-attr]
+            return maybe
+        ceiling = texts.top_ceiling if rule.name == "top_ngram" else texts.dup_ceiling
+        return maybe & (ceiling > min(rule.high))  # type: ignore[arg-type]
+    if rule.name == "repeated_lines":
+        return maybe & texts.line_may_repeat
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {
+            "word_count": texts.count.astype(np.float64),
+            "mean_word_length": texts.mean_word_length,  # NaN (None) passes, as in check
+            "symbol_ratio": np.where(texts.count > 0, texts.symbols / texts.count, 0.0),
+            "non_alpha": texts.non_alpha_ceiling,  # the exact value for an ASCII text
+        }
+    if rule.name not in values:
+        return maybe
+    value = values[rule.name]
+    out = np.zeros(len(value), np.bool_)
+    if rule.low is not None:
+        out |= value < rule.low
+    if rule.high is not None:
+        out |= value > rule.high
+    return maybe & out
 
 
 def _min_words(section: Mapping[str, Any], where: str) -> int:

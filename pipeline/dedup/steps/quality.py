@@ -9,13 +9,13 @@ only the few records that fail, never the texts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from pipeline.dedup.quality.batch import Prepared, prepare
-from pipeline.dedup.quality.filters import Failure, build
+from pipeline.dedup.quality.batch import Prepared, measure
+from pipeline.dedup.quality.filters import Failure, build, may_fail
 from pipeline.dedup.quality.language import build_language
 from pipeline.dedup.quality.measures import Words, words
 from pipeline.dedup.steps.base import Decisions, Filtered, Step, Survivors
@@ -42,17 +42,23 @@ def first_failure(
 ) -> Failure | None:
     """The first bound `record` (anything with prompt and response) breaks, or None.
     `tokens`: each field's words when already known (the batch kernel's `Prepared`)."""
+    return _first(((rule, field) for rule in filters for field in rule.fields), record, tokens)
+
+
+def _first(
+    checks: Iterable[tuple[Any, str]], record: Any, tokens: dict[str, Words | Prepared] | None
+) -> Failure | None:
+    """The first failure of `checks` ((filter, field) pairs, in config order), or None."""
     tokens = {} if tokens is None else tokens
-    for rule in filters:
-        for field in rule.fields:
-            text = getattr(record, field)
-            if text is None:  # no response: nothing to measure
-                continue
-            if field not in tokens:
-                tokens[field] = words(text)
-            failure = rule.check(field, text, tokens[field])
-            if failure is not None:
-                return failure
+    for rule, field in checks:
+        text = getattr(record, field)
+        if text is None:  # no response: nothing to measure
+            continue
+        if field not in tokens:
+            tokens[field] = words(text)
+        failure = rule.check(field, text, tokens[field])
+        if failure is not None:
+            return failure
     return None
 
 
@@ -67,11 +73,17 @@ class QualityFilter(Step):
         if not self.filters:
             return
         fields = sorted({field for rule in self.filters for field in rule.fields})
-        # Every field's word counts and n-gram ceilings in one compiled pass over the batch.
-        prepared = {f: prepare([getattr(r, f) for r in batch]) for f in fields}
-        for offset, record in enumerate(batch):
-            known = {f: p for f in fields if (p := prepared[f][offset]) is not None}
-            failure = first_failure(self.filters, record, known)
+        # Every field's measures in one compiled pass over the batch; a (filter, field) the
+        # kernel proves passed is skipped, so the first failure is the one first_failure finds.
+        measured = {f: measure([getattr(r, f) for r in batch]) for f in fields}
+        plan = [
+            (rule, f, may_fail(rule, measured[f])) for rule in self.filters for f in rule.fields
+        ]
+        suspects = np.logical_or.reduce([maybe for *_, maybe in plan])
+        for offset in np.flatnonzero(suspects).tolist():
+            known = {f: p for f in fields if (p := measured[f].item(offset)) is not None}
+            checks = [(rule, f) for rule, f, maybe in plan if maybe[offset]]
+            failure = _first(checks, batch[offset], known)
             if failure is not None:
                 self._failed[start + offset] = failure
 
