@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -17,8 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import compose, to_yaml
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.batch import measure, prepare
 from pipeline.dedup.quality.language import identify
-from pipeline.dedup.steps.quality import build_filters
+from pipeline.dedup.steps.quality import QualityFilter, build_filters, first_failure
 from pipeline.errors import UserInputError
 from pipeline.stages.dedup import run
 from pipeline.store.erasure import copy_without_user, count_user_rows
@@ -218,3 +220,99 @@ def test_erasure_removes_a_users_filtered_records(tmp_path: Path) -> None:
         ]  # fmt: skip
     finally:
         con.close()
+
+
+def _mixed_text(rng: random.Random) -> str:
+    """Words of several scripts and whitespace kinds, often repeated (n-gram ceilings > 0)."""
+    vocab = ["a", "bb", "the", "naïve", "Straße", "请", "帮我", "ช่วย", "東京", "🙂ok", "x\u0301",
+             "“so”—it", "。", "a、b", "...", "#1", "…"]  # fmt: skip
+    spaces = [" ", "  ", "\n", "\t", "\u3000", "\xa0", "\u2003", "\x1c"]
+    words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 90))]
+    return "".join(w + rng.choice(spaces) for w in words).strip()
+
+
+def test_batch_kernel_counts_words_and_ceilings_as_the_python_measures() -> None:
+    rng = random.Random(7)
+    ascii_ = [" ".join(rng.choice(["a", "b.c", "...", "#x", "1_2", "--", "\x1c", "(ok)"])
+                       for _ in range(rng.randint(0, 30))) for _ in range(300)]  # fmt: skip
+    texts = [_mixed_text(rng) for _ in range(500)] + ascii_ + ["", " ", "one", "buy now " * 20]
+    for text, got in zip(texts, prepare(texts), strict=True):
+        tokens, chars = m.words(text), len(text)
+        assert got is not None and len(got) == len(tokens), text
+        assert got.top_ceiling == pytest.approx(m.top_ngram_bound(tokens, 4, chars)), text
+        assert got.dup_ceiling == pytest.approx(m.dup_ngram_bound(tokens, 5, chars)), text
+        assert got.words == tokens
+        assert got.ascii == text.isascii()
+        # the same floats as the Python measures, None where they give None
+        assert got.mean_word_length == m.mean_word_length(text), text
+        if got.ascii:
+            assert got.non_alpha == m.non_alpha_fraction(text), text
+    assert prepare([None, "a b", None])[::2] == [None, None]
+    measured = measure(texts)
+    for i, text in enumerate(texts):
+        assert measured.non_alpha_ceiling[i] >= m.non_alpha_fraction(text), text
+        assert measured.symbols[i] == text.count("#") + text.count("...") + text.count("…")
+        lines = [line for line in text.strip().split("\n") if line.strip()]
+        if len(lines) == len(set(lines)):  # no line repeats: at most a collision flags one
+            assert m.repeated_line_fraction(text) == 0.0
+        else:
+            assert measured.line_may_repeat[i], text
+
+
+def test_the_step_in_batches_fails_the_records_the_plain_filters_fail() -> None:
+    rng = random.Random(3)
+    rows = [dict(r) for r in GOOD] + [row for row, _ in JUNK.values()]
+    verse = "alpha beta gamma delta epsilon zeta eta theta iota kappa "
+    rows.append({"prompt": "Sing.", "response": verse * 3})  # dup_ngram, not top_ngram
+    rows += [{"prompt": _mixed_text(rng), "response": rng.choice([None, _mixed_text(rng)])}
+             for _ in range(400)]  # fmt: skip
+    records = [SimpleNamespace(prompt=r["prompt"], response=r["response"]) for r in rows]
+    filters = compose([]).dedup.quality.filters
+    plain = {i: f for i, r in enumerate(records) if (f := first_failure(build_filters(filters), r))}
+    step = QualityFilter(filters)
+    for lo in range(0, len(records), 100):
+        step.observe(records[lo : lo + 100], lo)
+    assert step._failed == plain
+    assert {f.filter for f in plain.values()} >= {"top_ngram", "dup_ngram", "mean_word_length"}
+
+
+def _real_records(t0_path: Path, hh_path: Path, every: int) -> list[SimpleNamespace]:
+    import gzip
+
+    from pipeline.dedup.shapes.hh_rlhf import hh_rlhf
+
+    with gzip.open(t0_path, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for i, line in enumerate(fh) if i % every == 0]
+    with gzip.open(hh_path, "rt", encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            rows += hh_rlhf(json.loads(line), hh_path.name, line_no).rows
+    return [SimpleNamespace(prompt=r["prompt"], response=r.get("response")) for r in rows]
+
+
+@pytest.mark.slow
+def test_the_batched_step_measures_real_data_as_the_python_reference(
+    t0_prompts_path: Path, hh_rlhf_path: Path
+) -> None:
+    """Every filter on its own (so a later filter is not hidden behind an earlier one), with
+    bounds tight enough that each fails real records: the batch kernel's step fails the same
+    records with the same measured values as the plain Python measures."""
+    records = _real_records(t0_prompts_path, hh_rlhf_path, every=4)
+    defaults = compose([]).dedup.quality.filters
+    tight = {  # about a few percent of real records each, so values are compared, not just None
+        "word_count": {"min": 5, "max": 300},
+        "mean_word_length": {"min": 4.0, "max": 6.5},
+        "top_ngram": {"max": [0.1, 0.08, 0.06]},
+        "dup_ngram": {"max": [0.1, 0.09, 0.08, 0.07, 0.06, 0.05]},
+        "repeated_lines": {"max": 0.05},
+        "symbol_ratio": {"max": 0.02},
+        "non_alpha": {"max": 0.25},
+    }
+    for name, bounds in tight.items():
+        section = {**defaults[name], **bounds, "enabled": True}
+        rules = build_filters({name: section})
+        plain = {i: f for i, r in enumerate(records) if (f := first_failure(rules, r))}
+        step = QualityFilter({name: section})
+        for lo in range(0, len(records), 8192):
+            step.observe(records[lo : lo + 8192], lo)
+        assert 0 < len(plain) < len(records) / 2, (name, len(plain))
+        assert step._failed == plain, name

@@ -15,8 +15,8 @@ class AnomalySettings:
 
     name: str
     net: Mapping[str, Any]  # `_target_` + constructor arguments
-    epochs: int = 40
-    batch_size: int = 128
+    epochs: int = 20  # the defaults of conf/anomaly/autoencoder.yaml
+    batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-4
     threads: int = 1  # torch intra-op threads

@@ -12,12 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipeline.dedup.quality import measures as m
+from pipeline.dedup.quality.batch import DUP_N, TOP_N, Measured, Prepared
 from pipeline.dedup.quality.measures import Words
 from pipeline.errors import UserInputError
 
 FIELDS = ("prompt", "response")
 # (text, words) -> the measured value, or None when the measure does not apply to the text.
+# The words are a `Words`, or the batch kernel's `Prepared` (its length is the word count).
 Measure = Callable[[str, Words], float | None]
 
 
@@ -35,7 +39,16 @@ class Failure:
 
 def _ngram(measure: Callable[[Words, int, int], float], ns: Sequence[int]) -> Any:
     """A measure per n (Gopher's per-n thresholds): (text, words) -> {n: value}."""
-    return lambda text, tokens: {n: measure(tokens, n, len(text)) for n in ns}
+    return lambda text, tokens: {n: measure(_words(tokens), n, len(text)) for n in ns}
+
+
+def _words(tokens: Words | Prepared) -> Words:
+    return tokens.words if isinstance(tokens, Prepared) else tokens
+
+
+def _ascii(tokens: Words | Prepared) -> bool:
+    """Whether the batch kernel measured the text's ASCII-only measures already."""
+    return isinstance(tokens, Prepared) and tokens.ascii
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ class Bounded:
     # text passes without the exact measure (dup_ngram's greedy scan is a Python loop).
     ceiling: Callable[[str, Words], float] | None = None
 
-    def check(self, field: str, text: str, tokens: Words) -> Failure | None:
+    def check(self, field: str, text: str, tokens: Words | Prepared) -> Failure | None:
         """The bound `text` breaks, or None."""
         if len(tokens) < self.min_words:
             return None
@@ -95,7 +108,11 @@ def _fields(section: Mapping[str, Any], where: str) -> tuple[str, ...]:
 # name -> (measure, which bounds it takes, the n of a per-n `max`)
 KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int, ...]]] = {
     "word_count": (lambda text, w: m.word_count(w), ("min", "max"), ()),
-    "mean_word_length": (lambda text, w: m.mean_word_length(text), ("min", "max"), ()),
+    "mean_word_length": (
+        lambda text, w: w.mean_word_length if isinstance(w, Prepared) else m.mean_word_length(text),
+        ("min", "max"),
+        (),
+    ),
     "top_ngram": (_ngram(m.top_ngram_fraction, (2, 3, 4)), ("max",), (2, 3, 4)),
     "dup_ngram": (
         _ngram(m.dup_ngram_fraction, (5, 6, 7, 8, 9, 10)),
@@ -104,7 +121,11 @@ KINDS: dict[str, tuple[Measure | Callable[..., Any], tuple[str, ...], tuple[int,
     ),
     "repeated_lines": (lambda text, w: m.repeated_line_fraction(text), ("max",), ()),
     "symbol_ratio": (lambda text, w: m.symbol_ratio(text, w), ("max",), ()),
-    "non_alpha": (lambda text, w: m.non_alpha_fraction(text), ("max",), ()),
+    "non_alpha": (
+        lambda text, w: w.non_alpha if _ascii(w) else m.non_alpha_fraction(text),
+        ("max",),
+        (),
+    ),
 }
 COMMON = {"enabled", "fields", "min_words"}
 
@@ -132,12 +153,49 @@ def build(name: str, section: Mapping[str, Any], where: str) -> Bounded:
     )
 
 
-def _dup_ceiling(text: str, tokens: Words) -> float:
-    return m.dup_ngram_bound(tokens, 5, len(text))
+def _dup_ceiling(text: str, tokens: Words | Prepared) -> float:
+    if isinstance(tokens, Prepared):  # computed for the whole batch by the kernel
+        return tokens.dup_ceiling
+    return m.dup_ngram_bound(tokens, DUP_N, len(text))
 
 
-def _top_ceiling(text: str, tokens: Words) -> float:
-    return m.top_ngram_bound(tokens, 4, len(text))
+def _top_ceiling(text: str, tokens: Words | Prepared) -> float:
+    if isinstance(tokens, Prepared):
+        return tokens.top_ceiling
+    return m.top_ngram_bound(tokens, TOP_N, len(text))
+
+
+def may_fail(rule: Any, texts: Measured) -> np.ndarray:
+    """False where the batch kernel's measures prove a text passes `rule`, True where it may
+    fail (or the rule is not one the kernel measures): `Bounded.check` decides those. Each
+    test below is `check`'s own, on the same values, or on a ceiling of them."""
+    maybe = texts.present.copy()
+    if not isinstance(rule, Bounded):  # the language identifier: measured in Python
+        return maybe
+    maybe &= texts.count >= rule.min_words
+    if rule.ceiling is not None:  # the n-gram filters: exact only above the lowest maximum
+        if any(h is None for h in rule.high):  # type: ignore[union-attr]
+            return maybe
+        ceiling = texts.top_ceiling if rule.name == "top_ngram" else texts.dup_ceiling
+        return maybe & (ceiling > min(rule.high))  # type: ignore[arg-type]
+    if rule.name == "repeated_lines":
+        return maybe & texts.line_may_repeat
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {
+            "word_count": texts.count.astype(np.float64),
+            "mean_word_length": texts.mean_word_length,  # NaN (None) passes, as in check
+            "symbol_ratio": np.where(texts.count > 0, texts.symbols / texts.count, 0.0),
+            "non_alpha": texts.non_alpha_ceiling,  # the exact value for an ASCII text
+        }
+    if rule.name not in values:
+        return maybe
+    value = values[rule.name]
+    out = np.zeros(len(value), np.bool_)
+    if rule.low is not None:
+        out |= value < rule.low
+    if rule.high is not None:
+        out |= value > rule.high
+    return maybe & out
 
 
 def _min_words(section: Mapping[str, Any], where: str) -> int:

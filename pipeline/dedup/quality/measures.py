@@ -175,6 +175,8 @@ def dup_ngram_fraction(tokens: Words, n: int, chars: int) -> float:
 def repeated_line_fraction(text: str) -> float:
     """Characters in lines that repeat an earlier line, over the characters of all lines
     (Gopher's dup_line_char_frac; blank lines do not count)."""
+    if "\n" not in text:  # one line at most (most prompts): nothing repeats
+        return 0.0
     lines = [line for line in _NEWLINES.split(text.strip()) if line.strip()]
     if len(lines) < 2:
         return 0.0

@@ -9,12 +9,13 @@ only the few records that fail, never the texts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from pipeline.dedup.quality.filters import Failure, build
+from pipeline.dedup.quality.batch import Prepared, measure
+from pipeline.dedup.quality.filters import Failure, build, may_fail
 from pipeline.dedup.quality.language import build_language
 from pipeline.dedup.quality.measures import Words, words
 from pipeline.dedup.steps.base import Decisions, Filtered, Step, Survivors
@@ -36,19 +37,28 @@ def build_filters(filters: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def first_failure(filters: Sequence[Any], record: Any) -> Failure | None:
-    """The first bound `record` (anything with prompt and response) breaks, or None."""
-    tokens: dict[str, Words] = {}
-    for rule in filters:
-        for field in rule.fields:
-            text = getattr(record, field)
-            if text is None:  # no response: nothing to measure
-                continue
-            if field not in tokens:
-                tokens[field] = words(text)
-            failure = rule.check(field, text, tokens[field])
-            if failure is not None:
-                return failure
+def first_failure(
+    filters: Sequence[Any], record: Any, tokens: dict[str, Words | Prepared] | None = None
+) -> Failure | None:
+    """The first bound `record` (anything with prompt and response) breaks, or None.
+    `tokens`: each field's words when already known (the batch kernel's `Prepared`)."""
+    return _first(((rule, field) for rule in filters for field in rule.fields), record, tokens)
+
+
+def _first(
+    checks: Iterable[tuple[Any, str]], record: Any, tokens: dict[str, Words | Prepared] | None
+) -> Failure | None:
+    """The first failure of `checks` ((filter, field) pairs, in config order), or None."""
+    tokens = {} if tokens is None else tokens
+    for rule, field in checks:
+        text = getattr(record, field)
+        if text is None:  # no response: nothing to measure
+            continue
+        if field not in tokens:
+            tokens[field] = words(text)
+        failure = rule.check(field, text, tokens[field])
+        if failure is not None:
+            return failure
     return None
 
 
@@ -62,8 +72,18 @@ class QualityFilter(Step):
     def observe(self, batch: Sequence[Record], start: int) -> None:
         if not self.filters:
             return
-        for offset, record in enumerate(batch):
-            failure = first_failure(self.filters, record)
+        fields = sorted({field for rule in self.filters for field in rule.fields})
+        # Every field's measures in one compiled pass over the batch; a (filter, field) the
+        # kernel proves passed is skipped, so the first failure is the one first_failure finds.
+        measured = {f: measure([getattr(r, f) for r in batch]) for f in fields}
+        plan = [
+            (rule, f, may_fail(rule, measured[f])) for rule in self.filters for f in rule.fields
+        ]
+        suspects = np.logical_or.reduce([maybe for *_, maybe in plan])
+        for offset in np.flatnonzero(suspects).tolist():
+            known = {f: p for f in fields if (p := measured[f].item(offset)) is not None}
+            checks = [(rule, f) for rule, f, maybe in plan if maybe[offset]]
+            failure = _first(checks, batch[offset], known)
             if failure is not None:
                 self._failed[start + offset] = failure
 
