@@ -160,7 +160,8 @@ def build_index(cfg: Any, tmp_path: Path) -> None:
     settings = IndexSettings.from_cfg(cfg.index)
     carries(settings, cfg.index)
     # FAISS accepts the factory string; test_index_build.py trains and searches each one.
-    index = faiss.index_factory(96, resolve_factory(settings, 10_000), faiss.METRIC_INNER_PRODUCT)
+    factory = resolve_factory(settings, 10_000, dim=96)  # PQ's byte count follows the dim
+    index = faiss.index_factory(96, factory, faiss.METRIC_INNER_PRODUCT)
     assert isinstance(index, faiss.Index) and index.d == 96
 
 
