@@ -166,3 +166,24 @@ def test_the_walk_sees_lazy_imports_and_hydra_targets() -> None:
 def test_dvc_ignores_python_caches() -> None:
     patterns = (REPO / ".dvcignore").read_text(encoding="utf-8").split()
     assert "__pycache__/" in patterns  # numba writes its kernel cache beside the code
+
+
+def test_every_uncached_metric_is_committed_not_ignored() -> None:
+    """A `cache: false` metric lives in git: if .gitignore hid it, an experiment's commit
+    would lack it and `dvc metrics diff A B` would fail to load it for both."""
+    import subprocess
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    uncached = [
+        path
+        for stage in stages.values()
+        for entry in stage.get("metrics", [])
+        if isinstance(entry, dict)
+        for path, opts in entry.items()
+        if (opts or {}).get("cache") is False
+    ]
+    assert uncached
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *uncached], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    assert ignored == [], f"git-ignored metric files: {ignored}"
