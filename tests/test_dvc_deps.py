@@ -168,16 +168,17 @@ def test_dvc_ignores_python_caches() -> None:
     assert "__pycache__/" in patterns  # numba writes its kernel cache beside the code
 
 
-def test_every_uncached_metric_is_committed_not_ignored() -> None:
-    """A `cache: false` metric lives in git: if .gitignore hid it, an experiment's commit
-    would lack it and `dvc metrics diff A B` would fail to load it for both."""
+def test_every_uncached_output_is_committed_not_ignored() -> None:
+    """A `cache: false` metric or out lives in git, not in the DVC cache or remote: if
+    .gitignore hid it, an experiment's commit would lack it (`dvc metrics diff A B` fails
+    to load it) and a clone that pulls from the remote would miss it (`dvc status` dirty)."""
     import subprocess
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     uncached = [
         path
         for stage in stages.values()
-        for entry in stage.get("metrics", [])
+        for entry in [*stage.get("metrics", []), *stage.get("outs", [])]
         if isinstance(entry, dict)
         for path, opts in entry.items()
         if (opts or {}).get("cache") is False
@@ -186,4 +187,4 @@ def test_every_uncached_metric_is_committed_not_ignored() -> None:
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", *uncached], cwd=REPO, capture_output=True, text=True
     ).stdout.split()
-    assert ignored == [], f"git-ignored metric files: {ignored}"
+    assert ignored == [], f"git-ignored uncached outputs: {ignored}"
