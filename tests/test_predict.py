@@ -234,6 +234,45 @@ def test_the_hybrid_on_the_real_encoder_predicts_as_evaluate_scores(tmp_path: Pa
     assert [p.probabilities for p in same] == [p.probabilities for p in got]
     encoder = QueryEncoder(settings, tmp_path / cfg.paths.embed_cache)
     np.testing.assert_allclose(vectors, encoder.encode_many([*TEXTS[:2], long_text]), atol=1e-5)
+    _served_predict_logs_the_model_s_vectors(tmp_path, cfg, encoder.encode_many(TEXTS[:2]))
+
+
+def _served_predict_logs_the_model_s_vectors(root: Path, cfg: Any, expected: np.ndarray) -> None:
+    """POST /predict with this hybrid as champion, in process: the prediction log holds the
+    projection of the vectors the search encoder gives, though the log never encoded them."""
+    from fastapi.testclient import TestClient
+    from mlflow import MlflowClient
+
+    from pipeline.api.app import create_app
+    from pipeline.api.run import service_config
+    from pipeline.monitor.drift import projection
+    from pipeline.predict.settings import PredictSettings
+    from pipeline.service.keys import create_key
+    from pipeline.store import service as service_db
+
+    s = PredictSettings.from_cfg(cfg, root)
+    MlflowClient(s.tracking_uri, registry_uri=s.tracking_uri).set_registered_model_alias(
+        s.registered_model, "champion", "1"
+    )
+    config = service_config(root, root / "params.yaml")
+    key = create_key(config.paths.service_db, "reader", "r")[0]
+    encoded: list[str] = []
+    with TestClient(create_app(config)) as client:
+        log = client.app.state.service.predictions
+        log.embedder = lambda texts: encoded.extend(texts) or expected
+        response = client.post(
+            "/predict", json={"texts": TEXTS[:2]}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 200, response.text
+        log.flush()
+    assert encoded == []  # the model's vectors were handed over, nothing encoded again
+    with service_db.open_service_db(config.paths.service_db) as con:
+        logged = con.execute("SELECT embedding FROM predictions").fetchall()
+    want = expected @ projection(expected.shape[1], log.projection_dims, log.seed)
+    got = np.array([row[0] for row in logged])
+    assert len(got) == 2
+    # Row order in the log is not the request's: match each logged row to its text's vector.
+    np.testing.assert_allclose(np.sort(got, axis=0), np.sort(want, axis=0), atol=1e-4)
 
 
 @pytest.mark.slow
