@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import pyarrow as pa
 
 from pipeline.dedup import ray_ops
 from pipeline.dedup.intake import Intake
-from pipeline.dedup.steps import Step, StepResult, Survivors
+from pipeline.dedup.steps import Step, StepResult, Survivors, run_steps
 from pipeline.dedup.steps.base import Decisions, Filtered
 from pipeline.dedup.steps.exact import ExactDedup
 from pipeline.dedup.steps.near import NearDedup
@@ -259,34 +258,24 @@ def run_steps_on_ray(
     """The local `run_steps`, each step's decision made on Ray (exact, near, quality) or,
     for a step that keeps nothing while streaming (semantic), by the step on the driver."""
     n = len(rank)
-    alive = np.arange(n, dtype=np.int64)
-    results = []
-    for name, step in steps.items():
-        begin = time.perf_counter()
-        survivors = Survivors(alive, rank, fetch, progress)
+
+    def decide(name: str, step: Step, survivors: Survivors) -> Decisions:
+        alive = survivors.idx
         mask = np.zeros(n, bool)
         mask[alive] = True
         if prepared is None or len(alive) == 0:
-            decisions = (
-                step.decide(survivors)
-                if not isinstance(step, ExactDedup | NearDedup | QualityFilter)
-                else _none(step, name)
-            )
-        elif isinstance(step, QualityFilter):
-            decisions = _quality(failed.get(name), name, mask)
-        elif isinstance(step, ExactDedup):
-            decisions = _exact(ray, prepared, name, rank, mask, settings)
-        elif isinstance(step, NearDedup):
-            decisions = _near(ray, prepared, name, step, rank, alive, mask, settings)
-        else:
-            decisions = step.decide(survivors)
-        decisions.check(survivors, name)
-        seconds = round(time.perf_counter() - begin, 3)
-        by_reason = dict(sorted(Counter(decisions.reasons()).items()))
-        counts = step.counts() if hasattr(step, "counts") else {}
-        results.append(StepResult(name, len(alive), decisions, seconds, by_reason, counts))
-        alive = np.setdiff1d(alive, decisions.idx, assume_unique=True)
-    return results
+            if not isinstance(step, ExactDedup | NearDedup | QualityFilter):
+                return step.decide(survivors)
+            return _none(step, name)
+        if isinstance(step, QualityFilter):
+            return _quality(failed.get(name), name, mask)
+        if isinstance(step, ExactDedup):
+            return _exact(ray, prepared, name, rank, mask, settings)
+        if isinstance(step, NearDedup):
+            return _near(ray, prepared, name, step, rank, alive, mask, settings)
+        return step.decide(survivors)
+
+    return run_steps(steps, rank, fetch, progress, decide)
 
 
 def _none(step: Step, name: str) -> Decisions:

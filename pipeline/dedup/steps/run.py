@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +62,17 @@ def build_steps(dedup: Mapping[str, Any]) -> dict[str, Step]:
     return steps
 
 
+# How a step's decisions are made: (name, step, survivors) -> Decisions. The local engine
+# asks the step; the Ray engine (pipeline/dedup/ray_engine.py) decides some steps on Ray.
+Decide = Callable[[str, Step, Survivors], Decisions]
+
+
 def run_steps(
-    steps: Mapping[str, Step], rank: np.ndarray, fetch: Fetch, progress: bool = False
+    steps: Mapping[str, Step],
+    rank: np.ndarray,
+    fetch: Fetch,
+    progress: bool = False,
+    decide: Decide | None = None,
 ) -> list[StepResult]:
     """Each step decides over the records the steps before it kept, in order."""
     alive = np.arange(len(rank), dtype=np.int64)
@@ -71,7 +80,7 @@ def run_steps(
     for name, step in steps.items():
         begin = time.perf_counter()
         survivors = Survivors(alive, rank, fetch, progress)
-        decisions = step.decide(survivors)
+        decisions = step.decide(survivors) if decide is None else decide(name, step, survivors)
         decisions.check(survivors, name)
         seconds = round(time.perf_counter() - begin, 3)
         by_reason = dict(sorted(Counter(decisions.reasons()).items()))
