@@ -1,4 +1,4 @@
-"""`python -m pipeline.stack up|down|status|env|remote` (the Makefile's stack-up/stack-down)."""
+"""`python -m pipeline.stack up|down|status|env|remote|certs` (`make stack-up`/`stack-down`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.errors import PipelineError, UserInputError
 from pipeline.stack import certs, postgres, services, settings
@@ -91,11 +92,26 @@ def remote(s: StackSettings, name: str, user: str | None) -> None:
     print(f"dvc remote {name!r} -> {s.remote_url} (login and CA in .dvc/config.local)")
 
 
+def make_certs(s: StackSettings, out: str | None, hosts: Sequence[str]) -> None:
+    """A private CA and a server certificate it signs, for the compose file's servers or the
+    team's own: made in `out` (the stack's own TLS directory by default) when absent, about to
+    expire or not covering `hosts`; kept otherwise."""
+    names = tuple(dict.fromkeys((*hosts, *s.tls_hosts)))
+    found, made = certs.ensure(Path(out).resolve() if out else s.path("tls"), names)
+    print(f"{'made' if made else 'kept'} {found.cert} for {', '.join(names)}")
+    print(f"clients verify against {found.ca}; the servers read {found.cert} and {found.key}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.stack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status", "env", "remote"])
+    parser.add_argument("action", choices=["up", "down", "status", "env", "remote", "certs"])
     parser.add_argument("--user", help="env/remote: log in as this user of the users file")
     parser.add_argument("--name", default="team", help="remote: the DVC remote's name")
+    parser.add_argument("--out", help="certs: the directory for ca.pem, server.pem, server.key")
+    parser.add_argument(
+        "--host", action="append", default=[],
+        help="certs: a name the server certificate covers besides loopback (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         s = settings.load(create=args.action == "up")
@@ -109,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if status(s) else 3
         elif args.action == "env":
             env(s, args.user)
+        elif args.action == "certs":
+            make_certs(s, args.out, args.host)
         else:
             remote(s, args.name, args.user)
     except PipelineError as exc:
