@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast lint format params bench clean stack-up stack-down stack-status
+.PHONY: setup run test test-slow test-all lint format params bench clean stack-up stack-down stack-status
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,11 +32,16 @@ run: setup
 		$(BIN)/dvc repro
 	$(PY) -m pipeline summary
 
+# `make test` is the suite a developer runs (about 10 minutes on 2 cores); the tests marked
+# slow (servers, whole pipelines, real datasets: about 25 minutes) run in CI after it.
 test: setup
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" --durations=15 $(PYTEST_ARGS)
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+test-slow: setup
+	$(PY) -m pytest -q -m slow --durations=15 $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check pipeline tests benchmarks
