@@ -95,9 +95,11 @@ def cluster(
                 ) from exc
         else:
             try:
-                ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory,
-                         include_dashboard=False, log_to_driver=False,
-                         runtime_env=env)  # fmt: skip
+                # "local": a new cluster, never one `ray start` left on this machine or
+                # RAY_ADDRESS names (what Ray would join for address=None).
+                ray.init(address="local", num_cpus=num_cpus,
+                         object_store_memory=object_store_memory, include_dashboard=False,
+                         log_to_driver=False, runtime_env=env)  # fmt: skip
             except Exception as exc:
                 raise PipelineError(f"{engine_key}=ray: could not start a local Ray "
                                     f"cluster: {exc}") from exc  # fmt: skip

@@ -4,10 +4,13 @@ wrong address or a failing worker is a clear error."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import faiss
@@ -25,6 +28,7 @@ from pipeline.embed.api import encoder_id
 from pipeline.embed.cache import EmbeddingCache
 from pipeline.embed.onnx_export import ensure_onnx
 from pipeline.errors import UserInputError
+from pipeline.ray_cluster import PASSED_ENV, cluster
 from pipeline.stages.index import kept_texts, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,3 +213,53 @@ def test_sample_index_same_as_local_engine_then_cached_run_starts_no_ray(
                          timeout=600)  # fmt: skip
     assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr[-2000:]
     assert np.array_equal(np.load(idx_r / "vectors.npy"), vec_r)
+
+
+@pytest.mark.slow
+def test_joins_a_running_cluster_by_address_and_its_workers_run_offline(
+    tmp_path: Path, small_records: Path, onnx_export: Path
+) -> None:
+    # A cluster started apart (`ray start`), without the offline variables in its
+    # environment, in its own temp dir (so no other Ray user on the machine finds it).
+    port = _dead_port()
+    temp = Path(tempfile.mkdtemp(prefix="rayt", dir="/tmp"))  # Ray's socket paths are short
+    env = {k: v for k, v in os.environ.items() if k not in PASSED_ENV and k != "RAY_ADDRESS"}
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+         f"--port={port}", "--num-cpus=2", "--object-store-memory=300000000",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start failed"
+                time.sleep(1)
+        address = f"127.0.0.1:{port}"
+        with cluster(address, 1, 1, "embed.engine") as ray:
+
+            @ray.remote
+            def environment() -> dict[str, str | None]:
+                return {k: os.environ.get(k) for k in PASSED_ENV}
+
+            assert ray.get(environment.remote()) == {k: os.environ[k] for k in PASSED_ENV}
+
+        root = _project(tmp_path / "ray", small_records, onnx_export)
+        report = run(compose(["embed.engine=ray", f"embed.ray.address={address}"]), root)
+        assert report["records"] == 40
+        assert head.poll() is None  # joined, not started: the run leaves the cluster up
+        local = _project(tmp_path / "local", small_records, onnx_export)
+        run(compose(), local)
+        np.testing.assert_allclose(
+            np.load(root / "data" / "index" / "vectors.npy"),
+            np.load(local / "data" / "index" / "vectors.npy"),
+            atol=1e-5,
+        )
+    finally:
+        head.terminate()  # `ray start --block` stops the processes it started
+        head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
