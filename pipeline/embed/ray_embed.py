@@ -35,7 +35,7 @@ class EmbedRaySettings:
     workers: int = 2  # actors, each holding one ONNX Runtime session
     cpus_per_worker: int = 1  # CPUs each actor reserves; its ORT session's threads
     object_store_memory: int = 500_000_000  # bytes of the local cluster's object store
-    batch_texts: int = 256  # texts per Ray batch (an actor encodes it in embed.batch_size)
+    batch_texts: int = 64  # texts per Ray block: the unit an idle actor takes (balance)
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> EmbedRaySettings:
@@ -138,7 +138,9 @@ def encode_on_ray(
                                    "batch_size": settings.batch_size,
                                    "threads": rs.cpus_per_worker},
             batch_size=rs.batch_texts, batch_format="numpy", num_cpus=rs.cpus_per_worker,
-            compute=ray.data.ActorPoolStrategy(size=rs.workers),
+            # Two blocks per actor at most (one running, one queued): an idle actor takes the
+            # next block, so the longest texts (the first blocks) do not pile up on one.
+            compute=ray.data.ActorPoolStrategy(size=rs.workers, max_tasks_in_flight_per_actor=2),
         )  # fmt: skip
         seen = 0
         try:
