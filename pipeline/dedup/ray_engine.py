@@ -20,7 +20,6 @@ local engine, and the stage publishes the store and records.parquet from it unch
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -38,9 +37,8 @@ from pipeline.dedup.steps.exact import ExactDedup
 from pipeline.dedup.steps.near import NearDedup
 from pipeline.dedup.steps.quality import QualityFilter
 from pipeline.errors import UserInputError
-
-_SIZE = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
-         "gib": 2**30}  # fmt: skip
+from pipeline.ray_cluster import cluster as ray_cluster
+from pipeline.ray_cluster import parse_size
 
 
 @dataclass(frozen=True)
@@ -64,23 +62,8 @@ class RaySettings:
         for key, value in (("num_cpus", num_cpus), ("partitions", partitions)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"config dedup.ray.{key}={value!r}: must be >= 1")
-        store = _bytes(cfg.get("object_store_memory", "1GB"))
+        store = parse_size(cfg.get("object_store_memory", "1GB"), "dedup.ray.object_store_memory")
         return cls(str(address) if address else None, num_cpus, store, partitions)
-
-
-def _bytes(value: Any) -> int:
-    text = str(value).strip().lower().replace(" ", "")
-    digits = text.rstrip("abgikm")
-    unit = text[len(digits) :]
-    try:
-        number = float(digits)
-    except ValueError:
-        number = -1.0
-    if unit not in _SIZE or number <= 0:
-        raise UserInputError(
-            f"config dedup.ray.object_store_memory={value!r}: expected a size such as 1GB"
-        )
-    return int(number * _SIZE[unit])
 
 
 def check_steps(steps: Mapping[str, Step]) -> None:
@@ -99,38 +82,10 @@ def check_steps(steps: Mapping[str, Step]) -> None:
 @contextmanager
 def cluster(settings: RaySettings) -> Iterator[Any]:
     """Ray for the run: a local cluster (settings.num_cpus, a small object store) or the one
-    at settings.address; shut down at the end unless the caller had started Ray already."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry leaves the machine
-    # A dataset freed after the run must not start a new cluster (Ray's auto-init).
-    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - the dev install has the extra
-        raise UserInputError(
-            "dedup.engine=ray needs the ray extra: pip install 'prompt-pipeline[ray]'"
-        ) from exc
-    from pipeline.store.crypt import db_key
-
-    if db_key() is not None:
-        raise UserInputError(
-            "dedup.engine=ray: the store is encrypted at rest, but Ray's object store spills "
-            "records unencrypted; run with dedup.engine=local"
-        )
-    started = not ray.is_initialized()
-    if started:
-        if settings.address:
-            ray.init(address=settings.address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=settings.num_cpus, object_store_memory=settings.object_store_memory,
-                     include_dashboard=False, log_to_driver=False)  # fmt: skip
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
-    try:
+    at settings.address (`pipeline/ray_cluster.py`, shared with `embed.engine=ray`)."""
+    with ray_cluster(settings.address, settings.num_cpus, settings.object_store_memory,
+                     "dedup.engine") as ray:  # fmt: skip
         yield ray
-    finally:
-        if started:
-            ray.shutdown()
 
 
 class RayIntake(Intake):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,13 @@ import numpy as np
 
 from pipeline.embed.cache import EmbeddingCache
 from pipeline.embed.models import slug, tokenize
+from pipeline.embed.ray_embed import EmbedRaySettings
 from pipeline.errors import UserInputError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 TEXT_MODES = ("prompt", "prompt_response")
 PRECISIONS = ("auto", "float32", "bfloat16")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,16 @@ class EmbedSettings:
     batch_size: int = 64
     max_length: int = 256  # tokens; the model was trained at 256
     flush_every: int = 2048  # vectors per cache shard: a killed run keeps what it encoded
+    # Where the texts missing from the cache are encoded: this process, or Ray Data
+    # (`ray_embed.py`, docs/scaling.md#embedding-on-ray). The cache is the same either way.
+    engine: str = "local"  # local | ray
+    ray: EmbedRaySettings = field(default_factory=EmbedRaySettings)
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> EmbedSettings:
         known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg}
+        if "ray" in known:
+            known["ray"] = EmbedRaySettings.from_cfg(known["ray"])
         settings = cls(**known)
         settings.validate()
         return settings
@@ -50,6 +58,13 @@ class EmbedSettings:
         for key in ("dim", "batch_size", "max_length", "flush_every"):
             if int(getattr(self, key)) < 1:
                 raise UserInputError(f"embed.{key}: must be a positive integer")
+        if self.engine not in ENGINES:
+            raise UserInputError(f"embed.engine {self.engine!r}: expected one of {ENGINES}")
+        if self.engine == "ray" and self.backend == "torch":
+            raise UserInputError(
+                "embed.engine=ray runs the ONNX export on its workers: set embed.backend to "
+                "onnx or onnx-int8 (embed.backend=torch runs with embed.engine=local)"
+            )
 
 
 @dataclass(frozen=True)
@@ -155,12 +170,6 @@ def _encode(
 ) -> np.ndarray:
     from tqdm import tqdm
 
-    encoder = _encoder(settings, cache_dir)
-    if encoder.dim != settings.dim:
-        raise UserInputError(
-            f"embed.dim is {settings.dim} but {settings.model} gives {encoder.dim}"
-        )
-    ids = tokenize(encoder.tokenizer, [texts[i] for i in todo])
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     bar = tqdm(total=len(todo), desc="embed", unit="text", disable=not progress, leave=False)
 
@@ -178,7 +187,18 @@ def _encode(
             flush()
 
     try:
-        out = encoder.encode(ids, settings.batch_size, on_batch)
+        if settings.engine == "ray":
+            from pipeline.embed.ray_embed import encode_on_ray
+
+            out = encode_on_ray([texts[i] for i in todo], settings, cache_dir, on_batch)
+        else:
+            encoder = _encoder(settings, cache_dir)
+            if encoder.dim != settings.dim:
+                raise UserInputError(
+                    f"embed.dim is {settings.dim} but {settings.model} gives {encoder.dim}"
+                )
+            ids = tokenize(encoder.tokenizer, [texts[i] for i in todo])
+            out = encoder.encode(ids, settings.batch_size, on_batch)
         flush()
     finally:
         bar.close()

@@ -57,15 +57,19 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def load_tokenizer(path: str | Path, max_length: int) -> Any:
-    """The fast tokenizer from `tokenizer.json`, truncating at `max_length`, without padding.
+def load_tokenizer(path: str | Path | bytes, max_length: int) -> Any:
+    """The fast tokenizer from `tokenizer.json` (its path or its bytes), truncating at
+    `max_length`, without padding.
 
     The bundled tokenizer.json pads and truncates to a fixed 128; sentence-transformers
     overrides that with the model's max_seq_length, so we do too.
     """
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
+    if isinstance(path, bytes):
+        tokenizer = Tokenizer.from_buffer(path)
+    else:
+        tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length)
     tokenizer.no_padding()
     return tokenizer

@@ -15,12 +15,13 @@ from pipeline.embed.models import cpu_count, length_sorted_batches, load_tokeniz
 
 
 class OnnxEncoder:
-    """One ONNX Runtime session over an exported encoder (float or int8)."""
+    """One ONNX Runtime session over an exported encoder (float or int8): from its files, or
+    from their bytes (a Ray worker gets them through the object store)."""
 
     def __init__(
         self,
-        onnx_path: str | Path,
-        tokenizer_path: str | Path,
+        onnx_path: str | Path | bytes,
+        tokenizer_path: str | Path | bytes,
         max_length: int,
         threads: int | None = None,
     ) -> None:
@@ -30,9 +31,8 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads or cpu_count()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: ORT warns about unused initialisers
-        self.session = ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        model = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.tokenizer = load_tokenizer(tokenizer_path, max_length)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
