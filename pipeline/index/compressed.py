@@ -133,9 +133,10 @@ def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """rows @ query as float32, in this thread: no BLAS thread pool for one query's scores.
 
     OpenBLAS splits a matrix-vector product of a few thousand rows across its threads; on
-    a loaded machine those threads wait for a core, and 5,000 rows took 5.8 ms instead of
-    0.36 ms (benchmarks/RESULTS.md, "Index at scale"). Queries run side by side in the
-    service already, so each one computes its scores alone (einsum does not call BLAS).
+    a loaded machine those threads wait for a core: 2,000 rows took 7.7 ms at the median
+    instead of 0.9 ms (benchmarks/RESULTS.md, "Exact scores of one query"). Queries run
+    side by side in the service already, so each one computes its scores alone (einsum
+    does not call BLAS).
     """
     return np.einsum("ij,j->i", rows, query, dtype=np.float32)
 
