@@ -15,7 +15,7 @@ from helpers.store import write_records_store
 from pipeline.config import compose
 from pipeline.index.build import publish_index
 from pipeline.index.compressed import IVFDATA_FILE, pq_bytes
-from pipeline.index.factory import IndexSettings
+from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
 from pipeline.index.verify import verify_index
 from pipeline.search.api import Searcher, SearchSettings
 from pipeline.search.state import IndexState
@@ -83,7 +83,7 @@ def test_build_search_filter_erase_verify(tmp_path: Path, name: str) -> None:
     # The float vectors are a read-only map of vectors.npy, and FAISS holds only PQ codes.
     assert isinstance(state.vectors, np.memmap) and state.vectors.mode == "r"
     assert isinstance(faiss.downcast_index(state.inner), faiss.IndexIVFPQ)
-    assert state.refine_k == 16
+    assert state.refine_k == _settings(name).refine_k_factor
     assert (paths.index_dir / "index.faiss").stat().st_size < N * DIM  # floats: 4*DIM each
     invlists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(state.inner).invlists)
     ondisk = isinstance(invlists, faiss.OnDiskInvertedLists)
@@ -129,9 +129,11 @@ def test_manifest_records_resident_bytes_per_vector(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ondisk_lists_rank_as_the_in_memory_lists(tmp_path: Path) -> None:
-    # 3 shards merged with merge_ondisk; both train on every vector, so codes are identical.
-    _project(tmp_path / "disk", "ivfpq_disk", add_batch=1_500, train_size=N)
-    _project(tmp_path / "mem", "ivfpq")
+    # 3 shards merged with merge_ondisk; both train on every vector with the same PQ size
+    # and re-rank depth (the disk config's defaults differ), so codes are identical.
+    same = {"pq_m": 32, "refine_k_factor": 16}
+    _project(tmp_path / "disk", "ivfpq_disk", add_batch=1_500, train_size=N, **same)
+    _project(tmp_path / "mem", "ivfpq", **same)
     disk = IndexState.load(ServicePaths().under(tmp_path / "disk").index_dir)
     mem = IndexState.load(ServicePaths().under(tmp_path / "mem").index_dir)
     assert disk.inner.ntotal == mem.inner.ntotal == N
@@ -139,6 +141,32 @@ def test_ondisk_lists_rank_as_the_in_memory_lists(tmp_path: Path) -> None:
         a, _, _ = disk.vector_top(q, 10, None, 0, 0)
         b, _, _ = mem.vector_top(q, 10, None, 0, 0)
         assert a.tolist() == b.tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ivfpq", "ivfpq_disk"])
+def test_default_refine_depth_meets_recall_where_a_shallow_one_does_not(name: str) -> None:
+    """The configs' defaults (nlist, nprobe, pq_m, refine_k_factor) at recall@10 >= 0.9.
+
+    384-d, 20 clusters of ~1,000 vectors: inside a cluster the neighbours are nearly tied
+    and PQ cannot order them, so recall depends on how many PQ candidates are re-ranked
+    (docs/scaling.md). The old depth (16 per result) must fail here, or the check is empty.
+    """
+    n, dim = 20_000, 384
+    vectors = clustered(n, dim, seed=3, clusters=20)
+    rids = np.arange(n, dtype=np.int64) * 3 + 1
+    base = IndexSettings.from_cfg(compose([f"index={name}"]).index)
+    recall = {}
+    for depth in (base.refine_k_factor, 16):
+        # In-memory lists: the ranking is the same as on disk (tested above), built faster.
+        settings = IndexSettings(
+            **{**base.to_dict(), "refine_k_factor": depth, "invlists": "memory"}
+        )
+        factory = resolve_factory(settings, n, dim)
+        index = build_faiss(vectors, rids, factory, settings)
+        recall[depth] = recall_at_k(index, vectors, rids, settings)["recall_at_10"]
+    assert recall[base.refine_k_factor] >= 0.9, recall
+    assert recall[16] < 0.9, recall
 
 
 def test_bad_refine_or_invlists_is_a_config_error() -> None:

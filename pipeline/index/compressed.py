@@ -10,13 +10,17 @@ neither building nor searching needs the codes in RAM. See docs/scaling.md, "An 
 
 from __future__ import annotations
 
+import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.index.manifest import FAISS_FILE, RIDS_FILE, VECTORS_FILE
+
+log = logging.getLogger(__name__)
 
 IVFDATA_FILE = "index.ivfdata"  # OnDiskInvertedLists of index=ivfpq_disk
 REFINE_MODES = ("none", "mmap")
@@ -70,37 +74,71 @@ def _build_ondisk(
     directory: Path, vectors: np.ndarray, rids: np.ndarray, factory: str, settings: Any
 ) -> None:
     """Train once, add `add_batch` vectors per shard file, merge the shards into index.ivfdata."""
+    from pipeline.index.factory import faiss_threads
+
+    shards_dir = directory / "shards.tmp"
+    shards_dir.mkdir()
+    try:
+        with faiss_threads(settings.build_threads):
+            _write_shards(directory, shards_dir, vectors, rids, factory, settings)
+    finally:
+        shutil.rmtree(shards_dir, ignore_errors=True)
+
+
+def _write_shards(
+    directory: Path,
+    shards_dir: Path,
+    vectors: np.ndarray,
+    rids: np.ndarray,
+    factory: str,
+    settings: Any,
+) -> None:
+    """The trained quantizers, one shard file per add_batch, merged into index.ivfdata."""
     import faiss
     from faiss.contrib.ondisk import merge_ondisk
 
     from pipeline.index.factory import apply_search_params, trained_index, training_sample
 
     trained = trained_index(training_sample(vectors, settings), factory, settings)
-    shards_dir = directory / "shards.tmp"
-    shards_dir.mkdir()
-    try:
-        trained_file = shards_dir / "trained.faiss"
-        faiss.write_index(trained, str(trained_file))
-        shards = []
-        for number, lo in enumerate(range(0, len(vectors), settings.add_batch)):
-            shard = faiss.read_index(str(trained_file))
-            hi = min(len(vectors), lo + settings.add_batch)
-            # Inner ids are rows (the searcher's order); the IDMap maps them to rids.
-            shard.add_with_ids(
-                np.ascontiguousarray(vectors[lo:hi]), np.arange(lo, hi, dtype=np.int64)
-            )
-            shards.append(str(shards_dir / f"shard{number:05d}.faiss"))
-            faiss.write_index(shard, shards[-1])
-            del shard  # one shard's codes in RAM at a time
-        inner = faiss.read_index(str(trained_file))
-        index = faiss.IndexIDMap(inner)  # wrapped while empty, as FAISS requires
-        merge_ondisk(inner, shards, str(directory / IVFDATA_FILE))
-        faiss.copy_array_to_vector(np.asarray(rids, dtype=np.int64), index.id_map)
-        index.ntotal = inner.ntotal
-        apply_search_params(index, settings.ef_search, settings.nprobe)
-        faiss.write_index(index, str(directory / FAISS_FILE))
-    finally:
-        shutil.rmtree(shards_dir, ignore_errors=True)
+    trained_file = shards_dir / "trained.faiss"
+    faiss.write_index(trained, str(trained_file))
+    shards, start = [], time.perf_counter()
+    for number, lo in enumerate(range(0, len(vectors), settings.add_batch)):
+        shard = faiss.read_index(str(trained_file))
+        hi = min(len(vectors), lo + settings.add_batch)
+        # Inner ids are rows (the searcher's order); the IDMap maps them to rids.
+        shard.add_with_ids(np.ascontiguousarray(vectors[lo:hi]), np.arange(lo, hi, dtype=np.int64))
+        shards.append(str(shards_dir / f"shard{number:05d}.faiss"))
+        faiss.write_index(shard, shards[-1])
+        del shard  # one shard's codes in RAM at a time
+        elapsed = time.perf_counter() - start
+        log.info(
+            "index add: shard %d, %d/%d vectors, %.0f s, ETA %.0f s",
+            number,
+            hi,
+            len(vectors),
+            elapsed,
+            elapsed * (len(vectors) - hi) / hi,
+        )
+    inner = faiss.read_index(str(trained_file))
+    index = faiss.IndexIDMap(inner)  # wrapped while empty, as FAISS requires
+    merge_ondisk(inner, shards, str(directory / IVFDATA_FILE))
+    faiss.copy_array_to_vector(np.asarray(rids, dtype=np.int64), index.id_map)
+    index.ntotal = inner.ntotal
+    apply_search_params(index, settings.ef_search, settings.nprobe)
+    faiss.write_index(index, str(directory / FAISS_FILE))
+
+
+def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """rows @ query as float32, in this thread: no BLAS thread pool for one query's scores.
+
+    OpenBLAS splits a matrix-vector product of a few thousand rows across its threads; on
+    a loaded machine those threads wait for a core: 2,000 rows took 7.7 ms at the median
+    instead of 0.9 ms (benchmarks/RESULTS.md, "Exact scores of one query"). Queries run
+    side by side in the service already, so each one computes its scores alone (einsum
+    does not call BLAS).
+    """
+    return np.einsum("ij,j->i", rows, query, dtype=np.float32)
 
 
 def refined_search(
@@ -113,7 +151,7 @@ def refined_search(
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
     _, found = inner.search(query, max(n, n * k_factor), params=params)
     candidates = np.sort(found[0][found[0] >= 0])  # sorted: sequential-ish reads of the mmap
-    scores = np.asarray(vectors[candidates] @ query[0], dtype=np.float32)
+    scores = inner_products(vectors[candidates], query[0])
     top = np.argsort(-scores, kind="stable")[:n]
     rows = np.full((1, n), -1, dtype=np.int64)
     out = np.full((1, n), -np.inf, dtype=np.float32)

@@ -9,9 +9,10 @@ rids (an IndexIDMap2 around the index), added in sorted rid order.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from pipeline.index.compressed import (
     pq_bytes,
     refined_search,
 )
+
+log = logging.getLogger(__name__)
 
 # IVF-PQ + RFlat: re-rank this many times k PQ candidates exactly (PQ alone ranks coarsely).
 REFINE_K_FACTOR = 8
@@ -50,7 +53,7 @@ class IndexSettings:
     refine: str = "none"  # mmap = re-rank refine_k_factor*k candidates from vectors.npy
     refine_k_factor: int = REFINE_K_FACTOR
     invlists: str = "memory"  # ondisk = FAISS OnDiskInvertedLists in index.ivfdata
-    add_batch: int = 1_000_000  # ondisk: vectors per shard (codes in RAM while building)
+    add_batch: int = 1_000_000  # compact builds: vectors per add (ondisk: per shard file)
     train_size: int = 262_144  # compact builds: vectors sampled to train the quantizers
 
     @classmethod
@@ -97,18 +100,47 @@ def build_faiss(
     """Train (if needed) and fill an IDMap2 index; rows must be in sorted rid order."""
     import faiss
 
-    previous_threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(max(1, settings.build_threads))
-    try:
+    with faiss_threads(settings.build_threads):
         inner = trained_index(training_sample(vectors, settings), factory, settings)
         # IDMap2's reverse hash map costs more per vector than PQ codes: compact builds skip it.
         index = (faiss.IndexIDMap if compact(settings) else faiss.IndexIDMap2)(inner)
         if len(vectors):
-            index.add_with_ids(vectors, rids)
+            # Compact builds read a memory-mapped matrix a batch at a time; the others add
+            # in one call, as before (HNSW orders insertions within a call by level).
+            batch = settings.add_batch if compact(settings) else len(vectors)
+            add_in_batches(index, vectors, rids, batch)
         apply_search_params(index, settings.ef_search, settings.nprobe)
         return index
+
+
+def add_in_batches(index: Any, vectors: np.ndarray, rids: np.ndarray, batch: int) -> None:
+    """Add `batch` rows at a time (one batch of a memory-mapped matrix in RAM), logging an ETA."""
+    start, n = time.perf_counter(), len(vectors)
+    for lo in range(0, n, max(1, batch)):
+        hi = min(n, lo + max(1, batch))
+        index.add_with_ids(np.ascontiguousarray(vectors[lo:hi]), rids[lo:hi])
+        if hi < n:
+            elapsed = time.perf_counter() - start
+            log.info(
+                "index add: %d/%d vectors, %.0f s, ETA %.0f s",
+                hi,
+                n,
+                elapsed,
+                elapsed * (n - hi) / hi,
+            )
+
+
+@contextlib.contextmanager
+def faiss_threads(threads: int) -> Iterator[None]:
+    """FAISS's OpenMP threads set to `threads` (at least 1) for the block, then restored."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, threads))
+    try:
+        yield
     finally:
-        faiss.omp_set_num_threads(previous_threads)
+        faiss.omp_set_num_threads(previous)
 
 
 def training_sample(vectors: np.ndarray, settings: IndexSettings) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import BusyError, PipelineError
-from pipeline.index.compressed import read_faiss, refined_search
+from pipeline.index.compressed import inner_products, read_faiss, refined_search
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, stale_tokenizer, top_rows
 from pipeline.index.manifest import (
@@ -167,7 +167,7 @@ class IndexState:
         """Inner products of `rows` with the query, gathered in chunks to bound memory."""
         out = np.empty(len(rows), dtype=np.float32)
         for lo in range(0, len(rows), chunk):
-            out[lo : lo + chunk] = self.vectors[rows[lo : lo + chunk]] @ query
+            out[lo : lo + chunk] = inner_products(self.vectors[rows[lo : lo + chunk]], query)
         return out
 
     def _filtered_params(self, rows: np.ndarray, selectivity: float, ef_max: int) -> Any:
