@@ -135,6 +135,10 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
     ctx = ray.data.DataContext.get_current()
     ctx.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED if settings.shuffle == "sort"
                             else ShuffleStrategy.HASH_SHUFFLE)  # fmt: skip
+    # A join's hash aggregators ask for CPUs; on a 1-CPU cluster the join's own tasks hold
+    # it and the aggregators never start (a hang). They reserve none here.
+    ctx.hash_shuffle_operator_actor_num_cpus_override = 0.0
+    ctx.join_operator_actor_num_cpus_override = 0.0
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
     try:
@@ -357,6 +361,7 @@ def _near(
         .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
         .groupby("part", num_partitions=s.partitions)
         .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
+        .materialize()  # the sort shuffles end here: a join in their pipeline can starve
     )  # fmt: skip
     texts = prepared.select_columns(["idx", *settings.fields])
     verified = _verify(candidates, texts, settings, settings.threshold, parts)
