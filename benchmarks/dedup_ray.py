@@ -1,12 +1,14 @@
 """The whole dedup stage on Ray Data (`dedup.engine=ray`) with 1 and 2 workers, and the local
 engine beside it, on planted records (t0 windows with variants at target Jaccards).
 
-    .venv/bin/python benchmarks/dedup_ray.py --records 20000
+    .venv/bin/python benchmarks/dedup_ray.py --records 50000 200000
 
 Each run is a fresh spawned process (its own Ray cluster of `num_cpus` workers, shut down
 at its end). Memory per worker: the highest resident set of any Ray worker process
 (`ray::...`) sampled every 0.2 s; the driver's peak RSS is given apart. Checks that the
-three runs publish the same records, duplicates and rejections. Appends to RESULTS.md.
+three runs at each size publish the same records, duplicates and rejections. Prints where
+the time went (the driver's serial read/validate/stage, the work on Ray, the publication)
+and appends one section, every size in it, to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -96,52 +98,83 @@ def in_child(root: Path, raw: Path, overrides: list[str]) -> dict[str, Any]:
         return pool.submit(_stage, str(root), str(raw), overrides).result()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000, help="planted records")
-    parser.add_argument("--no-append", action="store_true", help="print only")
-    args = parser.parse_args()
-    if not T0.exists():
-        sys.exit(f"{T0} is absent: the planted set is spliced from t0-prompts")
-    load_before = os.getloadavg()
-    runs = {"local": ["dedup.engine=local"],
-            "ray, 1 worker": ["dedup.engine=ray", "dedup.ray.num_cpus=1"],
-            "ray, 2 workers": ["dedup.engine=ray", "dedup.ray.num_cpus=2"]}  # fmt: skip
+RUNS = {"local": ["dedup.engine=local"],
+        "ray, 1 worker": ["dedup.engine=ray", "dedup.ray.num_cpus=1"],
+        "ray, 2 workers": ["dedup.engine=ray", "dedup.ray.num_cpus=2"]}  # fmt: skip
+
+
+def _size(n: int, runs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Every run on the same n planted records."""
     with tempfile.TemporaryDirectory(prefix="dedup_ray_") as tmp:
         raw = Path(tmp) / "raw"
-        write_planted(raw, args.records)
+        write_planted(raw, n)
         out = {}
         for label, overrides in runs.items():
             root = Path(tmp) / label.replace(" ", "_").replace(",", "")
             root.mkdir()
             out[label] = in_child(root, raw, overrides)
             shutil.rmtree(root / "data", ignore_errors=True)
+    return out
+
+
+def _phases(seconds: dict[str, float]) -> tuple[float, str, float]:
+    """(the driver's serial part, the curation work, publication) seconds of one run's
+    report: the serial part is reading, validating, staging and Ray's start-up (the total
+    less the rest); the curation work is redaction, hashing, MinHash and the steps."""
+    publish = seconds.get("write", 0.0) + seconds.get("labels", 0.0)
+    serial = {"hash", "read", "stage", "write", "labels", "total"}
+    steps = sum(v for k, v in seconds.items() if k not in serial)
+    return seconds["total"] - publish - steps, f"{steps:.1f}", publish
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[20_000],
+                        help="planted records (one or more sizes, run in turn)")  # fmt: skip
+    parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS),
+                        help="which runs (default all three)")  # fmt: skip
+    parser.add_argument("--no-append", action="store_true", help="print only")
+    args = parser.parse_args()
+    if not T0.exists():
+        sys.exit(f"{T0} is absent: the planted set is spliced from t0-prompts")
+    load_before = os.getloadavg()
+    rows = ["| run | records | seconds | records/s | driver: read, validate, stage, start s | "
+            "curation s | publish s | driver peak RSS MB | peak RSS per Ray worker MB | "
+            "kept | exact | near |", "|---" * 12 + "|"]  # fmt: skip
+    notes = []
+    for n in args.records:
+        out = _size(n, {label: RUNS[label] for label in args.runs})
+        for label, o in out.items():
+            worker = f"{o['worker_mb']:,.0f}" if label != "local" else "-"
+            driver, ray_s, publish = _phases(o["steps"])
+            rows.append(f"| {label} | {n:,} | {o['seconds']:.1f} | {n / o['seconds']:,.0f} | "
+                        f"{driver:.1f} | {ray_s} | {publish:.1f} | {o['driver_mb']:,.0f} | "
+                        f"{worker} | {o['kept']:,} | {o['exact']:,} | {o['near']:,} |")  # fmt: skip
+            print(rows[-1], flush=True)
+        same = len({o["digest"] for o in out.values()}) == 1
+        note = f"- {n:,} records: the runs published the same records, duplicates, " \
+            f"filtered and rejected rows: {'yes' if same else 'NO'}"  # fmt: skip
+        if {"ray, 1 worker", "ray, 2 workers"} <= set(out):
+            speedup = out["ray, 1 worker"]["seconds"] / out["ray, 2 workers"]["seconds"]
+            note += f"; speed-up from 1 to 2 workers {speedup:.2f}x (goal >= 1.7x: " \
+                f"{'met' if speedup >= 1.7 else 'not met'})"  # fmt: skip
+        notes.append(note + ".")
     load_after = os.getloadavg()
-    same = len({o["digest"] for o in out.values()}) == 1
-    one, two = out["ray, 1 worker"]["seconds"], out["ray, 2 workers"]["seconds"]
-    rows = ["| run | records | seconds | records/s | driver peak RSS MB | "
-            "peak RSS per Ray worker MB | kept | exact | near |", "|---" * 9 + "|"]  # fmt: skip
-    for label, o in out.items():
-        worker = f"{o['worker_mb']:,.0f}" if label != "local" else "-"
-        rows.append(f"| {label} | {args.records:,} | {o['seconds']:.1f} | "
-                    f"{args.records / o['seconds']:,.0f} | {o['driver_mb']:,.0f} | {worker} | "
-                    f"{o['kept']:,} | {o['exact']:,} | {o['near']:,} |")  # fmt: skip
-    speedup = one / two
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sizes = " ".join(str(n) for n in args.records)
     section = [
         f"\n## Dedup stage on Ray Data, 1 vs 2 workers ({now})\n",
         f"Machine: {os.cpu_count()} cores shared with other jobs (load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after). Python "
         f"{sys.version.split()[0]}. Command: `python benchmarks/dedup_ray.py --records "
-        f"{args.records}`. The whole stage (read, validate, redact, quality, exact, near, "
+        f"{sizes}`. The whole stage (read, validate, redact, quality, exact, near, "
         "publish; semantic off) on planted records, each run in a fresh process with its "
-        "own local Ray cluster.\n",
+        "own local Ray cluster. `driver` is the serial part (reading, validation, staging "
+        "the redacted records, Ray's start-up); `curation` redaction, hashing, MinHash, "
+        "quality, exact and near (on Ray, or in process for `local`).\n",
         *rows,
         "",
-        f"- Speed-up from 1 to 2 workers: {speedup:.2f}x (goal >= 1.7x: "
-        f"{'met' if speedup >= 1.7 else 'not met'}).",
-        f"- The three runs published the same records, duplicates, filtered and rejected "
-        f"rows: {'yes' if same else 'NO'}.",
+        *notes,
         "",
     ]
     text = "\n".join(section)

@@ -80,6 +80,8 @@ def test_engine_config_errors() -> None:
         RaySettings.from_cfg({"num_cpus": 0})
     with pytest.raises(UserInputError, match="object_store_memory"):
         RaySettings.from_cfg({"object_store_memory": "lots"})
+    with pytest.raises(UserInputError, match=r"dedup\.ray\.shuffle='push'"):
+        RaySettings.from_cfg({"shuffle": "push"})
     with pytest.raises(UserInputError, match="unknown key"):
         RaySettings.from_cfg({"adress": "auto"})
     assert RaySettings.from_cfg({"object_store_memory": "1.5GB"}).object_store_memory == 15 * 10**8
@@ -127,6 +129,13 @@ EXTRA = [
     {"id": "x-key", "prompt": "a second record with the same id", "response": "rejected"},
     *({"id": f"x-chain-{i}", "response": "ok",
        "prompt": " ".join(f"w{j}" for j in range(i, 60 + i))} for i in range(4)),
+    # A long chain, each record two words on from the last (Jaccard ~0.93 to the next, below
+    # 0.8 beyond three steps), in scrambled input order: its components need several
+    # large-star / small-star rounds (tests/test_dedup_ray_components.py counts them).
+    *({"id": f"x-long-{i}", "response": "fine",
+       "prompt": " ".join(f"v{j}" for j in range(2 * i, 60 + 2 * i))}
+      for i in (7, 3, 19, 0, 11, 24, 5, 16, 1, 22, 9, 13, 2, 20, 6, 17, 10, 23, 4, 14, 8, 21,
+                12, 18, 15)),
 ]  # fmt: skip
 
 
@@ -147,6 +156,12 @@ def test_sample_same_as_local_engine(tmp_path: Path, mlflow_uri: str) -> None:
     assert local["rejected"]["total"] > 0 and local["filtered"]["total"] > 0
     assert local["pii"]["total"] > 0 and local["secrets"]["total"] > 0
     _same_outputs(tmp_path / "local", tmp_path / "ray", local, ray)
+    con = duckdb.connect(str(tmp_path / "ray" / "data" / "dedup" / "store.duckdb"), True)
+    chain = con.execute("SELECT DISTINCT duplicate_of, method FROM duplicates "
+                        "WHERE id LIKE 'x-long-%'").fetchall()  # fmt: skip
+    dropped = con.execute("SELECT count(*) FROM duplicates WHERE id LIKE 'x-long-%'").fetchone()
+    con.close()
+    assert len(chain) == 1 and chain[0][1] == "near" and dropped == (24,)  # one cluster of 25
     assert not _ray_children()
 
 

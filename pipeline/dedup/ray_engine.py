@@ -9,10 +9,11 @@ validated batch in Ray's object store. Everything after is Ray Data's own operat
 2. exact: a groupby on a partition of the hash, the local `exact_pairs` in each group;
 3. near: one row per (band, key), a groupby on a partition of the bucket, the windowed
    bucket pairs in each; a groupby on the pair drops repeats; two joins attach both texts
-   and `map_batches` verifies the true Jaccard; the verified edges (near duplicates only,
-   a small fraction of the records) come back to the driver for the connected components
-   and the keep policy; a last join and `map_batches` measure each dropped record's
-   Jaccard to its survivor.
+   and `map_batches` verifies the true Jaccard; the verified edges stay on the cluster:
+   connected components by large-star / small-star rounds (two groupbys each, until a
+   round changes nothing), the keep policy by a groupby per cluster, and a last join and
+   `map_batches` measure each dropped record's Jaccard to its survivor; the driver collects
+   one (removed, survivor, Jaccard) row per near duplicate.
 
 The driver stages the redacted records, in input order, in the same scratch DuckDB as the
 local engine, and the stage publishes the store and records.parquet from it unchanged.
@@ -49,6 +50,9 @@ class RaySettings:
     num_cpus: int = 2  # CPUs of the local cluster (ignored with an address)
     object_store_memory: int = 1_000_000_000  # bytes of the local cluster's object store
     partitions: int = 8  # groups of each shuffle (exact hashes, LSH buckets, pairs)
+    # Ray Data's groupby shuffle: "sort" (pull-based, plain tasks) or "hash" (aggregator
+    # actors, Ray's default, started per shuffle: ~4 s each on 2 cores). Joins always hash.
+    shuffle: str = "sort"
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> RaySettings:
@@ -63,7 +67,10 @@ class RaySettings:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"config dedup.ray.{key}={value!r}: must be >= 1")
         store = parse_size(cfg.get("object_store_memory", "1GB"), "dedup.ray.object_store_memory")
-        return cls(str(address) if address else None, num_cpus, store, partitions)
+        shuffle = cfg.get("shuffle", cls.shuffle)
+        if shuffle not in ("sort", "hash"):
+            raise UserInputError(f"config dedup.ray.shuffle={shuffle!r}: expected sort or hash")
+        return cls(str(address) if address else None, num_cpus, store, partitions, shuffle)
 
 
 def check_steps(steps: Mapping[str, Step]) -> None:
@@ -82,9 +89,20 @@ def check_steps(steps: Mapping[str, Step]) -> None:
 @contextmanager
 def cluster(settings: RaySettings) -> Iterator[Any]:
     """Ray for the run: a local cluster (settings.num_cpus, a small object store) or the one
-    at settings.address (`pipeline/ray_cluster.py`, shared with `embed.engine=ray`)."""
+    at settings.address (`pipeline/ray_cluster.py`, shared with `embed.engine=ray`), with
+    the shuffle settings of this engine."""
     with ray_cluster(settings.address, settings.num_cpus, settings.object_store_memory,
                      "dedup.engine") as ray:  # fmt: skip
+        from ray.data.context import ShuffleStrategy
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+                                if settings.shuffle == "sort"
+                                else ShuffleStrategy.HASH_SHUFFLE)  # fmt: skip
+        # A join's hash aggregators ask for CPUs; on a 1-CPU cluster the join's own tasks
+        # hold it and the aggregators never start (a hang). They reserve none here.
+        ctx.hash_shuffle_operator_actor_num_cpus_override = 0.0
+        ctx.join_operator_actor_num_cpus_override = 0.0
         yield ray
 
 
@@ -283,8 +301,9 @@ def _near(
     mask: np.ndarray,
     s: RaySettings,
 ) -> Decisions:
-    """Candidates from LSH buckets (groupby), verified by true Jaccard on Ray; clusters and
-    the keep policy on the driver from the verified edges."""
+    """Candidates from LSH buckets (groupby), verified by true Jaccard, clusters (connected
+    components of the verified edges) and the keep policy (a groupby per cluster), all on
+    Ray; the driver collects one (removed, survivor, Jaccard) row per near duplicate."""
     settings = step.settings
     if len(alive) < 2:
         return Decisions.none("near")
@@ -300,21 +319,50 @@ def _near(
         .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
         .groupby("part", num_partitions=s.partitions)
         .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
+        .materialize()  # the sort shuffles end here: a join in their pipeline can starve
     )  # fmt: skip
     texts = prepared.select_columns(["idx", *settings.fields])
     verified = _verify(candidates, texts, settings, settings.threshold, parts)
-    edges = _collect(verified.filter(expr="similarity > 0.0"), ["left", "right", "similarity"])
-    if edges.num_rows == 0:
+    edges = (verified.filter(expr="similarity > 0.0")
+             .map_batches(ray_ops.as_edges, batch_format="pyarrow").materialize())  # fmt: skip
+    if edges.count() == 0:
         return Decisions.none("near")
-    left = np.searchsorted(alive, edges.column("left").to_numpy())
-    right = np.searchsorted(alive, edges.column("right").to_numpy())
-    labels = ray_ops.components(len(alive), left, right)
-    removed, survivor = ray_ops.decide_clusters(labels, rank[alive])
-    pairs = pa.table({"left": alive[removed], "right": alive[survivor]})
-    measured = _verify(ray.data.from_arrow(pairs), texts, settings, 0.0, parts)
+    stars, _ = components(edges, parts)
+    pairs = (
+        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
+        .groupby("part", num_partitions=parts)
+        .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
+    )  # fmt: skip
+    measured = _verify(pairs, texts, settings, 0.0, parts)
     sims = _collect(measured, ["left", "right", "similarity"]).sort_by("left")
     return Decisions(sims.column("left").to_numpy(), sims.column("right").to_numpy(),
                      sims.column("similarity").to_numpy(), "near")  # fmt: skip
+
+
+MAX_ROUNDS = 200  # large-star / small-star needs O(log^2 n) rounds; this is far beyond
+
+
+def components(edges: Any, parts: int) -> tuple[Any, int]:
+    """The connected components of an edge dataset (a, b) as Ray Data operations: rounds of
+    large-star then small-star (each a groupby on a partition of one endpoint) until a
+    round changes nothing. Returns the stars, one edge (a leaf, b its component's smallest
+    idx) per clustered record but the smallest (repeats possible), and the rounds run."""
+    for rounds in range(1, MAX_ROUNDS + 1):
+        edges = (
+            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": True},
+                              batch_format="pyarrow")
+            .groupby("part", num_partitions=parts)
+            .map_groups(ray_ops.large_star, batch_format="pyarrow")
+            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": False},
+                         batch_format="pyarrow")
+            .groupby("part", num_partitions=parts)
+            .map_groups(ray_ops.small_star, batch_format="pyarrow")
+            .materialize()
+        )  # fmt: skip
+        flags = edges.map_batches(ray_ops.any_changed, batch_format="pyarrow", batch_size=None)
+        if not any(row["changed"] for row in flags.take_all()):  # one row per block
+            return edges, rounds
+    raise RuntimeError(f"ray engine: connected components did not settle in {MAX_ROUNDS} rounds")
 
 
 def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, parts: int) -> Any:

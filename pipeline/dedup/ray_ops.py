@@ -206,17 +206,106 @@ def jaccard(table: pa.Table, settings: NearDupSettings, threshold: float) -> pa.
                      "similarity": pa.array(sims, pa.float64())})  # fmt: skip
 
 
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """A component label (< n) for each of `n` positions, from the edges (left, right)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+# Connected components as Ray Data operations: the alternating large-star / small-star
+# rounds of Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014).
+# The graph is an edge table (a, b); each round is two groupbys on a partition of one
+# endpoint, with every edge of that endpoint in one group. It ends in stars: each edge
+# (leaf, centre), the centre its component's smallest idx. `changed` (int8, the same on
+# every row of a group) says whether a group's edges still moved; a round where neither
+# star changed anything is the fixed point.
 
-    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+def as_edges(table: pa.Table) -> pa.Table:
+    """Verified pairs (left, right) as the graph's edges (a, b)."""
+    return pa.table({"a": table.column("left"), "b": table.column("right")})
 
 
-def decide_clusters(labels: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(removed, survivor) positions under the keep policy: the local `cluster_survivors`."""
+def _part_of(node: np.ndarray, parts: int) -> np.ndarray:
+    return ((node.astype(np.uint64) * PRIME) % np.uint64(parts)).astype(np.int64)
+
+
+def star_rows(table: pa.Table, parts: int, both: bool) -> pa.Table:
+    """The edges keyed for a star: (node, other, part of node). `both`: each edge under
+    both endpoints (large-star sees every neighbour; a round starts, `changed` is 0); else
+    under its larger endpoint only (small-star sees the neighbours below the node), carrying
+    large-star's `changed` on."""
+    a, b = table.column("a").to_numpy(), table.column("b").to_numpy()
+    if both:  # a round starts: nothing changed yet
+        node, other = np.concatenate([a, b]), np.concatenate([b, a])
+        changed = np.zeros(len(node), np.int8)
+    else:
+        changed = table.column("changed").to_numpy()
+        node, other = np.maximum(a, b), np.minimum(a, b)
+    return pa.table({"node": pa.array(node, pa.int64()), "other": pa.array(other, pa.int64()),
+                     "changed": pa.array(changed, pa.int8()),
+                     "part": pa.array(_part_of(node, parts))})  # fmt: skip
+
+
+def _neighbours(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (node, other) sorted by node then other, the first row of each node, and
+    each row's node's smallest neighbour."""
+    node, other = table.column("node").to_numpy(), table.column("other").to_numpy()
+    keep = node != other
+    pairs = np.unique(np.stack([node[keep], other[keep]], axis=1), axis=0)
+    node, other = pairs[:, 0], pairs[:, 1]
+    first = np.ones(len(node), bool)
+    first[1:] = node[1:] != node[:-1]
+    starts = np.flatnonzero(first)
+    low = np.minimum.reduceat(other, starts) if len(starts) else np.zeros(0, np.int64)
+    return node, other, starts, np.repeat(low, np.diff(np.append(starts, len(node))))
+
+
+def _edges(a: np.ndarray, b: np.ndarray, changed: bool) -> pa.Table:
+    return pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()),
+                     "changed": pa.array(np.full(len(a), int(changed), np.int8))})  # fmt: skip
+
+
+def large_star(table: pa.Table) -> pa.Table:
+    """Each node links its larger neighbours to the smallest of itself and its neighbours.
+    Changed where a node has both smaller and larger neighbours."""
+    carried = bool(len(table)) and bool(table.column("changed").to_numpy().any())
+    node, other, _, low = _neighbours(table)
+    m = np.minimum(node, low)
+    larger = other > node
+    moved = bool((larger & (m < node)).any())
+    return _edges(other[larger], m[larger], carried or moved)
+
+
+def small_star(table: pa.Table) -> pa.Table:
+    """Each node (given its neighbours not above it) links itself and them to the smallest
+    of them. Changed where a node has two or more smaller neighbours."""
+    carried = bool(len(table)) and bool(table.column("changed").to_numpy().any())
+    node, other, starts, low = _neighbours(table)
+    moved = bool((np.diff(np.append(starts, len(node))) > 1).any())
+    heads = node[starts]
+    rest = other != low  # the smallest neighbour links to itself: no edge
+    a = np.concatenate([heads, other[rest]])
+    b = np.concatenate([low[starts], low[rest]])
+    return _edges(a, b, carried or moved)
+
+
+def any_changed(table: pa.Table) -> pa.Table:
+    """One row per block: did any of its edges still move this round."""
+    changed = table.column("changed").to_numpy() if table.num_rows else np.zeros(0, np.int8)
+    return pa.table({"changed": pa.array([bool(changed.any())])})
+
+
+def keep_parts(table: pa.Table, parts: int) -> pa.Table:
+    """The final stars' edges (a leaf, b its centre) with the partition of the centre."""
+    return table.append_column("part", pa.array(_part_of(table.column("b").to_numpy(), parts)))
+
+
+def keep_policy(table: pa.Table, rank: np.ndarray) -> pa.Table:
+    """(idx, of_idx) per clustered record but the survivor, for the clusters (all their
+    star edges) of one partition: the local `cluster_survivors` on the members' ranks (the
+    lowest rank survives, the lowest idx breaking ties)."""
     from pipeline.dedup.clusters import cluster_survivors
 
-    return cluster_survivors(labels, rank)
+    leaf, centre = table.column("a").to_numpy(), table.column("b").to_numpy()
+    members = np.unique(np.concatenate([leaf, centre]))
+    label = members.copy()
+    label[np.searchsorted(members, leaf)] = centre
+    cluster = np.searchsorted(members, label)
+    removed, survivor = cluster_survivors(cluster, rank[members])
+    return pa.table({"left": pa.array(members[removed], pa.int64()),
+                     "right": pa.array(members[survivor], pa.int64())})  # fmt: skip
