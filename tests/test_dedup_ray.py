@@ -139,6 +139,7 @@ EXTRA = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # a Ray cluster and the stage twice: about 3 minutes on 2 cores
 def test_sample_same_as_local_engine(tmp_path: Path, mlflow_uri: str) -> None:
     sample = REPO / "data" / "raw"
     if not any(sample.glob("*")):
