@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import duckdb
-import psutil
 import pyarrow.parquet as pq
 import pytest
+from helpers.processes import ray_children
 
 from pipeline.config import compose
 from pipeline.errors import UserInputError
@@ -28,19 +28,6 @@ VOLATILE_REPORT = {"seconds", "run_id", "run_dir"}
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-def _ray_children() -> list[str]:
-    """Ray processes (raylet, GCS, workers) this test process started and left running."""
-    names = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            line = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "ray" in line:
-            names.append(line[:120])
-    return names
 
 
 def _run(root: Path, mlflow_uri: str, data: str, path: Path, *overrides: str) -> dict:
@@ -104,7 +91,7 @@ def test_steps_not_on_ray_and_encrypted_stores_are_refused(
     monkeypatch.setenv("PIPELINE_DB_KEY", "k" * 32)
     with pytest.raises(UserInputError, match="encrypted"), cluster(RaySettings()):
         pass
-    assert not _ray_children()
+    assert not ray_children()
 
 
 def test_ray_is_imported_only_by_the_ray_engine() -> None:
@@ -163,7 +150,7 @@ def test_sample_same_as_local_engine(tmp_path: Path, mlflow_uri: str) -> None:
     dropped = con.execute("SELECT count(*) FROM duplicates WHERE id LIKE 'x-long-%'").fetchone()
     con.close()
     assert len(chain) == 1 and chain[0][1] == "near" and dropped == (24,)  # one cluster of 25
-    assert not _ray_children()
+    assert not ray_children()
 
 
 @pytest.mark.slow
@@ -179,5 +166,5 @@ def test_t0_prompts_same_as_local_engine(
     assert local["input_records"] == 55_185 and local["exact_duplicates"] == 1_153
     assert local["near_duplicates"] > 0
     _same_outputs(tmp_path / "local", tmp_path / "ray", local, ray)
-    assert not _ray_children()
+    assert not ray_children()
     print(json.dumps({"local_seconds": local["seconds"], "ray_seconds": ray["seconds"]}))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import psutil
 import pyarrow.parquet as pq
 import pytest
+from helpers.processes import ray_children
 from helpers.search import records_table
 from helpers.store import write_records_store
 
@@ -32,19 +32,6 @@ from pipeline.ray_cluster import PASSED_ENV, cluster
 from pipeline.stages.index import kept_texts, run
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _ray_children() -> list[str]:
-    """Ray processes (raylet, GCS, workers) this test process started and left running."""
-    names = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            line = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "ray" in line:
-            names.append(line[:120])
-    return names
 
 
 def _dead_port() -> int:
@@ -143,7 +130,7 @@ def test_bad_address_is_a_config_error(
     assert f"embed.ray.address={address!r}" in err and message in err
     assert not (root / "data" / "index").exists()
     assert not (root / "data" / "cache" / "embeddings" / "onnx").exists()
-    assert not _ray_children()
+    assert not ray_children()
 
 
 @pytest.mark.slow
@@ -161,7 +148,7 @@ def test_a_failing_worker_is_a_clear_error(
     assert "embed.engine=ray: encoding failed on the Ray workers after 0 of 40 texts" in err
     assert "protobuf" in err.lower()  # the worker's own error, not just "actor died"
     assert not (root / "data" / "index").exists()
-    assert not _ray_children()
+    assert not ray_children()
 
 
 @pytest.mark.slow
@@ -174,7 +161,7 @@ def test_sample_index_same_as_local_engine_then_cached_run_starts_no_ray(
     # Two workers, batches smaller than the sample, and cache shards flushed mid-run.
     ray = run(compose(["embed.engine=ray", "embed.ray.workers=2", "embed.ray.batch_texts=256",
                        "embed.flush_every=500"]), ray_root)  # fmt: skip
-    assert not _ray_children()
+    assert not ray_children()
     assert local["records"] == ray["records"] > 1000
     assert (local["factory"], local["recall_at_10"]) == (ray["factory"], ray["recall_at_10"])
 
