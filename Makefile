@@ -33,7 +33,7 @@ run: setup
 	$(PY) -m pipeline summary
 
 # `make test` is the suite a developer runs (about 10 minutes on 2 cores); the tests marked
-# slow (servers, whole pipelines, real datasets: about 25 minutes) run in CI after it.
+# slow (servers, whole pipelines, real datasets: about 40 minutes) run in CI after it.
 test: setup
 	$(PY) -m pytest -q -m "not slow" --durations=15 $(PYTEST_ARGS)
 
