@@ -15,7 +15,13 @@ from helpers.store import write_records_store
 from pipeline.config import compose
 from pipeline.index.build import publish_index
 from pipeline.index.compressed import IVFDATA_FILE, pq_bytes
-from pipeline.index.factory import IndexSettings, build_faiss, recall_at_k, resolve_factory
+from pipeline.index.factory import (
+    IndexSettings,
+    build_faiss,
+    nlist_for,
+    recall_at_k,
+    resolve_factory,
+)
 from pipeline.index.verify import verify_index
 from pipeline.search.api import Searcher, SearchSettings
 from pipeline.search.state import IndexState
@@ -177,3 +183,37 @@ def test_bad_refine_or_invlists_is_a_config_error() -> None:
     with pytest.raises(UserInputError, match=r"index\.invlists"):
         IndexSettings.from_cfg({"invlists": "tape"})
     assert pq_bytes(32, 384) == 32 and pq_bytes(32, 48) == 24 and pq_bytes(32, 7) == 7
+
+
+def test_nlist_is_capped_by_what_k_means_trains_on() -> None:
+    """FAISS wants >= 39 training points per list: compact builds train on train_size."""
+    compact_cfg = IndexSettings.from_cfg(compose(["index=ivfpq_disk"]).index)
+    assert compact_cfg.nlist == "auto" and compact_cfg.train_size == 262_144
+    assert nlist_for(compact_cfg, 10_000_000) == 262_144 // 39  # 4*sqrt(n) would be 12,649
+    assert nlist_for(compact_cfg, 1_000_000) == 4_000  # below the cap: 4*sqrt(n)
+    configured = IndexSettings(**{**compact_cfg.to_dict(), "nlist": 100_000})
+    assert nlist_for(configured, 10_000_000) == 262_144 // 39
+    full = IndexSettings(**{**compact_cfg.to_dict(), "refine": "none", "invlists": "memory"})
+    assert nlist_for(full, 10_000_000) == 12_649  # trains on every vector
+
+
+@pytest.mark.parametrize(("allowed", "how"), [(20, "exact-subset"), (2_000, "index-prefilter")])
+def test_ivf_filter_takes_the_cheaper_path_and_stays_exact(
+    tmp_path: Path, allowed: int, how: str
+) -> None:
+    """Above exact_below, an IVF filter scores the allowed rows exactly when that costs less
+    than the widened list scan (which checks every probed code), else searches the lists."""
+    n, dim = 4_000, 32
+    vectors = clustered(n, dim, seed=11, clusters=8)
+    rids = np.arange(n, dtype=np.int64) * 2 + 5
+    settings = IndexSettings(
+        **{**_settings("ivfpq").to_dict(), "nlist": 64, "nprobe": 16, "pq_m": 8}
+    )
+    publish_index(tmp_path / "index", rids, vectors, ["x"] * n, settings, {})
+    state = IndexState.load(tmp_path / "index")
+    rows = np.sort(np.random.default_rng(3).choice(n, allowed, replace=False))
+    for q in clustered(n + 3, dim, seed=11, clusters=8)[n:]:
+        found, _, strategy = state.vector_top(q, 10, rows, 0, 0)
+        assert strategy == how
+        truth = rows[np.argsort(-(vectors[rows] @ q))[:10]]
+        assert len(set(found.tolist()) & set(truth.tolist())) >= 9

@@ -71,10 +71,13 @@ class IndexSettings:
 
 
 def nlist_for(settings: IndexSettings, n: int) -> int:
-    """IVF list count: configured, or 4*sqrt(n) capped so each list trains on >= 39 points."""
+    """IVF list count: configured, or 4*sqrt(n); capped so each list trains on >= 39 points
+    (FAISS's minimum) of what k-means sees: the train_size sample for compact builds."""
+    trained_on = min(n, settings.train_size) if compact(settings) else n
+    cap = max(1, trained_on // 39)
     if settings.nlist != "auto":
-        return max(1, min(int(settings.nlist), max(1, n // 39)))
-    return max(1, min(int(4 * math.sqrt(n)), max(1, n // 39)))
+        return max(1, min(int(settings.nlist), cap))
+    return max(1, min(int(4 * math.sqrt(n)), cap))
 
 
 def resolve_factory(settings: IndexSettings, n: int, dim: int | None = None) -> str:
