@@ -217,3 +217,16 @@ def test_ivf_filter_takes_the_cheaper_path_and_stays_exact(
         assert strategy == how
         truth = rows[np.argsort(-(vectors[rows] @ q))[:10]]
         assert len(set(found.tolist()) & set(truth.tolist())) >= 9
+
+
+def test_batched_add_logs_progress_with_an_eta(caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.index.factory import add_in_batches
+
+    index = faiss.IndexIDMap(faiss.IndexFlatIP(8))
+    vectors = np.random.default_rng(0).random((250, 8), dtype=np.float32)
+    with caplog.at_level("INFO", logger="pipeline.index"):
+        add_in_batches(index, vectors, np.arange(250, dtype=np.int64), 100)
+    assert index.ntotal == 250
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("index add")]
+    assert len(lines) == 2 and lines[0].startswith("index add: 100/250 vectors")
+    assert all(" s, ETA " in line for line in lines)

@@ -85,6 +85,13 @@ def _build_ondisk(
         shutil.rmtree(shards_dir, ignore_errors=True)
 
 
+def log_add_progress(done: int, total: int, start: float, what: str = "") -> None:
+    """One progress line of an index build's add: vectors done, seconds, an ETA."""
+    elapsed = time.perf_counter() - start
+    eta = elapsed * (total - done) / max(done, 1)
+    log.info("index add: %s%d/%d vectors, %.0f s, ETA %.0f s", what, done, total, elapsed, eta)
+
+
 def _write_shards(
     directory: Path,
     shards_dir: Path,
@@ -111,15 +118,7 @@ def _write_shards(
         shards.append(str(shards_dir / f"shard{number:05d}.faiss"))
         faiss.write_index(shard, shards[-1])
         del shard  # one shard's codes in RAM at a time
-        elapsed = time.perf_counter() - start
-        log.info(
-            "index add: shard %d, %d/%d vectors, %.0f s, ETA %.0f s",
-            number,
-            hi,
-            len(vectors),
-            elapsed,
-            elapsed * (len(vectors) - hi) / hi,
-        )
+        log_add_progress(hi, len(vectors), start, f"shard {number}, ")
     inner = faiss.read_index(str(trained_file))
     index = faiss.IndexIDMap(inner)  # wrapped while empty, as FAISS requires
     merge_ondisk(inner, shards, str(directory / IVFDATA_FILE))

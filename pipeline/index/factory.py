@@ -23,6 +23,7 @@ from pipeline.index.compressed import (
     INVLISTS_MODES,
     REFINE_MODES,
     compact,
+    log_add_progress,
     pq_bytes,
     refined_search,
 )
@@ -123,14 +124,7 @@ def add_in_batches(index: Any, vectors: np.ndarray, rids: np.ndarray, batch: int
         hi = min(n, lo + max(1, batch))
         index.add_with_ids(np.ascontiguousarray(vectors[lo:hi]), rids[lo:hi])
         if hi < n:
-            elapsed = time.perf_counter() - start
-            log.info(
-                "index add: %d/%d vectors, %.0f s, ETA %.0f s",
-                hi,
-                n,
-                elapsed,
-                elapsed * (n - hi) / hi,
-            )
+            log_add_progress(hi, n, start)
 
 
 @contextlib.contextmanager
