@@ -140,6 +140,18 @@ def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", rows, query, dtype=np.float32)
 
 
+def gathered_scores(
+    vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, chunk: int = 2_048
+) -> np.ndarray:
+    """Inner products of `vectors[rows]` (memory-mapped) with the query, gathered in chunks
+    that stay in cache: 2,048 rows of 384-d are 3 MB. Against one gather of every row it is
+    1.5-2x faster from 30k rows up (docs/scaling.md, "Filters at scale")."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for lo in range(0, len(rows), chunk):
+        out[lo : lo + chunk] = inner_products(vectors[rows[lo : lo + chunk]], query)
+    return out
+
+
 def refined_search(
     inner: Any, vectors: np.ndarray, query: np.ndarray, n: int, k_factor: int, params: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +162,7 @@ def refined_search(
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
     _, found = inner.search(query, max(n, n * k_factor), params=params)
     candidates = np.sort(found[0][found[0] >= 0])  # sorted: sequential-ish reads of the mmap
-    scores = inner_products(vectors[candidates], query[0])
+    scores = gathered_scores(vectors, candidates, query[0])
     top = np.argsort(-scores, kind="stable")[:n]
     rows = np.full((1, n), -1, dtype=np.int64)
     out = np.full((1, n), -np.inf, dtype=np.float32)

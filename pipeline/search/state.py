@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import BusyError, PipelineError
-from pipeline.index.compressed import inner_products, read_faiss, refined_search
+from pipeline.index.compressed import gathered_scores, read_faiss, refined_search
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, stale_tokenizer, top_rows
 from pipeline.index.manifest import (
@@ -157,7 +157,7 @@ class IndexState:
             # the exact search so a filter never returns fewer than k when k records match.
         # A small allowed set: scoring just those vectors is exact and cheaper than walking
         # a graph or lists where most neighbours are filtered out.
-        scores = self._subset_scores(query[0], rows)
+        scores = gathered_scores(self.vectors, rows, query[0])
         chosen, chosen_scores = top_rows(scores, np.arange(len(rows)), n)
         return rows[chosen], chosen_scores, "exact-subset"
 
@@ -166,14 +166,6 @@ class IndexState:
         if self.refine_k:
             return refined_search(self.inner, self.vectors, query, n, self.refine_k, params)
         return self.inner.search(query, n, params=params)
-
-    def _subset_scores(self, query: np.ndarray, rows: np.ndarray, chunk: int = 2_048) -> np.ndarray:
-        """Inner products of `rows` with the query, gathered in chunks that stay in cache
-        (2,048 rows: 3 MB at 384-d; 1.5-2x faster than 65,536 from 30k rows up)."""
-        out = np.empty(len(rows), dtype=np.float32)
-        for lo in range(0, len(rows), chunk):
-            out[lo : lo + chunk] = inner_products(self.vectors[rows[lo : lo + chunk]], query)
-        return out
 
     def _filtered_nprobe(self, selectivity: float) -> int:
         """IVF lists probed under a filter: more as it narrows, since the allowed neighbours
