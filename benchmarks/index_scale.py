@@ -328,15 +328,17 @@ def main() -> None:
         note = [
             f"n={args.n:,} 384-d vectors (a mixture of {args.clusters:,} Gaussians, "
             "normalised, generated "
-            f"into a memory-mapped .npy), {args.queries} held-out queries (flat: 50), "
-            f"HNSW at {args.small:,}; FAISS build threads {args.threads}; "
+            f"into a memory-mapped .npy), {args.queries} held-out queries (flat: 50)"
+            + (f", HNSW at {args.small:,}" if "hnsw" in chosen else "")
+            + f"; FAISS build threads {args.threads}; "
             f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
             "(2 cores shared with other agents).",
             "Resident bytes per vector: the manifest's figure (file sizes), then the RSS "
             "deltas of a fresh process after `IndexState.load` (anonymous, total) and after "
             "the queries (total, including the mapped pages they touched). p50 is "
             "`IndexState.vector_top` (the searcher's vector path: pre-filter, exact subset "
-            "below 5,000 allowed rows, re-rank), without the DuckDB filter lookup. "
+            "below 5,000 allowed rows or, on IVF, where cheaper than the list scan, "
+            "re-rank), without the DuckDB filter lookup. "
             "Recall@10 against exact search over the allowed rows.",
             "",
             *lines,
