@@ -47,12 +47,24 @@ def _redactions(rows: Sequence[tuple[str, str, str, int]], ids: Sequence[str]) -
     return pa.array([by_id.get(i, []) for i in ids], REDACTION)
 
 
-def prepare(table: pa.Table, spec: Prepare) -> pa.Table:
-    """Redact secrets, then PII (as the local intake does), then per step: the exact hash of
-    the normalised fields, the near step's LSH band keys, the first quality failure."""
+def numbered(table: pa.Table, offsets: np.ndarray) -> pa.Table:
+    """Parsed records (`ray_read`) with their input index `idx` (their read unit's first
+    record's index plus their place in the unit), the reader's columns dropped but the
+    keep-policy keys and each record's size before redaction (`_chars`)."""
+    idx = offsets[table.column("_unit").to_numpy()] + table.column("_seq").to_numpy()
+    keep = [n for n in table.column_names
+            if n not in ("_unit", "_seq", "_line", "_kind", "_side")]  # fmt: skip
+    return table.select(keep).append_column("idx", pa.array(idx, pa.int64()))
+
+
+def prepare(table: pa.Table, spec: Prepare, offsets: np.ndarray) -> pa.Table:
+    """Number the records (`numbered`), redact secrets, then PII (as the local intake does),
+    then per step: the exact hash of the normalised fields, the near step's LSH band keys,
+    the first quality failure."""
     from pipeline.dedup.exact import key_hashes
     from pipeline.dedup.intake import _redact_pii, _redact_records, _redact_secrets
 
+    table = numbered(table, offsets)
     records = _records(table)
     ids = [r.id for r in records]
     secret_rows = _redact_records(spec.secrets, records, _redact_secrets)
