@@ -153,3 +153,33 @@ def test_partitions_grow_with_the_input() -> None:
     assert RaySettings.from_cfg({"partitions": 8}).parts(1_000_000) == 8
     with pytest.raises(Exception, match="records_per_partition"):
         RaySettings.from_cfg({"records_per_partition": 0})
+
+
+def test_attach_matches_pairs_to_their_records_texts() -> None:
+    from pipeline.dedup import ray_ops
+
+    texts = pa.table({"idx": pa.array([4, 1, 9], pa.int64()), "prompt": ["four", "one", "nine"],
+                      "response": ["r4", None, "r9"]})  # fmt: skip
+    pairs = pa.table({"left": pa.array([1, 4, 1], pa.int64()),
+                      "right": pa.array([9, 9, 7], pa.int64())})  # fmt: skip
+    fields = ["prompt", "response"]
+    rows = pa.concat_tables([ray_ops.text_rows(texts, fields, 1, []),
+                             ray_ops.pair_rows(pairs, "left", fields, 1, [])])  # fmt: skip
+    left = ray_ops.attach(rows, "left", fields, [])
+    assert sorted(left.to_pylist(), key=lambda r: (r["left"], r["right"])) == [
+        {"left": 1, "right": 7, "l.prompt": "one", "l.response": None},
+        {"left": 1, "right": 9, "l.prompt": "one", "l.response": None},
+        {"left": 4, "right": 9, "l.prompt": "four", "l.response": "r4"},
+    ]
+    carry = ["l.prompt", "l.response"]
+    rows = pa.concat_tables([ray_ops.text_rows(texts, fields, 1, carry),
+                             ray_ops.pair_rows(left, "right", fields, 1, carry)])  # fmt: skip
+    both = sorted(ray_ops.attach(rows, "right", fields, carry).to_pylist(),
+                  key=lambda r: (r["left"], r["right"]))  # fmt: skip
+    # The pair (1, 7) has no record 7: dropped, as by an inner join.
+    assert both == [
+        {"left": 1, "right": 9, "l.prompt": "one", "l.response": None, "r.prompt": "nine",
+         "r.response": "r9"},
+        {"left": 4, "right": 9, "l.prompt": "four", "l.response": "r4", "r.prompt": "nine",
+         "r.response": "r9"},
+    ]  # fmt: skip

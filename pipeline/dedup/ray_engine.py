@@ -440,15 +440,27 @@ def components(edges: Any, parts: int) -> tuple[Any, int]:
 
 
 def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, parts: int) -> Any:
-    """Both records' texts joined to each pair (two hash joins), then the Jaccard kernel."""
+    """Both records' texts attached to each pair (`_attach`, twice), then the Jaccard kernel."""
     fields = list(settings.fields)
-    left = texts.rename_columns({"idx": "left", **{f: f"l.{f}" for f in fields}})
-    right = texts.rename_columns({"idx": "right", **{f: f"r.{f}" for f in fields}})
-    joined = pairs.join(left, join_type="inner", num_partitions=parts, on=("left",))
-    joined = joined.join(right, join_type="inner", num_partitions=parts, on=("right",))
+    joined = _attach(pairs, texts, "left", fields, [], parts)
+    joined = _attach(joined, texts, "right", fields, [f"l.{f}" for f in fields], parts)
     return joined.map_batches(ray_ops.jaccard, fn_kwargs={"settings": settings,
                                                          "threshold": threshold},
                               batch_format="pyarrow")  # fmt: skip
+
+
+def _attach(pairs: Any, texts: Any, side: str, fields: list[str], carry: list[str],
+            parts: int) -> Any:  # fmt: skip
+    """The pairs with their `side` record's texts: a groupby on a partition of that record
+    over the pairs and the texts together (`ray_ops.attach`), not a hash join, whose
+    aggregator actors would each hold a share of every text."""
+    kwargs = {"fields": fields, "parts": parts, "carry": carry}
+    rows = texts.map_batches(ray_ops.text_rows, fn_kwargs=kwargs, batch_format="pyarrow").union(
+        pairs.map_batches(ray_ops.pair_rows, fn_kwargs={**kwargs, "side": side},
+                          batch_format="pyarrow"))  # fmt: skip
+    return rows.groupby("part", num_partitions=parts).map_groups(
+        ray_ops.attach, fn_kwargs={"side": side, "fields": fields, "carry": carry},
+        batch_format="pyarrow")  # fmt: skip
 
 
 def _collect(ds: Any, names: list[str]) -> pa.Table:
