@@ -353,7 +353,7 @@ def _exact(
         prepared.select_columns(["idx", f"{name}.h0", f"{name}.h1"])
         .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
                      batch_format="pyarrow")
-        .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": parts},
+        .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
         .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.exact_group, fn_kwargs={"name": name}, batch_format="pyarrow")
@@ -384,11 +384,12 @@ def _near(
         prepared.select_columns(["idx", f"{name}.bands"])
         .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
                      batch_format="pyarrow")
-        .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": parts},
+        .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
         .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.bucket_pairs, batch_format="pyarrow")
-        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
+        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": keys(parts)},
+                     batch_format="pyarrow")
         .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
         .materialize()  # the sort shuffles end here: a join in their pipeline can starve
@@ -402,7 +403,7 @@ def _near(
         return Decisions.none("near")
     stars, _ = components(edges, s.parts(count))
     pairs = (
-        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": s.parts(count)},
+        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(s.parts(count))},
                           batch_format="pyarrow")
         .groupby("part", num_partitions=s.parts(count))
         .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
@@ -413,6 +414,15 @@ def _near(
                      sims.column("similarity").to_numpy(), "near")  # fmt: skip
 
 
+def keys(parts: int) -> int:
+    """The distinct `part` values of a shuffle into `parts` partitions. The sort shuffle cuts
+    its input at sampled key boundaries: with only `parts` distinct values the cuts fall
+    unevenly and one task can get several partitions' rows; KEYS_PER_PARTITION values per
+    partition spread the rows evenly (each value is still one group for `map_groups`)."""
+    return parts * KEYS_PER_PARTITION
+
+
+KEYS_PER_PARTITION = 32
 MAX_ROUNDS = 200  # large-star / small-star needs O(log^2 n) rounds; this is far beyond
 
 
@@ -423,11 +433,11 @@ def components(edges: Any, parts: int) -> tuple[Any, int]:
     idx) per clustered record but the smallest (repeats possible), and the rounds run."""
     for rounds in range(1, MAX_ROUNDS + 1):
         edges = (
-            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": True},
+            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": True},
                               batch_format="pyarrow")
             .groupby("part", num_partitions=parts)
             .map_groups(ray_ops.large_star, batch_format="pyarrow")
-            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": False},
+            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": False},
                          batch_format="pyarrow")
             .groupby("part", num_partitions=parts)
             .map_groups(ray_ops.small_star, batch_format="pyarrow")
@@ -454,7 +464,7 @@ def _attach(pairs: Any, texts: Any, side: str, fields: list[str], carry: list[st
     """The pairs with their `side` record's texts: a groupby on a partition of that record
     over the pairs and the texts together (`ray_ops.attach`), not a hash join, whose
     aggregator actors would each hold a share of every text."""
-    kwargs = {"fields": fields, "parts": parts, "carry": carry}
+    kwargs = {"fields": fields, "parts": keys(parts), "carry": carry}
     rows = texts.map_batches(ray_ops.text_rows, fn_kwargs=kwargs, batch_format="pyarrow").union(
         pairs.map_batches(ray_ops.pair_rows, fn_kwargs={**kwargs, "side": side},
                           batch_format="pyarrow"))  # fmt: skip
