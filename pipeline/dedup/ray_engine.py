@@ -9,12 +9,15 @@ rid); the driver stages the rejections and preferences and adds up the counts. T
    the quality filters (`ray_ops.prepare`);
 2. exact: a groupby on a partition of the hash, the local `exact_pairs` in each group;
 3. near: one row per (band, key), a groupby on a partition of the bucket, the windowed
-   bucket pairs in each; a groupby on the pair drops repeats; two joins attach both texts
-   and `map_batches` verifies the true Jaccard; the verified edges stay on the cluster:
-   connected components by large-star / small-star rounds (two groupbys each, until a
-   round changes nothing), the keep policy by a groupby per cluster, and a last join and
-   `map_batches` measure each dropped record's Jaccard to its survivor; the driver collects
-   one (removed, survivor, Jaccard) row per near duplicate.
+   bucket pairs in each; a groupby on the pair drops repeats; two groupbys attach both
+   texts (`_attach`) and `map_batches` verifies the true Jaccard; the verified edges stay
+   on the cluster: connected components by large-star / small-star rounds (two groupbys
+   each, until a round changes nothing), the keep policy by a groupby per cluster, and the
+   texts attached again to measure each dropped record's Jaccard to its survivor; the
+   driver collects one (removed, survivor, Jaccard) row per near duplicate.
+
+Each shuffle has one partition per `records_per_partition` rows of its input (or the fixed
+`partitions`), so a task's share does not grow with the record count.
 
 The driver stages the redacted records, in input order, in the same scratch DuckDB as the
 local engine, and the stage publishes the store and records.parquet from it unchanged.
@@ -117,8 +120,9 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
         ctx.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
                                 if settings.shuffle == "sort"
                                 else ShuffleStrategy.HASH_SHUFFLE)  # fmt: skip
-        # A join's hash aggregators ask for CPUs; on a 1-CPU cluster the join's own tasks
-        # hold it and the aggregators never start (a hang). They reserve none here.
+        # Hash-shuffle aggregators (`shuffle: hash`, joins) ask for CPUs; on a 1-CPU cluster
+        # the shuffle's own tasks hold it and the aggregators never start (a hang). They
+        # reserve none here. (The engine itself uses no join: `_attach`.)
         ctx.hash_shuffle_operator_actor_num_cpus_override = 0.0
         ctx.join_operator_actor_num_cpus_override = 0.0
         yield ray
@@ -392,7 +396,7 @@ def _near(
                      batch_format="pyarrow")
         .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
-        .materialize()  # the sort shuffles end here: a join in their pipeline can starve
+        .materialize()  # the sort shuffles end here
     )  # fmt: skip
     texts = prepared.select_columns(["idx", *settings.fields])
     verified = _verify(candidates, texts, settings, settings.threshold, parts)
