@@ -49,18 +49,33 @@ def write_planted(raw: Path, n: int) -> None:
             fh.write(json.dumps({"id": f"p{i}", "prompt": text, "response": "ok"}) + "\n")
 
 
-def _worker_peak(stop: threading.Event, peak: list[float]) -> None:
+def _status_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, RssAnon) of a process in MB: all its resident pages, and its private
+    anonymous ones (the heap), without the object store's shared pages a worker maps."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
+
+
+def _worker_peak(stop: threading.Event, peak: list[Any]) -> None:
+    """The highest RSS and the highest private (anonymous) RSS of any Ray worker process
+    (MB), and the title (a task's or actor's name) of the process at the private peak."""
     import psutil
 
     me = psutil.Process()
     while not stop.wait(0.2):
         for child in me.children(recursive=True):
             try:
-                if child.name().startswith("ray::") or "default_worker" in " ".join(
-                    child.cmdline()
-                ):
-                    peak[0] = max(peak[0], child.memory_info().rss / 2**20)
-            except psutil.Error:  # a worker that just exited
+                title = " ".join(child.cmdline())
+                if child.name().startswith("ray::") or "default_worker" in title:
+                    rss, anon = _status_mb(child.pid)
+                    peak[0] = max(peak[0], rss)
+                    if anon > peak[2]:
+                        peak[1], peak[2] = title[:60].strip(), anon
+            except (psutil.Error, OSError):  # a worker that just exited
                 continue
 
 
@@ -70,7 +85,7 @@ def _stage(root: str, raw: str, overrides: list[str]) -> dict[str, Any]:
 
     cfg = compose(["data=sample", f"data.path={raw}", f"tracking.uri=sqlite:///{root}/mlflow.db",
                    "dedup.semantic.enabled=false", *overrides])  # fmt: skip
-    stop, peak = threading.Event(), [0.0]
+    stop, peak = threading.Event(), [0.0, "", 0.0]
     sampler = threading.Thread(target=_worker_peak, args=(stop, peak), daemon=True)
     sampler.start()
     start = time.perf_counter()
@@ -87,7 +102,8 @@ def _stage(root: str, raw: str, overrides: list[str]) -> dict[str, Any]:
     digest = [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
               for t in ("records", "duplicates", "filtered", "rejected")]  # fmt: skip
     con.close()
-    return {"seconds": seconds, "driver_mb": driver, "worker_mb": peak[0],
+    return {"seconds": seconds, "driver_mb": driver, "worker_mb": peak[0], "peak_in": peak[1],
+            "worker_anon_mb": peak[2],
             "steps": report["seconds"], "kept": report["kept"],
             "near": report["near_duplicates"], "exact": report["exact_duplicates"],
             "digest": hashlib.sha256(repr(digest).encode()).hexdigest()}  # fmt: skip
@@ -117,14 +133,26 @@ def _size(n: int, runs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _phases(seconds: dict[str, float]) -> tuple[float, str, float]:
-    """(the driver's serial part, the curation work, publication) seconds of one run's
-    report: the serial part is reading, validating, staging and Ray's start-up (the total
-    less the rest); the curation work is redaction, hashing, MinHash and the steps."""
+def _phases(seconds: dict[str, float]) -> tuple[float, float, float, float]:
+    """(the driver's serial part, reading and validation, the curation work, publication)
+    seconds of one run's report. Reading and validation: on Ray (`ray_read`) or, locally,
+    in process (`read`, less the redaction, hashing and staging timed inside it). The serial
+    part is the rest of the driver's time: hashing the input, staging, Ray's start-up. The
+    curation work is redaction, hashing, MinHash and the steps."""
     publish = seconds.get("write", 0.0) + seconds.get("labels", 0.0)
-    serial = {"hash", "read", "stage", "write", "labels", "total"}
+    read = seconds.get("ray_read", 0.0) + seconds.get("read", 0.0)
+    serial = {"hash", "read", "ray_read", "stage", "write", "labels", "total"}
     steps = sum(v for k, v in seconds.items() if k not in serial)
-    return seconds["total"] - publish - steps, f"{steps:.1f}", publish
+    return seconds["total"] - publish - steps - read, read, steps, publish
+
+
+def _per_partition(overrides: list[str]) -> str:
+    from pipeline.config import compose
+
+    ray = compose(overrides).dedup.ray
+    if ray.partitions is not None:
+        return f"fixed at {ray.partitions} partitions"
+    return f"{ray.records_per_partition:,} rows each"
 
 
 def main() -> None:
@@ -133,24 +161,33 @@ def main() -> None:
                         help="planted records (one or more sizes, run in turn)")  # fmt: skip
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS),
                         help="which runs (default all three)")  # fmt: skip
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run (dedup.ray.partitions=8)")  # fmt: skip
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()
     if not T0.exists():
         sys.exit(f"{T0} is absent: the planted set is spliced from t0-prompts")
     load_before = os.getloadavg()
-    rows = ["| run | records | seconds | records/s | driver: read, validate, stage, start s | "
-            "curation s | publish s | driver peak RSS MB | peak RSS per Ray worker MB | "
-            "kept | exact | near |", "|---" * 12 + "|"]  # fmt: skip
+    rows = ["| run | records | seconds | records/s | read, validate s | driver: hash, stage, "
+            "start s | curation s | publish s | driver peak RSS MB | peak RSS per Ray worker "
+            "MB: all / private | kept | exact | near |", "|---" * 13 + "|"]  # fmt: skip
     notes = []
     for n in args.records:
-        out = _size(n, {label: RUNS[label] for label in args.runs})
+        out = _size(n, {label: RUNS[label] + args.set for label in args.runs})
         for label, o in out.items():
-            worker = f"{o['worker_mb']:,.0f}" if label != "local" else "-"
-            driver, ray_s, publish = _phases(o["steps"])
+            worker = f"{o['worker_mb']:,.0f} / {o['worker_anon_mb']:,.0f}" if label != "local" \
+                else "-"  # fmt: skip
+            driver, read, ray_s, publish = _phases(o["steps"])
             rows.append(f"| {label} | {n:,} | {o['seconds']:.1f} | {n / o['seconds']:,.0f} | "
-                        f"{driver:.1f} | {ray_s} | {publish:.1f} | {o['driver_mb']:,.0f} | "
+                        f"{read:.1f} | {driver:.1f} | {ray_s:.1f} | {publish:.1f} | "
+                        f"{o['driver_mb']:,.0f} | "
                         f"{worker} | {o['kept']:,} | {o['exact']:,} | {o['near']:,} |")  # fmt: skip
             print(rows[-1], flush=True)
+        peaks = [f"{label}: {o['peak_in']}" for label, o in out.items() if o["peak_in"]]
+        if peaks:
+            notes.append(f"- {n:,} records, the Ray process at the private peak: "
+                         + "; ".join(peaks)
+                         + ".")  # fmt: skip
         same = len({o["digest"] for o in out.values()}) == 1
         note = f"- {n:,} records: the runs published the same records, duplicates, " \
             f"filtered and rejected rows: {'yes' if same else 'NO'}"  # fmt: skip
@@ -162,6 +199,8 @@ def main() -> None:
     load_after = os.getloadavg()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sizes = " ".join(str(n) for n in args.records)
+    if args.set:
+        sizes += " --set " + " ".join(args.set)
     section = [
         f"\n## Dedup stage on Ray Data, 1 vs 2 workers ({now})\n",
         f"Machine: {os.cpu_count()} cores shared with other jobs (load average "
@@ -169,9 +208,14 @@ def main() -> None:
         f"{sys.version.split()[0]}. Command: `python benchmarks/dedup_ray.py --records "
         f"{sizes}`. The whole stage (read, validate, redact, quality, exact, near, "
         "publish; semantic off) on planted records, each run in a fresh process with its "
-        "own local Ray cluster. `driver` is the serial part (reading, validation, staging "
-        "the redacted records, Ray's start-up); `curation` redaction, hashing, MinHash, "
-        "quality, exact and near (on Ray, or in process for `local`).\n",
+        "own local Ray cluster. `read, validate` is reading and validating the input (on Ray "
+        "for the ray runs: one task per file or 16 MiB byte range); `driver` the serial rest "
+        "(hashing the input files, staging the redacted records, Ray's start-up); "
+        "`curation` redaction, hashing, MinHash, quality, exact and near (on Ray, or in "
+        "process for `local`). Per Ray worker: the highest RSS of any worker process, all "
+        "resident pages (including the object store's shared pages it has mapped) / private "
+        "anonymous pages only (RssAnon: its own heap). Shuffle partitions (`dedup.ray`): "
+        f"{_per_partition(args.set)}.\n",
         *rows,
         "",
         *notes,

@@ -126,14 +126,48 @@ EXTRA = [
 ]  # fmt: skip
 
 
+def _hostile_inputs(raw: Path) -> None:
+    """Beside the sample's files (JSON Lines, gzipped JSON Lines, a JSON array, CSV,
+    Parquet): EXTRA and, in one file read as several byte ranges, a malformed line, blank
+    lines, CRLF and lone CR line breaks, rows with no id (their id is file:line), an id the
+    sample used in another file and an id used twice across ranges; every conversation and
+    preference shape; a gzip and a Parquet file that cannot be read."""
+    from test_shapes_stage import HOSTILE, MIXED
+
+    lines = [json.dumps(r) for r in EXTRA]
+    lines += ['{"id": "broken", "prompt": "an unfinished line', "", "   ",
+              json.dumps({"prompt": "a row with no id", "response": "its id is its line"}),
+              json.dumps({"id": "r00027", "prompt": "an id annotators.jsonl used first",
+                          "response": "rejected"})]  # fmt: skip
+    text = "\n".join(lines) + "\r\n"
+    filler = (json.dumps({"id": f"x-fill-{i}", "response": "fine",
+                          "prompt": f"filler {i}: " + " ".join(f"t{i}w{j}" for j in range(60))})
+              for i in range(150))  # fmt: skip
+    text += "\r".join(filler) + "\n"
+    text += json.dumps({"prompt": "another row with no id", "response": "x"}) + "\n"
+    text += json.dumps({"id": "x-key", "prompt": "x-key, a third time", "response": "no"}) + "\n"
+    (raw / "extra.jsonl").write_bytes(text.encode("utf-8"))
+    (raw / "shapes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MIXED + HOSTILE))
+    (raw / "unreadable.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage, not deflate")
+    (raw / "unreadable.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+
+
 @pytest.mark.slow  # a Ray cluster and the stage twice: about 3 minutes on 2 cores
-def test_sample_same_as_local_engine(tmp_path: Path, mlflow_uri: str) -> None:
+def test_sample_same_as_local_engine(
+    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.dedup import ray_read
+
     sample = REPO / "data" / "raw"
     if not any(sample.glob("*")):
         pytest.skip("the bundled sample is absent (python -m pipeline.sample)")
     raw = tmp_path / "raw"
     shutil.copytree(sample, raw)
-    (raw / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in EXTRA))
+    _hostile_inputs(raw)
+    # Small byte ranges: the sample's JSON Lines files and extra.jsonl are read in pieces.
+    monkeypatch.setattr(ray_read, "RANGE_BYTES", 32 * 1024)
+    units = ray_read.plan_units([(p, p.name) for p in sorted(raw.iterdir())])
+    assert sum(u["rel"] == "extra.jsonl" for u in units) >= 2
     # Semantic dedup runs on the driver in both engines (it keeps nothing while streaming);
     # off here so the test does not load the encoder.
     common = ("dedup.semantic.enabled=false", "dedup.ray.num_cpus=2",
@@ -148,8 +182,21 @@ def test_sample_same_as_local_engine(tmp_path: Path, mlflow_uri: str) -> None:
     chain = con.execute("SELECT DISTINCT duplicate_of, method FROM duplicates "
                         "WHERE id LIKE 'x-long-%'").fetchall()  # fmt: skip
     dropped = con.execute("SELECT count(*) FROM duplicates WHERE id LIKE 'x-long-%'").fetchone()
+    rejected = con.execute(
+        "SELECT file, line, reason, detail FROM rejected "
+        "WHERE file LIKE 'extra%' OR file LIKE 'unreadable%'"
+    ).fetchall()
+    ids = con.execute("SELECT id FROM records WHERE id LIKE 'extra.jsonl:%'").fetchall()
     con.close()
     assert len(chain) == 1 and chain[0][1] == "near" and dropped == (24,)  # one cluster of 25
+    reasons = {(file, reason) for file, _, reason, _ in rejected}
+    assert {("extra.jsonl", "invalid_json"), ("extra.jsonl", "duplicate_id"),
+            ("unreadable.jsonl.gz", "read_error"),
+            ("unreadable.parquet", "read_error")} <= reasons  # fmt: skip
+    # The id first used in another file, and the one used again in a later byte range.
+    assert any("'r00027' already used at annotators.jsonl:" in d for *_, d in rejected)
+    assert sum("'x-key' already used at extra.jsonl:3" in d for *_, d in rejected) == 2
+    assert len(ids) == 2  # rows without an id: named by their line, the same in both engines
     assert not ray_children()
 
 

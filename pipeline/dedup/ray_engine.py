@@ -1,19 +1,23 @@
 """The dedup stage on Ray Data (`dedup.engine=ray`): the same decisions as the local engine.
 
-The driver reads and validates the rows (`Collector`: ids must be unique across the whole
-input, and a rejection names the line of the first use, an ordered decision) and puts each
-validated batch in Ray's object store. Everything after is Ray Data's own operations:
+Reading and validation run on Ray too (`ray_read`: one task per file or byte range, the
+local readers and collector in each, ids made unique across the units by a groupby on the
+rid); the driver stages the rejections and preferences and adds up the counts. Then:
 
-1. `map_batches(prepare)`: secrets and PII redaction, normalisation, the exact step's hash,
-   the near step's MinHash band keys, the quality filters (`ray_ops.prepare`);
+1. `map_batches(prepare)`: the records' input index (from each unit's first), secrets and
+   PII redaction, normalisation, the exact step's hash, the near step's MinHash band keys,
+   the quality filters (`ray_ops.prepare`);
 2. exact: a groupby on a partition of the hash, the local `exact_pairs` in each group;
 3. near: one row per (band, key), a groupby on a partition of the bucket, the windowed
-   bucket pairs in each; a groupby on the pair drops repeats; two joins attach both texts
-   and `map_batches` verifies the true Jaccard; the verified edges stay on the cluster:
-   connected components by large-star / small-star rounds (two groupbys each, until a
-   round changes nothing), the keep policy by a groupby per cluster, and a last join and
-   `map_batches` measure each dropped record's Jaccard to its survivor; the driver collects
-   one (removed, survivor, Jaccard) row per near duplicate.
+   bucket pairs in each; a groupby on the pair drops repeats; two groupbys attach both
+   texts (`_attach`) and `map_batches` verifies the true Jaccard; the verified edges stay
+   on the cluster: connected components by large-star / small-star rounds (two groupbys
+   each, until a round changes nothing), the keep policy by a groupby per cluster, and the
+   texts attached again to measure each dropped record's Jaccard to its survivor; the
+   driver collects one (removed, survivor, Jaccard) row per near duplicate.
+
+Each shuffle has one partition per `records_per_partition` rows of its input (or the fixed
+`partitions`), so a task's share does not grow with the record count.
 
 The driver stages the redacted records, in input order, in the same scratch DuckDB as the
 local engine, and the stage publishes the store and records.parquet from it unchanged.
@@ -32,6 +36,7 @@ import pyarrow as pa
 
 from pipeline.dedup import ray_ops
 from pipeline.dedup.intake import Intake
+from pipeline.dedup.policy import policy_columns
 from pipeline.dedup.steps import Step, StepResult, Survivors, run_steps
 from pipeline.dedup.steps.base import Decisions, Filtered
 from pipeline.dedup.steps.exact import ExactDedup
@@ -49,7 +54,11 @@ class RaySettings:
     address: str | None = None  # None: start a local cluster for the run
     num_cpus: int = 2  # CPUs of the local cluster (ignored with an address)
     object_store_memory: int = 1_000_000_000  # bytes of the local cluster's object store
-    partitions: int = 8  # groups of each shuffle (exact hashes, LSH buckets, pairs)
+    # Groups of each shuffle (exact hashes, LSH buckets, pairs, component edges). None: one
+    # per `records_per_partition` rows of the shuffle's input, so a task's share, and the
+    # memory of a worker, stays the same whatever the record count.
+    partitions: int | None = None
+    records_per_partition: int = 10_000
     # Ray Data's groupby shuffle: "sort" (pull-based, plain tasks) or "hash" (aggregator
     # actors, Ray's default, started per shuffle: ~4 s each on 2 cores). Joins always hash.
     shuffle: str = "sort"
@@ -63,14 +72,26 @@ class RaySettings:
         address = cfg.get("address")
         num_cpus = cfg.get("num_cpus", cls.num_cpus)
         partitions = cfg.get("partitions", cls.partitions)
-        for key, value in (("num_cpus", num_cpus), ("partitions", partitions)):
+        per_partition = cfg.get("records_per_partition", cls.records_per_partition)
+        for key, value in (("num_cpus", num_cpus), ("partitions", partitions),
+                           ("records_per_partition", per_partition)):  # fmt: skip
+            if key == "partitions" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"config dedup.ray.{key}={value!r}: must be >= 1")
         store = parse_size(cfg.get("object_store_memory", "1GB"), "dedup.ray.object_store_memory")
         shuffle = cfg.get("shuffle", cls.shuffle)
         if shuffle not in ("sort", "hash"):
             raise UserInputError(f"config dedup.ray.shuffle={shuffle!r}: expected sort or hash")
-        return cls(str(address) if address else None, num_cpus, store, partitions, shuffle)
+        return cls(str(address) if address else None, num_cpus, store, partitions,
+                   per_partition, shuffle)  # fmt: skip
+
+    def parts(self, rows: int) -> int:
+        """The partitions of a shuffle of `rows` rows: `partitions`, or one per
+        `records_per_partition` rows."""
+        if self.partitions is not None:
+            return self.partitions
+        return max(1, -(-int(rows) // self.records_per_partition))
 
 
 def check_steps(steps: Mapping[str, Step]) -> None:
@@ -99,44 +120,69 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
         ctx.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
                                 if settings.shuffle == "sort"
                                 else ShuffleStrategy.HASH_SHUFFLE)  # fmt: skip
-        # A join's hash aggregators ask for CPUs; on a 1-CPU cluster the join's own tasks
-        # hold it and the aggregators never start (a hang). They reserve none here.
+        # Hash-shuffle aggregators (`shuffle: hash`, joins) ask for CPUs; on a 1-CPU cluster
+        # the shuffle's own tasks hold it and the aggregators never start (a hang). They
+        # reserve none here. (The engine itself uses no join: `_attach`.)
         ctx.hash_shuffle_operator_actor_num_cpus_override = 0.0
         ctx.join_operator_actor_num_cpus_override = 0.0
         yield ray
 
 
 class RayIntake(Intake):
-    """The local intake up to validation; each validated batch goes to Ray's object store
-    instead of being redacted and staged here (`prepare` does that on the workers)."""
+    """The run's intake on the driver: its counts, the keep-policy keys of every record (for
+    the ranks) and the staging database. Reading and validation run on Ray (`read`)."""
 
-    def __init__(self, *args: Any, ray: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ray = ray
-        self.refs: list[Any] = []
+    def first_id(self, rid: int) -> str | None:  # pragma: no cover - the units look up ids
+        return None
 
-    def _flush(self) -> None:
-        from pipeline.dedup import tables
-        from pipeline.dedup.policy import policy_columns
-        from pipeline.store.staging import STAGED_SCHEMA
 
-        batch, self._records, self._record_chars = self._records, [], 0
-        if not batch:
-            return
-        start = self.counts.staged
-        self._policy.append(policy_columns(batch, self.settings.keep_policy, self.feedback))
-        columns = tables.record_columns(batch)
-        columns["idx"] = list(range(start, start + len(batch)))
-        table = pa.table(columns, schema=STAGED_SCHEMA)
-        table = table.append_column("batch", pa.array([len(self.refs)] * len(batch), pa.int64()))
-        self.refs.append(self.ray.put(table))
-        self.counts.staged += len(batch)
+@contextmanager
+def _ordered(ray: Any) -> Iterator[None]:
+    """Ray Data keeps the blocks' order meanwhile (reading and `prepare`: input order)."""
+    options = ray.data.DataContext.get_current().execution_options
+    before, options.preserve_order = options.preserve_order, True
+    try:
+        yield
+    finally:
+        options.preserve_order = before
 
-    def first_id(self, rid: int) -> str | None:
-        # Batches already handed to Ray are not searched: a true 63-bit rid collision's
-        # message then names no first id (the rejection itself is the same).
-        return next((r.id for r in self._records if r.rid == rid), None) or \
-            self._erased_ids.get(rid)  # fmt: skip
+
+def read(
+    ray: Any,
+    intake: RayIntake,
+    files: list[tuple[Any, str]],
+    stats: Any,
+    fields: Any,
+    validate: Any,
+    format: str,
+    settings: RaySettings,
+) -> tuple[Any, np.ndarray]:
+    """Read and validate every input file on Ray (`ray_read`); stage the rejections and
+    preferences in input order and add up the counts here. Returns the records (a dataset
+    in input order, not yet numbered) and each read unit's first record's index."""
+    from pipeline.dedup import ray_read
+
+    begin = time.perf_counter()
+    units = ray_read.plan_units(files)
+    spec = ray_read.ReadSpec(fields, validate, format, intake.settings, intake.erasures,
+                             dict(intake.feedback), tuple(u["rel"] for u in units))  # fmt: skip
+    with _ordered(ray):
+        parsed, sides = ray_read.read_units(ray, units, spec, settings.parts)
+    stats.files.extend(rel for _, rel in files)
+    error = next((side.error for side in sides if side.error is not None), None)
+    if error is not None:
+        raise error
+    offsets = np.zeros(len(units), np.int64)
+    for unit, side in enumerate(sides):
+        offsets[unit] = intake.counts.staged
+        stats.lines += side.lines
+        stats.blank += side.blank
+        ray_read.merge_counts(intake.counts, side.counts)
+        for name, table in (("rejected", side.rejected), ("preferences", side.preferences)):
+            if table is not None:
+                intake.staging.append(name, table)
+    intake.seconds["ray_read"] += time.perf_counter() - begin
+    return parsed.filter(expr=f"_kind == {ray_read.RECORD}"), offsets
 
 
 def _spec(intake: Intake, steps: Mapping[str, Step]) -> ray_ops.Prepare:
@@ -151,22 +197,31 @@ def _spec(intake: Intake, steps: Mapping[str, Step]) -> ray_ops.Prepare:
     return ray_ops.Prepare(intake.settings.secrets, intake.settings.pii, tuple(per_step))
 
 
-def prepare_and_stage(ray: Any, intake: RayIntake, steps: Mapping[str, Step]) -> Any:
-    """Run `prepare` over every batch on Ray; stage the redacted records and their
-    redactions in input order; return the prepared dataset (materialized) and the quality
-    failures per quality step."""
+def prepare_and_stage(
+    ray: Any, intake: RayIntake, steps: Mapping[str, Step], records: Any, offsets: np.ndarray
+) -> Any:
+    """Run `prepare` over the records on Ray; stage the redacted records and their
+    redactions in input order, keep their keep-policy keys; return the prepared dataset
+    (materialized) and the quality failures per quality step."""
     from pipeline.dedup import tables
+    from pipeline.dedup.intake import BATCH_CHARS
     from pipeline.store.staging import STAGED_SCHEMA
 
     begin = time.perf_counter()
     spec = _spec(intake, steps)
-    if not intake.refs:
+    if intake.counts.staged == 0:
         return None, {}
-    ds = ray.data.from_arrow_refs(intake.refs)
-    prepared = ds.map_batches(ray_ops.prepare, fn_kwargs={"spec": spec},
-                              batch_format="pyarrow", batch_size=None).materialize()  # fmt: skip
+    with _ordered(ray):
+        prepared = records.map_batches(
+            ray_ops.prepare, fn_kwargs={"spec": spec, "offsets": offsets},
+            batch_format="pyarrow", batch_size=None,
+        ).materialize()  # fmt: skip
+    keys = len(policy_columns([], intake.settings.keep_policy, {}))
     quality = [name for name, kind, _ in spec.steps if kind == "quality"]
     failed: dict[str, list[pa.Table]] = {name: [] for name in quality}
+    # The local intake stages each batch's secret rows, then its PII rows; a batch ends at
+    # batch_records records or BATCH_CHARS characters (before redaction).
+    batches = _Batches(intake.settings.batch_records, BATCH_CHARS)
     pending: dict[int, tuple[list[Any], list[Any]]] = {}
     expected = 0
     for block in prepared.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -175,14 +230,16 @@ def prepare_and_stage(ray: Any, intake: RayIntake, steps: Mapping[str, Step]) ->
             raise RuntimeError("ray engine: prepared blocks came back out of input order")
         expected += len(idx)
         intake.staging.append("staged", block.select(STAGED_SCHEMA.names))
+        intake._policy.append([block.column(f"policy.{i}").to_numpy() for i in range(keys)])
+        batch = batches.of(block.column("_chars").to_numpy())
         ids = block.column("id").to_pylist()
         for number, kind in ((0, "secret_redactions"), (1, "pii_redactions")):
             rows = [(i, r["field"], r["type"], r["count"])
                     for i, reds in zip(ids, block.column(kind).to_pylist(), strict=True)
                     for r in reds]  # fmt: skip
-            for batch_no, group in _by_batch(block, rows, ids):
+            for batch_no, group in _by_batch(batch, rows, ids):
                 pending.setdefault(batch_no, ([], []))[number].extend(group)
-        done = [b for b in pending if b < int(block.column("batch")[-1].as_py())]
+        done = [b for b in pending if len(batch) and b < int(batch[-1])]
         for b in sorted(done):
             secret_rows, pii_rows = pending.pop(b)
             _count_and_stage(intake, tables, secret_rows, pii_rows)
@@ -197,11 +254,29 @@ def prepare_and_stage(ray: Any, intake: RayIntake, steps: Mapping[str, Step]) ->
     return prepared, {name: pa.concat_tables(parts) for name, parts in failed.items() if parts}
 
 
+class _Batches:
+    """The local intake's batch number of each record, from the records' sizes in order."""
+
+    def __init__(self, records: int, chars: int) -> None:
+        self.limit_records, self.limit_chars = records, chars
+        self.number, self.records, self.chars = 0, 0, 0
+
+    def of(self, sizes: np.ndarray) -> np.ndarray:
+        out = np.empty(len(sizes), np.int64)
+        for i, size in enumerate(sizes.tolist()):
+            out[i] = self.number
+            self.records += 1
+            self.chars += size
+            if self.records >= self.limit_records or self.chars >= self.limit_chars:
+                self.number, self.records, self.chars = self.number + 1, 0, 0
+        return out
+
+
 def _by_batch(
-    block: pa.Table, rows: list[tuple[str, str, str, int]], ids: list[str]
+    batch: np.ndarray, rows: list[tuple[str, str, str, int]], ids: list[str]
 ) -> Iterator[tuple[int, list[tuple[str, str, str, int]]]]:
     """The redaction rows of a block split by the intake batch their record came from."""
-    batch_of = dict(zip(ids, block.column("batch").to_pylist(), strict=True))
+    batch_of = dict(zip(ids, batch.tolist(), strict=True))
     groups: dict[int, list[tuple[str, str, str, int]]] = {}
     for row in rows:
         groups.setdefault(batch_of[row[0]], []).append(row)
@@ -277,13 +352,14 @@ def _exact(
     ray: Any, prepared: Any, name: str, rank: np.ndarray, mask: np.ndarray, s: RaySettings
 ) -> Decisions:
     """Copies by a groupby on the hash's partition, the local `exact_pairs` per group."""
+    parts = s.parts(int(mask.sum()))
     rows = (
         prepared.select_columns(["idx", f"{name}.h0", f"{name}.h1"])
         .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
                      batch_format="pyarrow")
-        .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": s.partitions},
+        .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
-        .groupby("part", num_partitions=s.partitions)
+        .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.exact_group, fn_kwargs={"name": name}, batch_format="pyarrow")
     )  # fmt: skip
     pairs = _collect(rows, ["idx", "of_idx"]).sort_by("idx")
@@ -307,30 +383,33 @@ def _near(
     settings = step.settings
     if len(alive) < 2:
         return Decisions.none("near")
-    parts = s.partitions
+    parts = s.parts(len(alive))
     candidates = (
         prepared.select_columns(["idx", f"{name}.bands"])
         .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
                      batch_format="pyarrow")
-        .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": parts},
+        .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
-        .groupby("part", num_partitions=s.partitions)
+        .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.bucket_pairs, batch_format="pyarrow")
-        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
-        .groupby("part", num_partitions=s.partitions)
+        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": keys(parts)},
+                     batch_format="pyarrow")
+        .groupby("part", num_partitions=parts)
         .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
-        .materialize()  # the sort shuffles end here: a join in their pipeline can starve
+        .materialize()  # the sort shuffles end here
     )  # fmt: skip
     texts = prepared.select_columns(["idx", *settings.fields])
     verified = _verify(candidates, texts, settings, settings.threshold, parts)
     edges = (verified.filter(expr="similarity > 0.0")
              .map_batches(ray_ops.as_edges, batch_format="pyarrow").materialize())  # fmt: skip
-    if edges.count() == 0:
+    count = edges.count()
+    if count == 0:
         return Decisions.none("near")
-    stars, _ = components(edges, parts)
+    stars, _ = components(edges, s.parts(count))
     pairs = (
-        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": parts}, batch_format="pyarrow")
-        .groupby("part", num_partitions=parts)
+        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(s.parts(count))},
+                          batch_format="pyarrow")
+        .groupby("part", num_partitions=s.parts(count))
         .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
     )  # fmt: skip
     measured = _verify(pairs, texts, settings, 0.0, parts)
@@ -339,6 +418,15 @@ def _near(
                      sims.column("similarity").to_numpy(), "near")  # fmt: skip
 
 
+def keys(parts: int) -> int:
+    """The distinct `part` values of a shuffle into `parts` partitions. The sort shuffle cuts
+    its input at sampled key boundaries: with only `parts` distinct values the cuts fall
+    unevenly and one task can get several partitions' rows; KEYS_PER_PARTITION values per
+    partition spread the rows evenly (each value is still one group for `map_groups`)."""
+    return parts * KEYS_PER_PARTITION
+
+
+KEYS_PER_PARTITION = 32
 MAX_ROUNDS = 200  # large-star / small-star needs O(log^2 n) rounds; this is far beyond
 
 
@@ -349,11 +437,11 @@ def components(edges: Any, parts: int) -> tuple[Any, int]:
     idx) per clustered record but the smallest (repeats possible), and the rounds run."""
     for rounds in range(1, MAX_ROUNDS + 1):
         edges = (
-            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": True},
+            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": True},
                               batch_format="pyarrow")
             .groupby("part", num_partitions=parts)
             .map_groups(ray_ops.large_star, batch_format="pyarrow")
-            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": parts, "both": False},
+            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": False},
                          batch_format="pyarrow")
             .groupby("part", num_partitions=parts)
             .map_groups(ray_ops.small_star, batch_format="pyarrow")
@@ -366,15 +454,27 @@ def components(edges: Any, parts: int) -> tuple[Any, int]:
 
 
 def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, parts: int) -> Any:
-    """Both records' texts joined to each pair (two hash joins), then the Jaccard kernel."""
+    """Both records' texts attached to each pair (`_attach`, twice), then the Jaccard kernel."""
     fields = list(settings.fields)
-    left = texts.rename_columns({"idx": "left", **{f: f"l.{f}" for f in fields}})
-    right = texts.rename_columns({"idx": "right", **{f: f"r.{f}" for f in fields}})
-    joined = pairs.join(left, join_type="inner", num_partitions=parts, on=("left",))
-    joined = joined.join(right, join_type="inner", num_partitions=parts, on=("right",))
+    joined = _attach(pairs, texts, "left", fields, [], parts)
+    joined = _attach(joined, texts, "right", fields, [f"l.{f}" for f in fields], parts)
     return joined.map_batches(ray_ops.jaccard, fn_kwargs={"settings": settings,
                                                          "threshold": threshold},
                               batch_format="pyarrow")  # fmt: skip
+
+
+def _attach(pairs: Any, texts: Any, side: str, fields: list[str], carry: list[str],
+            parts: int) -> Any:  # fmt: skip
+    """The pairs with their `side` record's texts: a groupby on a partition of that record
+    over the pairs and the texts together (`ray_ops.attach`), not a hash join, whose
+    aggregator actors would each hold a share of every text."""
+    kwargs = {"fields": fields, "parts": keys(parts), "carry": carry}
+    rows = texts.map_batches(ray_ops.text_rows, fn_kwargs=kwargs, batch_format="pyarrow").union(
+        pairs.map_batches(ray_ops.pair_rows, fn_kwargs={**kwargs, "side": side},
+                          batch_format="pyarrow"))  # fmt: skip
+    return rows.groupby("part", num_partitions=parts).map_groups(
+        ray_ops.attach, fn_kwargs={"side": side, "fields": fields, "carry": carry},
+        batch_format="pyarrow")  # fmt: skip
 
 
 def _collect(ds: Any, names: list[str]) -> pa.Table:

@@ -47,12 +47,24 @@ def _redactions(rows: Sequence[tuple[str, str, str, int]], ids: Sequence[str]) -
     return pa.array([by_id.get(i, []) for i in ids], REDACTION)
 
 
-def prepare(table: pa.Table, spec: Prepare) -> pa.Table:
-    """Redact secrets, then PII (as the local intake does), then per step: the exact hash of
-    the normalised fields, the near step's LSH band keys, the first quality failure."""
+def numbered(table: pa.Table, offsets: np.ndarray) -> pa.Table:
+    """Parsed records (`ray_read`) with their input index `idx` (their read unit's first
+    record's index plus their place in the unit), the reader's columns dropped but the
+    keep-policy keys and each record's size before redaction (`_chars`)."""
+    idx = offsets[table.column("_unit").to_numpy()] + table.column("_seq").to_numpy()
+    keep = [n for n in table.column_names
+            if n not in ("_unit", "_seq", "_line", "_kind", "_side")]  # fmt: skip
+    return table.select(keep).append_column("idx", pa.array(idx, pa.int64()))
+
+
+def prepare(table: pa.Table, spec: Prepare, offsets: np.ndarray) -> pa.Table:
+    """Number the records (`numbered`), redact secrets, then PII (as the local intake does),
+    then per step: the exact hash of the normalised fields, the near step's LSH band keys,
+    the first quality failure."""
     from pipeline.dedup.exact import key_hashes
     from pipeline.dedup.intake import _redact_pii, _redact_records, _redact_secrets
 
+    table = numbered(table, offsets)
     records = _records(table)
     ids = [r.id for r in records]
     secret_rows = _redact_records(spec.secrets, records, _redact_secrets)
@@ -309,3 +321,56 @@ def keep_policy(table: pa.Table, rank: np.ndarray) -> pa.Table:
     removed, survivor = cluster_survivors(cluster, rank[members])
     return pa.table({"left": pa.array(members[removed], pa.int64()),
                      "right": pa.array(members[survivor], pa.int64())})  # fmt: skip
+
+
+# Texts attached to pairs without a join: Ray Data's hash join collects its input in a few
+# aggregator actors (at most two per CPU), each holding its share of every record's text, so
+# their memory grows with the record count. Here the pairs and the texts go through one
+# partitioned groupby on the record they share (the sort shuffle's tasks, one partition
+# each), and `attach` matches them inside each partition: memory per task follows the
+# partition count. Rows of both kinds share one schema: (key, part, kind, left, right,
+# t.<field>..., carried columns).
+TEXT, PAIR = 0, 1
+
+
+def _keyed(n: int, key: np.ndarray, parts: int, kind: int, columns: dict[str, Any]) -> pa.Table:
+    return pa.table({"key": pa.array(key, pa.int64()), "part": pa.array(_part_of(key, parts)),
+                     "kind": pa.array(np.full(n, kind, np.int8)), **columns})  # fmt: skip
+
+
+def text_rows(table: pa.Table, fields: Sequence[str], parts: int, carry: Sequence[str]) -> pa.Table:
+    """Records (idx, fields) as text rows keyed by idx."""
+    n, idx = table.num_rows, table.column("idx").to_numpy()
+    nulls = pa.nulls(n, pa.int64())
+    columns: dict[str, Any] = {"left": nulls, "right": nulls}
+    columns |= {f"t.{f}": table.column(f).cast(pa.string()) for f in fields}
+    columns |= {c: pa.nulls(n, pa.string()) for c in carry}
+    return _keyed(n, idx, parts, TEXT, columns)
+
+
+def pair_rows(
+    table: pa.Table, side: str, fields: Sequence[str], parts: int, carry: Sequence[str]
+) -> pa.Table:
+    """Pairs (left, right, carried columns) keyed by their `side` record."""
+    n = table.num_rows
+    columns: dict[str, Any] = {"left": table.column("left"), "right": table.column("right")}
+    columns |= {f"t.{f}": pa.nulls(n, pa.string()) for f in fields}
+    columns |= {c: table.column(c).cast(pa.string()) for c in carry}
+    return _keyed(n, table.column(side).to_numpy(), parts, PAIR, columns)
+
+
+def attach(table: pa.Table, side: str, fields: Sequence[str], carry: Sequence[str]) -> pa.Table:
+    """In one partition: each pair with its `side` record's fields as `<l|r>.<field>` (an
+    inner join: a pair whose record is absent is dropped)."""
+    kind = table.column("kind").to_numpy()
+    texts, pairs = table.filter(pa.array(kind == TEXT)), table.filter(pa.array(kind == PAIR))
+    text_key, pair_key = texts.column("key").to_numpy(), pairs.column("key").to_numpy()
+    order = np.argsort(text_key, kind="stable")
+    pos = np.searchsorted(text_key[order], pair_key)
+    found = pos < len(order)
+    found[found] = text_key[order][pos[found]] == pair_key[found]
+    pairs, rows = pairs.filter(pa.array(found)), pa.array(order[pos[found]], pa.int64())
+    out = pairs.select(["left", "right", *carry])
+    for f in fields:
+        out = out.append_column(f"{side[0]}.{f}", texts.column(f"t.{f}").take(rows))
+    return out

@@ -257,21 +257,22 @@ def _curate_on_ray(
     work: Path,
     timer: Timer,
 ) -> tuple[Intake, list[StepResult]]:
-    """`dedup.engine=ray`: read and validate here, everything else on Ray Data
+    """`dedup.engine=ray`: every step on Ray Data, reading and validation included
     (pipeline/dedup/ray_engine.py); the same staged records and decisions as the local one."""
     from pipeline.dedup import ray_engine
 
     with ray_engine.cluster(s.ray) as ray:
         intake = ray_engine.RayIntake(_intake_settings(s), steps, staging, inputs.feedback,
-                                      inputs.erasures, timer.seconds, ray=ray)  # fmt: skip
-        _stream(s, {}, intake, inputs, work)
-        prepared, failed = ray_engine.prepare_and_stage(ray, intake, steps)
+                                      inputs.erasures, timer.seconds)  # fmt: skip
+        records, offsets = ray_engine.read(ray, intake, inputs.files, inputs.stats, s.fields,
+                                           s.validate, s.format, s.ray)  # fmt: skip
+        prepared, failed = ray_engine.prepare_and_stage(ray, intake, steps, records, offsets)
+        del records
         progress = sys.stderr.isatty()
         results = ray_engine.run_steps_on_ray(
             ray, steps, prepared, failed, intake.rank(), staging.texts, s.ray, progress
         )
         del prepared  # freed while the cluster is up
-        intake.refs.clear()
     return intake, results
 
 
