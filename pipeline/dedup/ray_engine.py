@@ -36,7 +36,6 @@ import pyarrow as pa
 
 from pipeline.dedup import ray_ops
 from pipeline.dedup.intake import Intake
-from pipeline.dedup.policy import policy_columns
 from pipeline.dedup.steps import Step, StepResult, Survivors, run_steps
 from pipeline.dedup.steps.base import Decisions, Filtered
 from pipeline.dedup.steps.exact import ExactDedup
@@ -203,7 +202,7 @@ def prepare_and_stage(
     """Run `prepare` over the records on Ray; stage the redacted records and their
     redactions in input order, keep their keep-policy keys; return the prepared dataset
     (materialized) and the quality failures per quality step."""
-    from pipeline.dedup import tables
+    from pipeline.dedup import ray_read, tables
     from pipeline.dedup.intake import BATCH_CHARS
     from pipeline.store.staging import STAGED_SCHEMA
 
@@ -216,7 +215,7 @@ def prepare_and_stage(
             ray_ops.prepare, fn_kwargs={"spec": spec, "offsets": offsets},
             batch_format="pyarrow", batch_size=None,
         ).materialize()  # fmt: skip
-    keys = len(policy_columns([], intake.settings.keep_policy, {}))
+    policy_keys = ray_read.policy_keys(intake.settings)
     quality = [name for name, kind, _ in spec.steps if kind == "quality"]
     failed: dict[str, list[pa.Table]] = {name: [] for name in quality}
     # The local intake stages each batch's secret rows, then its PII rows; a batch ends at
@@ -230,7 +229,7 @@ def prepare_and_stage(
             raise RuntimeError("ray engine: prepared blocks came back out of input order")
         expected += len(idx)
         intake.staging.append("staged", block.select(STAGED_SCHEMA.names))
-        intake._policy.append([block.column(f"policy.{i}").to_numpy() for i in range(keys)])
+        intake._policy.append([block.column(f"policy.{i}").to_numpy() for i in range(policy_keys)])
         batch = batches.of(block.column("_chars").to_numpy())
         ids = block.column("id").to_pylist()
         for number, kind in ((0, "secret_redactions"), (1, "pii_redactions")):
@@ -405,11 +404,12 @@ def _near(
     count = edges.count()
     if count == 0:
         return Decisions.none("near")
-    stars, _ = components(edges, s.parts(count))
+    edge_parts = s.parts(count)
+    stars, _ = components(edges, edge_parts)
     pairs = (
-        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(s.parts(count))},
+        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(edge_parts)},
                           batch_format="pyarrow")
-        .groupby("part", num_partitions=s.parts(count))
+        .groupby("part", num_partitions=edge_parts)
         .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
     )  # fmt: skip
     measured = _verify(pairs, texts, settings, 0.0, parts)

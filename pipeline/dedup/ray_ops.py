@@ -232,7 +232,8 @@ def as_edges(table: pa.Table) -> pa.Table:
     return pa.table({"a": table.column("left"), "b": table.column("right")})
 
 
-def _part_of(node: np.ndarray, parts: int) -> np.ndarray:
+def part_of(node: np.ndarray, parts: int) -> np.ndarray:
+    """The shuffle partition of each node (record index or rid): a multiplicative hash."""
     return ((node.astype(np.uint64) * PRIME) % np.uint64(parts)).astype(np.int64)
 
 
@@ -250,7 +251,7 @@ def star_rows(table: pa.Table, parts: int, both: bool) -> pa.Table:
         node, other = np.maximum(a, b), np.minimum(a, b)
     return pa.table({"node": pa.array(node, pa.int64()), "other": pa.array(other, pa.int64()),
                      "changed": pa.array(changed, pa.int8()),
-                     "part": pa.array(_part_of(node, parts))})  # fmt: skip
+                     "part": pa.array(part_of(node, parts))})  # fmt: skip
 
 
 def _neighbours(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -304,7 +305,7 @@ def any_changed(table: pa.Table) -> pa.Table:
 
 def keep_parts(table: pa.Table, parts: int) -> pa.Table:
     """The final stars' edges (a leaf, b its centre) with the partition of the centre."""
-    return table.append_column("part", pa.array(_part_of(table.column("b").to_numpy(), parts)))
+    return table.append_column("part", pa.array(part_of(table.column("b").to_numpy(), parts)))
 
 
 def keep_policy(table: pa.Table, rank: np.ndarray) -> pa.Table:
@@ -334,7 +335,7 @@ TEXT, PAIR = 0, 1
 
 
 def _keyed(n: int, key: np.ndarray, parts: int, kind: int, columns: dict[str, Any]) -> pa.Table:
-    return pa.table({"key": pa.array(key, pa.int64()), "part": pa.array(_part_of(key, parts)),
+    return pa.table({"key": pa.array(key, pa.int64()), "part": pa.array(part_of(key, parts)),
                      "kind": pa.array(np.full(n, kind, np.int8)), **columns})  # fmt: skip
 
 

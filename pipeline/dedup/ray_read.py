@@ -306,11 +306,9 @@ def _picklable(exc: Exception) -> Exception:
 
 def claim_parts(table: pa.Table, parts: int) -> pa.Table:
     """A unit's claims with the partition of their rid."""
-    from pipeline.dedup.ray_ops import PRIME
+    from pipeline.dedup.ray_ops import part_of
 
-    rid = table.column("rid").to_numpy().astype(np.uint64)
-    return table.append_column("part", pa.array(((rid * PRIME) % np.uint64(parts))
-                                                .astype(np.int64)))  # fmt: skip
+    return table.append_column("part", pa.array(part_of(table.column("rid").to_numpy(), parts)))
 
 
 def later_claims(table: pa.Table) -> pa.Table:
