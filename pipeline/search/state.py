@@ -29,9 +29,9 @@ from pipeline.index.manifest import (
 from pipeline.io.stamp import Stamp, file_stamp
 
 # Scoring one allowed row exactly (gather its float vector, one dot product) costs about as
-# much as an IVF filtered scan checking this many codes against the filter: 0.37-0.45 us
-# per row (2,048-row chunks) vs ~14 ns per code, 1M 384-d vectors in the page cache
-# (docs/scaling.md, "Filters at scale"). Sets the IVF side of the exact-or-index choice.
+# much as an IVF filtered scan checking this many codes against the filter: ~0.4 us per
+# row (2,048-row chunks) vs 10-14 ns per code, 1M 384-d vectors in the page cache
+# (benchmarks/index_filter_paths.py). Sets the IVF side of the exact-or-index choice.
 EXACT_ROW_COST = 32
 
 
