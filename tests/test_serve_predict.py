@@ -195,20 +195,21 @@ def test_planted_drift_shows_in_the_next_window_of_get_monitor(
     GET /monitor flags the second window only (embedding MMD of the logged projections)."""
     hh = hh_turns(hh_rlhf_path, 40)
 
-    def fresh_window() -> float:
-        # Deadline poll on the clock: start at the beginning of a window, so both batches
-        # land in one window each (windows are aligned to multiples of their length).
-        wait_until(
-            lambda: time.time() % WINDOW_SECONDS < 2, "a window to begin", WINDOW_SECONDS + 5
-        )
-        return time.time() // WINDOW_SECONDS * WINDOW_SECONDS
+    def next_window() -> float:
+        # Deadline poll on the clock: wait for the next window boundary (windows are aligned
+        # to multiples of their length), so each batch has a window to itself. Not the
+        # current window even if it has just begun: the previous test's load may have
+        # logged predictions in it (CI once counted 112 in the first window, not 40).
+        start = (time.time() // WINDOW_SECONDS + 1) * WINDOW_SECONDS
+        wait_until(lambda: time.time() >= start, "a window to begin", WINDOW_SECONDS + 5)
+        return start
 
-    first = fresh_window()
+    first = next_window()
     for i in range(4):
         assert served.post("/predict", {"texts": _texts(10 * i, 10)}).status_code == 200
     assert time.time() < first + WINDOW_SECONDS, "the machine is too slow for these windows"
-    wait_until(lambda: time.time() >= first + WINDOW_SECONDS, "the next window", WINDOW_SECONDS)
-    second = fresh_window()
+    second = next_window()
+    assert second == first + WINDOW_SECONDS
     for i in range(4):
         assert served.post("/predict", {"texts": hh[10 * i : 10 * i + 10]}).status_code == 200
     assert time.time() < second + WINDOW_SECONDS
