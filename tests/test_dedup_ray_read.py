@@ -9,6 +9,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -183,3 +184,15 @@ def test_attach_matches_pairs_to_their_records_texts() -> None:
         {"left": 4, "right": 9, "l.prompt": "four", "l.response": "r4", "r.prompt": "nine",
          "r.response": "r9"},
     ]  # fmt: skip
+
+
+def test_text_rows_keep_only_the_records_some_pair_names() -> None:
+    from pipeline.dedup import ray_ops
+
+    texts = pa.table({"idx": pa.array([4, 1, 9], pa.int64()), "prompt": ["four", "one", "nine"]})
+    needed = np.zeros(10, bool)
+    needed[[1, 9]] = True
+    rows = ray_ops.text_rows(texts, ["prompt"], 1, [], needed)
+    assert rows.column("key").to_pylist() == [1, 9]
+    assert rows.column("t.prompt").to_pylist() == ["one", "nine"]
+    assert ray_ops.text_rows(texts, ["prompt"], 1, [], np.zeros(10, bool)).num_rows == 0

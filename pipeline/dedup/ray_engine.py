@@ -10,11 +10,12 @@ rid); the driver stages the rejections and preferences and adds up the counts. T
 2. exact: a groupby on a partition of the hash, the local `exact_pairs` in each group;
 3. near: one row per (band, key), a groupby on a partition of the bucket, the windowed
    bucket pairs in each; a groupby on the pair drops repeats; two groupbys attach both
-   texts (`_attach`) and `map_batches` verifies the true Jaccard; the verified edges stay
-   on the cluster: connected components by large-star / small-star rounds (two groupbys
-   each, until a round changes nothing), the keep policy by a groupby per cluster, and the
-   texts attached again to measure each dropped record's Jaccard to its survivor; the
-   driver collects one (removed, survivor, Jaccard) row per near duplicate.
+   texts (`_attach`: the texts of the records some pair names, not all) and `map_batches`
+   verifies the true Jaccard; the verified edges stay on the cluster: connected
+   components by large-star / small-star rounds (two groupbys each, until a round changes
+   nothing), the keep policy by a groupby per cluster, and the texts attached again to
+   measure each dropped record's Jaccard to its survivor; the driver collects one
+   (removed, survivor, Jaccard) row per near duplicate.
 
 Each shuffle has one partition per `records_per_partition` rows of its input (or the fixed
 `partitions`), so a task's share does not grow with the record count.
@@ -358,9 +359,9 @@ def _exact(
                      batch_format="pyarrow")
         .map_batches(ray_ops.exact_parts, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
-        .groupby("part", num_partitions=parts)
-        .map_groups(ray_ops.exact_group, fn_kwargs={"name": name}, batch_format="pyarrow")
     )  # fmt: skip
+    rows = grouped(rows, parts).map_groups(ray_ops.exact_group, fn_kwargs={"name": name},
+                                           batch_format="pyarrow")  # fmt: skip
     pairs = _collect(rows, ["idx", "of_idx"]).sort_by("idx")
     removed = pairs.column("idx").to_numpy()
     return Decisions(removed, pairs.column("of_idx").to_numpy(), np.ones(len(removed)), "exact")
@@ -383,22 +384,20 @@ def _near(
     if len(alive) < 2:
         return Decisions.none("near")
     parts = s.parts(len(alive))
-    candidates = (
+    bands = (
         prepared.select_columns(["idx", f"{name}.bands"])
         .map_batches(ray_ops.with_rank, fn_kwargs={"rank": rank, "alive": mask},
                      batch_format="pyarrow")
         .map_batches(ray_ops.explode_bands, fn_kwargs={"name": name, "parts": keys(parts)},
                      batch_format="pyarrow")
-        .groupby("part", num_partitions=parts)
-        .map_groups(ray_ops.bucket_pairs, batch_format="pyarrow")
-        .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": keys(parts)},
-                     batch_format="pyarrow")
-        .groupby("part", num_partitions=parts)
-        .map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
-        .materialize()  # the sort shuffles end here
     )  # fmt: skip
+    pairs = (grouped(bands, parts).map_groups(ray_ops.bucket_pairs, batch_format="pyarrow")
+             .map_batches(ray_ops.pair_parts, fn_kwargs={"parts": keys(parts)},
+                          batch_format="pyarrow"))  # fmt: skip
+    candidates = (grouped(pairs, parts).map_groups(ray_ops.unique_pairs, batch_format="pyarrow")
+                  .materialize())  # fmt: skip
     texts = prepared.select_columns(["idx", *settings.fields])
-    verified = _verify(candidates, texts, settings, settings.threshold, parts)
+    verified = _verify(candidates, texts, settings, settings.threshold, len(mask), s)
     edges = (verified.filter(expr="similarity > 0.0")
              .map_batches(ray_ops.as_edges, batch_format="pyarrow").materialize())  # fmt: skip
     count = edges.count()
@@ -406,13 +405,12 @@ def _near(
         return Decisions.none("near")
     edge_parts = s.parts(count)
     stars, _ = components(edges, edge_parts)
-    pairs = (
-        stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(edge_parts)},
-                          batch_format="pyarrow")
-        .groupby("part", num_partitions=edge_parts)
-        .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
-    )  # fmt: skip
-    measured = _verify(pairs, texts, settings, 0.0, parts)
+    centres = stars.map_batches(ray_ops.keep_parts, fn_kwargs={"parts": keys(edge_parts)},
+                                batch_format="pyarrow")  # fmt: skip
+    pairs = (grouped(centres, edge_parts)
+             .map_groups(ray_ops.keep_policy, fn_kwargs={"rank": rank}, batch_format="pyarrow")
+             .materialize())  # fmt: skip
+    measured = _verify(pairs, texts, settings, 0.0, len(mask), s)
     sims = _collect(measured, ["left", "right", "similarity"]).sort_by("left")
     return Decisions(sims.column("left").to_numpy(), sims.column("right").to_numpy(),
                      sims.column("similarity").to_numpy(), "near")  # fmt: skip
@@ -427,6 +425,21 @@ def keys(parts: int) -> int:
 
 
 KEYS_PER_PARTITION = 32
+
+
+def grouped(ds: Any, parts: int) -> Any:
+    """`ds` grouped by `part` into `parts` partitions. The hash shuffle takes the count as
+    its `num_partitions`; the sort shuffle ignores that and makes one partition per input
+    block, and a union adds its inputs' blocks up, so their count would grow with the data
+    and a shuffle's map x reduce pieces with its square. The blocks are first split or
+    combined, without a shuffle, into `parts`."""
+    from ray.data.context import DataContext, ShuffleStrategy
+
+    if DataContext.get_current().shuffle_strategy != ShuffleStrategy.HASH_SHUFFLE:
+        ds = ds.repartition(parts)
+    return ds.groupby("part", num_partitions=parts)
+
+
 MAX_ROUNDS = 200  # large-star / small-star needs O(log^2 n) rounds; this is far beyond
 
 
@@ -436,43 +449,58 @@ def components(edges: Any, parts: int) -> tuple[Any, int]:
     round changes nothing. Returns the stars, one edge (a leaf, b its component's smallest
     idx) per clustered record but the smallest (repeats possible), and the rounds run."""
     for rounds in range(1, MAX_ROUNDS + 1):
-        edges = (
-            edges.map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": True},
-                              batch_format="pyarrow")
-            .groupby("part", num_partitions=parts)
-            .map_groups(ray_ops.large_star, batch_format="pyarrow")
-            .map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": False},
-                         batch_format="pyarrow")
-            .groupby("part", num_partitions=parts)
-            .map_groups(ray_ops.small_star, batch_format="pyarrow")
-            .materialize()
-        )  # fmt: skip
+        both = edges.map_batches(ray_ops.star_rows,
+                                 fn_kwargs={"parts": keys(parts), "both": True},
+                                 batch_format="pyarrow")  # fmt: skip
+        large = (grouped(both, parts).map_groups(ray_ops.large_star, batch_format="pyarrow")
+                 .map_batches(ray_ops.star_rows, fn_kwargs={"parts": keys(parts), "both": False},
+                              batch_format="pyarrow"))  # fmt: skip
+        edges = (grouped(large, parts).map_groups(ray_ops.small_star, batch_format="pyarrow")
+                 .materialize())  # fmt: skip
         flags = edges.map_batches(ray_ops.any_changed, batch_format="pyarrow", batch_size=None)
         if not any(row["changed"] for row in flags.take_all()):  # one row per block
             return edges, rounds
     raise RuntimeError(f"ray engine: connected components did not settle in {MAX_ROUNDS} rounds")
 
 
-def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, parts: int) -> Any:
-    """Both records' texts attached to each pair (`_attach`, twice), then the Jaccard kernel."""
+def _verify(pairs: Any, texts: Any, settings: Any, threshold: float, records: int,
+            s: RaySettings) -> Any:  # fmt: skip
+    """Both records' texts attached to each pair (`_attach`, twice), then the Jaccard kernel.
+    `pairs` is materialized: one pass over it first marks the records it names on each side,
+    so only their texts go through the shuffles, not every record's (a semi-join)."""
     fields = list(settings.fields)
-    joined = _attach(pairs, texts, "left", fields, [], parts)
-    joined = _attach(joined, texts, "right", fields, [f"l.{f}" for f in fields], parts)
+    left, right, count = _ends(pairs, records)
+    joined = _attach(pairs, texts, "left", fields, [], left, s.parts(count + int(left.sum())))
+    joined = _attach(joined, texts, "right", fields, [f"l.{f}" for f in fields], right,
+                     s.parts(count + int(right.sum())))  # fmt: skip
     return joined.map_batches(ray_ops.jaccard, fn_kwargs={"settings": settings,
                                                          "threshold": threshold},
                               batch_format="pyarrow")  # fmt: skip
 
 
+def _ends(pairs: Any, records: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Masks of the records that are some pair's left and some pair's right, and the pair
+    count, streamed block by block to the driver (one byte per record, beside the rank)."""
+    left, right, count = np.zeros(records, bool), np.zeros(records, bool), 0
+    for block in pairs.select_columns(["left", "right"]).iter_batches(batch_format="numpy",
+                                                                      batch_size=None):  # fmt: skip
+        left[block["left"]] = True
+        right[block["right"]] = True
+        count += len(block["left"])
+    return left, right, count
+
+
 def _attach(pairs: Any, texts: Any, side: str, fields: list[str], carry: list[str],
-            parts: int) -> Any:  # fmt: skip
+            needed: np.ndarray, parts: int) -> Any:  # fmt: skip
     """The pairs with their `side` record's texts: a groupby on a partition of that record
-    over the pairs and the texts together (`ray_ops.attach`), not a hash join, whose
-    aggregator actors would each hold a share of every text."""
+    over the pairs and the `needed` records' texts together (`ray_ops.attach`), not a hash
+    join, whose aggregator actors would each hold a share of every text."""
     kwargs = {"fields": fields, "parts": keys(parts), "carry": carry}
-    rows = texts.map_batches(ray_ops.text_rows, fn_kwargs=kwargs, batch_format="pyarrow").union(
+    rows = texts.map_batches(ray_ops.text_rows, fn_kwargs={**kwargs, "needed": needed},
+                             batch_format="pyarrow").union(
         pairs.map_batches(ray_ops.pair_rows, fn_kwargs={**kwargs, "side": side},
                           batch_format="pyarrow"))  # fmt: skip
-    return rows.groupby("part", num_partitions=parts).map_groups(
+    return grouped(rows, parts).map_groups(
         ray_ops.attach, fn_kwargs={"side": side, "fields": fields, "carry": carry},
         batch_format="pyarrow")  # fmt: skip
 

@@ -339,8 +339,17 @@ def _keyed(n: int, key: np.ndarray, parts: int, kind: int, columns: dict[str, An
                      "kind": pa.array(np.full(n, kind, np.int8)), **columns})  # fmt: skip
 
 
-def text_rows(table: pa.Table, fields: Sequence[str], parts: int, carry: Sequence[str]) -> pa.Table:
-    """Records (idx, fields) as text rows keyed by idx."""
+def text_rows(
+    table: pa.Table,
+    fields: Sequence[str],
+    parts: int,
+    carry: Sequence[str],
+    needed: np.ndarray | None = None,
+) -> pa.Table:
+    """Records (idx, fields) as text rows keyed by idx; with `needed` (a mask over all
+    records' idx), only those records."""
+    if needed is not None:
+        table = table.filter(pa.array(needed[table.column("idx").to_numpy()]))
     n, idx = table.num_rows, table.column("idx").to_numpy()
     nulls = pa.nulls(n, pa.int64())
     columns: dict[str, Any] = {"left": nulls, "right": nulls}

@@ -395,16 +395,14 @@ def _parse(ray: Any, units: list[dict], spec: ReadSpec) -> Any:
 
 def _seeds(parsed: Any, parts_for: Any) -> dict[int, list[tuple[int, str, int, int]]]:
     """Per unit, the claims of units before it on the rids it claims too."""
-    from pipeline.dedup.ray_engine import keys
+    from pipeline.dedup.ray_engine import grouped, keys
 
     claims = parsed.filter(expr=f"_kind == {CLAIM}").select_columns(
         ["rid", "id", "_unit", "_line"])  # fmt: skip
     parts = parts_for(claims.count())
-    later = (
-        claims.map_batches(claim_parts, fn_kwargs={"parts": keys(parts)}, batch_format="pyarrow")
-        .groupby("part", num_partitions=parts)
-        .map_groups(later_claims, batch_format="pyarrow")
-    )  # fmt: skip
+    keyed = claims.map_batches(claim_parts, fn_kwargs={"parts": keys(parts)},
+                               batch_format="pyarrow")  # fmt: skip
+    later = grouped(keyed, parts).map_groups(later_claims, batch_format="pyarrow")
     seeds: dict[int, list[tuple[int, str, int, int]]] = {}
     for block in later.iter_batches(batch_format="pyarrow", batch_size=None):
         for row in block.to_pylist():
