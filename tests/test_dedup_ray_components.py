@@ -115,10 +115,18 @@ def test_components_on_ray() -> None:
     rng = np.random.default_rng(3)
     n = 5_000
     a, b = _chains(rng, n, [600, 200, 20, 2])
+    half = len(a) // 2
     with cluster(RaySettings(num_cpus=2, object_store_memory=300_000_000)) as ray:
-        edges = ray.data.from_arrow(pa.table({"a": a, "b": b})).repartition(4)
-        stars, rounds = components(edges, 4)
+        # 9 blocks in, from a union, as the engine's attach steps make them.
+        edges = ray.data.from_arrow(pa.table({"a": a[:half], "b": b[:half]})).repartition(5)
+        edges = edges.union(
+            ray.data.from_arrow(pa.table({"a": a[half:], "b": b[half:]})).repartition(4)
+        )
+        stars, rounds = components(edges, 3)
+        blocks = stars.num_blocks()
         table = pa.concat_tables(list(stars.iter_batches(batch_format="pyarrow",
                                                          batch_size=None)))  # fmt: skip
     assert rounds >= 3
+    # The sort shuffle makes one partition per input block; `grouped` sets them to 3 first.
+    assert blocks == 3
     assert _same_partition(_labels_of(table, n), _scipy_labels(n, a, b))
