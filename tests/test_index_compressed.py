@@ -230,3 +230,78 @@ def test_batched_add_logs_progress_with_an_eta(caplog: pytest.LogCaptureFixture)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("index add")]
     assert len(lines) == 2 and lines[0].startswith("index add: 100/250 vectors")
     assert all(" s, ETA " in line for line in lines)
+
+
+def _resident(path: Path, rows: np.ndarray, row_bytes: int, offset: int) -> np.ndarray:
+    """Whether each row's first page is in the page cache (mincore on a fresh mapping)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vec = ctypes.create_string_buffer(pages)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mm:
+        view = np.frombuffer(mm, dtype=np.uint8)  # its address is the mapping's
+        assert libc.mincore(view.ctypes.data, size, vec) == 0, ctypes.get_errno()
+        del view  # the mapping closes only once no buffer points into it
+    resident = np.frombuffer(vec.raw, dtype=np.uint8) & 1
+    return resident[(offset + rows * row_bytes) // mmap.PAGESIZE].astype(bool)
+
+
+def test_read_ahead_brings_the_requested_rows_into_the_page_cache(tmp_path: Path) -> None:
+    """ReadAhead asks the kernel for the rows a query will gather: after it, those rows are
+    in the page cache and rows it did not name are not (a real file, real fadvise)."""
+    import os
+    import time
+
+    from pipeline.index.compressed import ReadAhead
+
+    path = tmp_path / "vectors.npy"
+    np.save(path, np.random.default_rng(0).random((20_000, 384), dtype=np.float32))
+    vectors = np.load(path, mmap_mode="r")
+    ahead = ReadAhead.of(path, vectors)
+    assert ahead is not None and ahead.row_bytes == 384 * 4 and ahead.offset == vectors.offset
+    assert ReadAhead.of(path, np.asarray(vectors)) is None  # in memory: nothing to read ahead
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)  # dirty pages cannot be dropped
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    every = np.arange(len(vectors))
+    if _resident(path, every, ahead.row_bytes, ahead.offset).mean() > 0.5:
+        pytest.skip("this filesystem keeps the file in memory (tmpfs?): nothing to evict")
+    wanted = np.array([3, 4, 500, 9_000, 19_999])  # 3 and 4 share a request
+    ahead(wanted)
+    deadline = time.monotonic() + 10
+    while not _resident(path, wanted, ahead.row_bytes, ahead.offset).all():
+        assert time.monotonic() < deadline, "the requested rows never reached the page cache"
+        time.sleep(0.01)
+    far = np.arange(2_000, 8_000, 97)  # no request within ~1 MB of these
+    assert _resident(path, far, ahead.row_bytes, ahead.offset).mean() < 0.5
+    ahead(np.zeros(0, dtype=np.int64))  # nothing asked: no request, no error
+    ahead.close()
+
+
+def test_read_ahead_follows_the_setting_and_never_changes_results(tmp_path: Path) -> None:
+    """search.read_ahead: auto turns it on for indexes that re-rank from vectors.npy (ivfpq)
+    and off where FAISS holds the floats (flat); on or off, a search returns the same."""
+    from pipeline.errors import UserInputError
+
+    _project(tmp_path / "pq", "ivfpq")
+    _project(tmp_path / "flat", "flat")
+    pq_dir = ServicePaths().under(tmp_path / "pq").index_dir
+    flat_dir = ServicePaths().under(tmp_path / "flat").index_dir
+    assert IndexState.load(pq_dir).read_ahead is not None
+    assert IndexState.load(flat_dir).read_ahead is None
+    assert IndexState.load(flat_dir, read_ahead=True).read_ahead is not None
+    on, off = IndexState.load(pq_dir, read_ahead=True), IndexState.load(pq_dir, read_ahead=False)
+    assert off.read_ahead is None
+    rows = np.flatnonzero(np.arange(N) % 10 == 0)  # 400 rows: the exact subset path
+    for q in clustered(N + 5, DIM, seed=5)[N:]:
+        for allowed, exact_below in ((None, 0), (rows, 5_000)):
+            a, sa, how_a = on.vector_top(q, 10, allowed, exact_below, 0)
+            b, sb, how_b = off.vector_top(q, 10, allowed, exact_below, 0)
+            assert how_a == how_b and a.tolist() == b.tolist() and np.array_equal(sa, sb)
+    with pytest.raises(UserInputError, match=r"search\.read_ahead"):
+        SearchSettings(read_ahead="sometimes")

@@ -83,7 +83,9 @@ class Searcher:
 
     # -- loading ---------------------------------------------------------------------------
     def _load_state(self) -> IndexState:
-        state = IndexState.load(self.index_dir, self.settings.bm25_k1, self.settings.bm25_b)
+        state = IndexState.load(
+            self.index_dir, self.settings.bm25_k1, self.settings.bm25_b, self.settings.read_ahead
+        )
         encoder = state.manifest.get("encoder", {})
         for key, want in self._expected_encoder.items():
             if encoder.get(key) != want:

@@ -21,6 +21,7 @@ class SearchSettings:
     rrf_k: int = 60  # RRF constant; 60 is the value of the original paper
     candidates: int = 200  # hits of each ranking that hybrid fuses
     exact_below: int = 5_000  # filters allowing fewer records are searched exactly
+    read_ahead: bool | str = "auto"  # auto | true | false: request gathered rows at once
     filtered_ef_max: int = 1024  # cap on the HNSW beam widened for selective filters
     filter_cache: int = 64
     bm25_k1: float = 1.2
@@ -47,6 +48,10 @@ class SearchSettings:
             raise UserInputError(
                 f"search.diversity={self.diversity!r} is unknown; expected one of "
                 f"{', '.join(DIVERSITIES)}"
+            )
+        if self.read_ahead not in (True, False, "auto"):
+            raise UserInputError(
+                f"search.read_ahead={self.read_ahead!r} is unknown; expected auto, true or false"
             )
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise UserInputError(f"search.mmr_lambda={self.mmr_lambda!r}: expected 0 to 1")

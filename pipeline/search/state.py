@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import BusyError, PipelineError
-from pipeline.index.compressed import gathered_scores, read_faiss, refined_search
+from pipeline.index.compressed import ReadAhead, gathered_scores, read_faiss, refined_search
 from pipeline.index.factory import REFINE_K_FACTOR, apply_search_params
 from pipeline.index.keyword import BM25, load_terms, stale_tokenizer, top_rows
 from pipeline.index.manifest import (
@@ -33,6 +33,9 @@ from pipeline.io.stamp import Stamp, file_stamp
 # row (2,048-row chunks) vs 10-14 ns per code, 1M 384-d vectors in the page cache
 # (benchmarks/index_filter_paths.py). Sets the IVF side of the exact-or-index choice.
 EXACT_ROW_COST = 32
+# With search.read_ahead on, each row also costs one posix_fadvise request: ~0.75 us with the
+# row in the page cache (docs/scaling.md, "Cold reads"), ~75 codes' worth.
+READ_AHEAD_ROW_COST = 75
 
 
 class IndexChanged(BusyError):
@@ -58,6 +61,7 @@ class IndexState:
     rids: np.ndarray  # int64 (n,), sorted
     kind: str  # flat | hnsw | ivf | other: how a filtered search is tuned
     refine_k: int = 0  # > 0: re-rank refine_k*n PQ candidates from the memory-mapped vectors
+    read_ahead: ReadAhead | None = None  # request the rows a query gathers before it gathers
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     _bm25: BM25 | None = None
@@ -66,25 +70,44 @@ class IndexState:
     _bitmap_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, index_dir: str | Path, bm25_k1: float = 1.2, bm25_b: float = 0.75) -> IndexState:
-        """Load a published index directory (read-only)."""
+    def load(
+        cls,
+        index_dir: str | Path,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+        read_ahead: bool | str = "auto",
+    ) -> IndexState:
+        """Load a published index directory (read-only).
+
+        `read_ahead` (search.read_ahead): request from disk, all at once, the rows of
+        vectors.npy a query re-ranks or scores before gathering them. `auto` turns it on for
+        indexes that keep the floats on disk (`refine: mmap`: ivfpq, ivfpq_disk).
+        """
         import faiss
 
         index_dir = Path(index_dir)
+        ahead = None
         for _ in range(3):  # atomic_dir has a rename-aside window with no directory: retry
+            if ahead is not None:
+                ahead.close()
             sig = signature(index_dir)
             manifest = read_manifest(index_dir)
             try:
                 index = read_faiss(index_dir, manifest)
                 vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
+                ahead = ReadAhead.of(index_dir / VECTORS_FILE, vectors)
                 rids = np.load(index_dir / RIDS_FILE)
             except (FileNotFoundError, RuntimeError):
                 continue
-            if signature(index_dir) == sig:
+            if signature(index_dir) == sig:  # so the file read ahead is the one mapped
                 break
         else:
             raise PipelineError(f"{index_dir}: index files changed or vanished while loading")
         build = manifest.get("build_params", {})
+        refine_k = build.get("refine_k_factor", 0) if build.get("refine") == "mmap" else 0
+        if ahead is not None and not (refine_k > 0 if read_ahead == "auto" else read_ahead):
+            ahead.close()
+            ahead = None
         apply_search_params(index, build.get("ef_search", 64), build.get("nprobe", 16))
         inner = faiss.downcast_index(index.index)
         return cls(
@@ -96,7 +119,8 @@ class IndexState:
             vectors=vectors,
             rids=rids,
             kind=_kind(inner),
-            refine_k=build.get("refine_k_factor", 0) if build.get("refine") == "mmap" else 0,
+            refine_k=refine_k,
+            read_ahead=ahead,
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
         )
@@ -157,14 +181,16 @@ class IndexState:
             # the exact search so a filter never returns fewer than k when k records match.
         # A small allowed set: scoring just those vectors is exact and cheaper than walking
         # a graph or lists where most neighbours are filtered out.
-        scores = gathered_scores(self.vectors, rows, query[0])
+        scores = gathered_scores(self.vectors, rows, query[0], read_ahead=self.read_ahead)
         chosen, chosen_scores = top_rows(scores, np.arange(len(rows)), n)
         return rows[chosen], chosen_scores, "exact-subset"
 
     def _search(self, query: np.ndarray, n: int, params: Any = None) -> tuple[Any, Any]:
         """FAISS search of the inner index, PQ candidates re-ranked exactly when configured."""
         if self.refine_k:
-            return refined_search(self.inner, self.vectors, query, n, self.refine_k, params)
+            return refined_search(
+                self.inner, self.vectors, query, n, self.refine_k, params, self.read_ahead
+            )
         return self.inner.search(query, n, params=params)
 
     def _filtered_nprobe(self, selectivity: float) -> int:
@@ -187,7 +213,8 @@ class IndexState:
 
         nlist = faiss.extract_index_ivf(self.inner).nlist
         scanned = total * min(1.0, self._filtered_nprobe(allowed / total) / nlist)
-        return allowed * EXACT_ROW_COST <= scanned
+        row_cost = EXACT_ROW_COST + (READ_AHEAD_ROW_COST if self.read_ahead else 0)
+        return allowed * row_cost <= scanned
 
     def _filtered_params(self, rows: np.ndarray, selectivity: float, ef_max: int) -> Any:
         """FAISS search parameters restricted to `rows`, with a search widened by 1/selectivity."""
