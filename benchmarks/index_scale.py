@@ -117,9 +117,12 @@ before = status()
 state = IndexState.load(args["index"])
 loaded = status()
 out = {"before": before, "loaded": loaded, "runs": {}}
-for s, rows in allowed.items():
+def queried(state, rows, count, before_each=None):
+    # Time `count` queries of the searcher's vector path; page faults and rids of each.
     times, found, faults = [], [], []
-    for q in queries[: args["queries_per"]]:
+    for q in queries[:count]:
+        if before_each is not None:
+            before_each(q)
         f0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         got, _, how = state.vector_top(q, 10, rows, 5000, 1024)
@@ -127,7 +130,9 @@ for s, rows in allowed.items():
         f1 = resource.getrusage(resource.RUSAGE_SELF)
         faults.append([f1.ru_minflt - f0.ru_minflt, f1.ru_majflt - f0.ru_majflt])
         found.append(state.rids[got].tolist())
-    out["runs"][str(s)] = {"times": times, "found": found, "how": how, "faults": faults}
+    return {"times": times, "found": found, "how": how, "faults": faults}
+for s, rows in allowed.items():
+    out["runs"][str(s)] = queried(state, rows, args["queries_per"])
 out["after"] = status()
 if args["cold_queries"]:
     import ctypes, os
@@ -136,7 +141,7 @@ if args["cold_queries"]:
     mapped = {os.path.realpath(os.path.join(args["index"], f))
               for f in ("vectors.npy", "index.ivfdata")
               if os.path.exists(os.path.join(args["index"], f))}
-    def evict():
+    def evict(q):
         # Drop this process's page-table entries for the mapped files (ours and FAISS's),
         # then the files' pages from the page cache: the next read goes to disk.
         for line in open("/proc/self/maps"):
@@ -155,20 +160,10 @@ if args["cold_queries"]:
         for cold in (False, True):
             runs = out["cold" if cold else "warm"].setdefault(str(ahead), {})
             for s, rows in allowed.items():
-                times, found, faults = [], [], []
-                for q in queries[: args["cold_queries"]]:
-                    if cold:
-                        evict()
-                    else:  # bring its pages in first: the cold runs evicted the files
-                        state.vector_top(q, 10, rows, 5000, 1024)
-                    f0 = resource.getrusage(resource.RUSAGE_SELF)
-                    t = time.perf_counter()
-                    got, _, how = state.vector_top(q, 10, rows, 5000, 1024)
-                    times.append(time.perf_counter() - t)
-                    f1 = resource.getrusage(resource.RUSAGE_SELF)
-                    faults.append([f1.ru_minflt - f0.ru_minflt, f1.ru_majflt - f0.ru_majflt])
-                    found.append(state.rids[got].tolist())
-                runs[str(s)] = {"times": times, "found": found, "how": how, "faults": faults}
+                # Warm: each query runs once untimed first (the cold runs evicted the files).
+                warm_up = lambda q, rows=rows: state.vector_top(q, 10, rows, 5000, 1024)
+                first = evict if cold else warm_up
+                runs[str(s)] = queried(state, rows, args["cold_queries"], first)
 print(json.dumps(out))
 """
 
