@@ -167,11 +167,13 @@ class ReadAhead:
         return cls(path, vectors.offset, vectors.strides[0])
 
     def __call__(self, rows: np.ndarray) -> None:
-        """Request these rows (sorted ascending) from disk; returns without waiting."""
+        """Request these rows from disk; returns without waiting. Rows in ascending order
+        share requests; any order is correct."""
         if not len(rows):
             return
         starts = self.offset + np.asarray(rows, dtype=np.int64) * self.row_bytes
-        breaks = np.flatnonzero(starts[1:] - starts[:-1] > self.GAP) + 1
+        gaps = np.diff(starts)
+        breaks = np.flatnonzero((gaps > self.GAP) | (gaps < 0)) + 1
         first = starts[np.concatenate(([0], breaks))]
         last = starts[np.concatenate((breaks - 1, [len(starts) - 1]))] + self.row_bytes
         fd = self._file.fileno()
