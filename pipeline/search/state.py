@@ -92,10 +92,13 @@ class IndexState:
                 ahead.close()
             sig = signature(index_dir)
             manifest = read_manifest(index_dir)
+            build = manifest.get("build_params", {})
+            refine_k = build.get("refine_k_factor", 0) if build.get("refine") == "mmap" else 0
+            wanted = refine_k > 0 if read_ahead == "auto" else bool(read_ahead)
             try:
                 index = read_faiss(index_dir, manifest)
                 vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
-                ahead = ReadAhead.of(index_dir / VECTORS_FILE, vectors)
+                ahead = ReadAhead.of(index_dir / VECTORS_FILE, vectors) if wanted else None
                 rids = np.load(index_dir / RIDS_FILE)
             except (FileNotFoundError, RuntimeError):
                 continue
@@ -103,11 +106,6 @@ class IndexState:
                 break
         else:
             raise PipelineError(f"{index_dir}: index files changed or vanished while loading")
-        build = manifest.get("build_params", {})
-        refine_k = build.get("refine_k_factor", 0) if build.get("refine") == "mmap" else 0
-        if ahead is not None and not (refine_k > 0 if read_ahead == "auto" else read_ahead):
-            ahead.close()
-            ahead = None
         apply_search_params(index, build.get("ef_search", 64), build.get("nprobe", 16))
         inner = faiss.downcast_index(index.index)
         return cls(
