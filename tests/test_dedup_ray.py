@@ -67,8 +67,8 @@ def test_engine_config_errors() -> None:
         RaySettings.from_cfg({"num_cpus": 0})
     with pytest.raises(UserInputError, match="object_store_memory"):
         RaySettings.from_cfg({"object_store_memory": "lots"})
-    with pytest.raises(UserInputError, match=r"dedup\.ray\.shuffle='push'"):
-        RaySettings.from_cfg({"shuffle": "push"})
+    with pytest.raises(UserInputError, match=r"dedup\.ray\.shuffle='pull'"):
+        RaySettings.from_cfg({"shuffle": "pull"})
     with pytest.raises(UserInputError, match="unknown key"):
         RaySettings.from_cfg({"adress": "auto"})
     assert RaySettings.from_cfg({"object_store_memory": "1.5GB"}).object_store_memory == 15 * 10**8

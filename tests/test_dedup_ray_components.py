@@ -109,14 +109,16 @@ def test_keep_policy_per_cluster_is_the_local_one() -> None:
 
 
 @pytest.mark.slow
-def test_components_on_ray() -> None:
+@pytest.mark.parametrize("shuffle", ["sort", "push", "hash"])
+def test_components_on_ray(shuffle: str) -> None:
     from pipeline.dedup.ray_engine import RaySettings, cluster, components
 
     rng = np.random.default_rng(3)
     n = 5_000
     a, b = _chains(rng, n, [600, 200, 20, 2])
     half = len(a) // 2
-    with cluster(RaySettings(num_cpus=2, object_store_memory=300_000_000)) as ray:
+    settings = RaySettings(num_cpus=2, object_store_memory=300_000_000, shuffle=shuffle)
+    with cluster(settings) as ray:
         # 9 blocks in, from a union, as the engine's attach steps make them.
         edges = ray.data.from_arrow(pa.table({"a": a[:half], "b": b[:half]})).repartition(5)
         edges = edges.union(
@@ -127,6 +129,7 @@ def test_components_on_ray() -> None:
         table = pa.concat_tables(list(stars.iter_batches(batch_format="pyarrow",
                                                          batch_size=None)))  # fmt: skip
     assert rounds >= 3
-    # The sort shuffle makes one partition per input block; `grouped` sets them to 3 first.
+    # The sort shuffles make one partition per input block; `grouped` sets them to 3 first.
+    # The hash shuffle takes the count.
     assert blocks == 3
     assert _same_partition(_labels_of(table, n), _scipy_labels(n, a, b))

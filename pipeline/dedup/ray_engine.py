@@ -46,6 +46,8 @@ from pipeline.errors import UserInputError
 from pipeline.ray_cluster import cluster as ray_cluster
 from pipeline.ray_cluster import parse_size
 
+SHUFFLES = ("sort", "push", "hash")  # dedup.ray.shuffle: pull-based sort, push-based sort, hash
+
 
 @dataclass(frozen=True)
 class RaySettings:
@@ -81,8 +83,10 @@ class RaySettings:
                 raise UserInputError(f"config dedup.ray.{key}={value!r}: must be >= 1")
         store = parse_size(cfg.get("object_store_memory", "1GB"), "dedup.ray.object_store_memory")
         shuffle = cfg.get("shuffle", cls.shuffle)
-        if shuffle not in ("sort", "hash"):
-            raise UserInputError(f"config dedup.ray.shuffle={shuffle!r}: expected sort or hash")
+        if shuffle not in SHUFFLES:
+            raise UserInputError(
+                f"config dedup.ray.shuffle={shuffle!r}: expected one of {', '.join(SHUFFLES)}"
+            )
         return cls(str(address) if address else None, num_cpus, store, partitions,
                    per_partition, shuffle)  # fmt: skip
 
@@ -117,9 +121,9 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
         from ray.data.context import ShuffleStrategy
 
         ctx = ray.data.DataContext.get_current()
-        ctx.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-                                if settings.shuffle == "sort"
-                                else ShuffleStrategy.HASH_SHUFFLE)  # fmt: skip
+        ctx.shuffle_strategy = {"sort": ShuffleStrategy.SORT_SHUFFLE_PULL_BASED,
+                                "push": ShuffleStrategy.SORT_SHUFFLE_PUSH_BASED,
+                                "hash": ShuffleStrategy.HASH_SHUFFLE}[settings.shuffle]  # fmt: skip
         # Hash-shuffle aggregators (`shuffle: hash`, joins) ask for CPUs; on a 1-CPU cluster
         # the shuffle's own tasks hold it and the aggregators never start (a hang). They
         # reserve none here. (The engine itself uses no join: `_attach`.)
