@@ -60,6 +60,7 @@ class IndexState:
     vectors: np.ndarray  # float32 (n, dim), memory-mapped
     rids: np.ndarray  # int64 (n,), sorted
     kind: str  # flat | hnsw | ivf | other: how a filtered search is tuned
+    ivf: Any = None  # kind ivf: the IVF index inside `inner` (its nlist and nprobe)
     refine_k: int = 0  # > 0: re-rank refine_k*n PQ candidates from the memory-mapped vectors
     read_ahead: ReadAhead | None = None  # request the rows a query gathers before it gathers
     bm25_k1: float = 1.2
@@ -108,6 +109,7 @@ class IndexState:
             raise PipelineError(f"{index_dir}: index files changed or vanished while loading")
         apply_search_params(index, build.get("ef_search", 64), build.get("nprobe", 16))
         inner = faiss.downcast_index(index.index)
+        kind = _kind(inner)
         return cls(
             index_dir=index_dir,
             manifest=manifest,
@@ -116,7 +118,8 @@ class IndexState:
             inner=inner,
             vectors=vectors,
             rids=rids,
-            kind=_kind(inner),
+            kind=kind,
+            ivf=faiss.extract_index_ivf(inner) if kind == "ivf" else None,
             refine_k=refine_k,
             read_ahead=ahead,
             bm25_k1=bm25_k1,
@@ -195,11 +198,8 @@ class IndexState:
         """IVF lists probed under a filter: more as it narrows, since the allowed neighbours
         sit further out. widen**0.6 measured recall@10 >= 0.95 at 1% of 1M clustered
         vectors (widen**0.5 gave 0.94)."""
-        import faiss
-
-        ivf = faiss.extract_index_ivf(self.inner)
         widen = 1.0 / max(selectivity, 1e-9)
-        return int(min(ivf.nlist, math.ceil(ivf.nprobe * widen**0.6)))
+        return int(min(self.ivf.nlist, math.ceil(self.ivf.nprobe * widen**0.6)))
 
     def _exact_is_cheaper(self, allowed: int, total: int) -> bool:
         """Whether scoring the allowed rows exactly costs less than the filtered IVF scan
@@ -207,9 +207,7 @@ class IndexState:
         indexes keep the `exact_below` rule alone."""
         if self.kind != "ivf":
             return False
-        import faiss
-
-        nlist = faiss.extract_index_ivf(self.inner).nlist
+        nlist = self.ivf.nlist
         scanned = total * min(1.0, self._filtered_nprobe(allowed / total) / nlist)
         row_cost = EXACT_ROW_COST + (READ_AHEAD_ROW_COST if self.read_ahead else 0)
         return allowed * row_cost <= scanned
