@@ -117,15 +117,18 @@ before = status()
 state = IndexState.load(args["index"])
 loaded = status()
 out = {"before": before, "loaded": loaded, "runs": {}}
+def search(state, q, rows):
+    # The searcher's vector path: top 10, exact below 5,000 allowed rows, ef up to 1,024.
+    return state.vector_top(q, 10, rows, 5000, 1024)
 def queried(state, rows, count, before_each=None):
-    # Time `count` queries of the searcher's vector path; page faults and rids of each.
+    # Time `count` queries of `search`; page faults and rids of each.
     times, found, faults = [], [], []
     for q in queries[:count]:
         if before_each is not None:
             before_each(q)
         f0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
-        got, _, how = state.vector_top(q, 10, rows, 5000, 1024)
+        got, _, how = search(state, q, rows)
         times.append(time.perf_counter() - t)
         f1 = resource.getrusage(resource.RUSAGE_SELF)
         faults.append([f1.ru_minflt - f0.ru_minflt, f1.ru_majflt - f0.ru_majflt])
@@ -161,8 +164,7 @@ if args["cold_queries"]:
             runs = out["cold" if cold else "warm"].setdefault(str(ahead), {})
             for s, rows in allowed.items():
                 # Warm: each query runs once untimed first (the cold runs evicted the files).
-                warm_up = lambda q, rows=rows: state.vector_top(q, 10, rows, 5000, 1024)
-                first = evict if cold else warm_up
+                first = evict if cold else lambda q, rows=rows: search(state, q, rows)
                 runs[str(s)] = queried(state, rows, args["cold_queries"], first)
 print(json.dumps(out))
 """
