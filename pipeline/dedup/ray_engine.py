@@ -61,8 +61,9 @@ class RaySettings:
     # memory of a worker, stays the same whatever the record count.
     partitions: int | None = None
     records_per_partition: int = 10_000
-    # Ray Data's groupby shuffle: "sort" (pull-based, plain tasks) or "hash" (aggregator
-    # actors, Ray's default, started per shuffle: ~4 s each on 2 cores). Joins always hash.
+    # Ray Data's groupby shuffle: "sort" (pull-based, plain tasks), "push" (the same sort
+    # with push-based merging: no faster at 1M here) or "hash" (aggregator actors, started
+    # per shuffle: ~4 s each on 2 cores). Joins always hash.
     shuffle: str = "sort"
 
     @classmethod
