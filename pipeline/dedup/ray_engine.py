@@ -46,7 +46,10 @@ from pipeline.errors import UserInputError
 from pipeline.ray_cluster import cluster as ray_cluster
 from pipeline.ray_cluster import parse_size
 
-SHUFFLES = ("sort", "push", "hash")  # dedup.ray.shuffle: pull-based sort, push-based sort, hash
+# dedup.ray.shuffle: its values and Ray Data's ShuffleStrategy for each (named, so this
+# module imports no Ray).
+SHUFFLES = {"sort": "SORT_SHUFFLE_PULL_BASED", "push": "SORT_SHUFFLE_PUSH_BASED",
+            "hash": "HASH_SHUFFLE"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,7 @@ def cluster(settings: RaySettings) -> Iterator[Any]:
         from ray.data.context import ShuffleStrategy
 
         ctx = ray.data.DataContext.get_current()
-        ctx.shuffle_strategy = {"sort": ShuffleStrategy.SORT_SHUFFLE_PULL_BASED,
-                                "push": ShuffleStrategy.SORT_SHUFFLE_PUSH_BASED,
-                                "hash": ShuffleStrategy.HASH_SHUFFLE}[settings.shuffle]  # fmt: skip
+        ctx.shuffle_strategy = ShuffleStrategy[SHUFFLES[settings.shuffle]]
         # Hash-shuffle aggregators (`shuffle: hash`, joins) ask for CPUs; on a 1-CPU cluster
         # the shuffle's own tasks hold it and the aggregators never start (a hang). They
         # reserve none here. (The engine itself uses no join: `_attach`.)
